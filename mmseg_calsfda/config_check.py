@@ -1,0 +1,95 @@
+"""Checks a config before a Runner is built, naming the key at fault.
+
+MMEngine reports an unknown ``type`` only as ``'Foo is not in the
+mmseg::model registry'`` -- without saying which of a config's hundred keys
+holds it -- and a missing ``load_from`` only after the model has been built.
+:func:`check_config` looks at every typed entry the Runner will build and
+raises a ``KeyError``/``FileNotFoundError`` that names the key path.
+"""
+import os.path as osp
+from typing import Iterator, Tuple
+
+from mmengine.config import Config
+
+from mmseg.registry import (DATASETS, EVALUATOR, HOOKS, LOOPS, METRICS,
+                            MODELS, OPTIM_WRAPPERS, OPTIMIZERS,
+                            PARAM_SCHEDULERS, TRANSFORMS)
+
+# Keys of a model dict whose values are themselves models.
+_MODEL_KEYS = ('backbone', 'neck', 'decode_head', 'auxiliary_head',
+               'value_head', 'data_preprocessor', 'loss_decode', 'module')
+
+
+def _typed(node, path: str) -> Iterator[Tuple[str, dict]]:
+    """Yields ``(path, dict)`` for a dict or each dict of a list."""
+    if isinstance(node, dict) and 'type' in node:
+        yield path, node
+    elif isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _typed(item, f'{path}[{i}]')
+
+
+def _model_entries(node, path: str) -> Iterator[Tuple[str, dict]]:
+    for sub_path, sub in _typed(node, path):
+        yield sub_path, sub
+        for key in _MODEL_KEYS:
+            if key in sub:
+                yield from _model_entries(sub[key], f'{sub_path}.{key}')
+
+
+def _entries(cfg: Config) -> Iterator[Tuple[str, dict, object]]:
+    """Yields ``(key path, typed dict, registry)`` for what the Runner
+    builds."""
+    for path, node in _model_entries(cfg.get('model'), 'model'):
+        yield path, node, MODELS
+    for name in ('train', 'val', 'test'):
+        loader = cfg.get(f'{name}_dataloader') or {}
+        for path, node in _typed(loader.get('dataset'),
+                                 f'{name}_dataloader.dataset'):
+            yield path, node, DATASETS
+            yield from ((p, n, TRANSFORMS) for p, n in _typed(
+                node.get('pipeline', []), f'{path}.pipeline'))
+        for path, node in _typed(cfg.get(f'{name}_cfg'), f'{name}_cfg'):
+            yield path, node, LOOPS
+    for name in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(name)
+        if isinstance(evaluator, dict) and 'metrics' in evaluator:
+            evaluator = evaluator['metrics']
+        for path, node in _typed(evaluator, name):
+            yield path, node, (EVALUATOR if node['type'].endswith('Evaluator')
+                               else METRICS)
+    for path, node in _typed(cfg.get('custom_hooks', []), 'custom_hooks'):
+        yield path, node, HOOKS
+    for key, hook in (cfg.get('default_hooks') or {}).items():
+        for path, node in _typed(hook, f'default_hooks.{key}'):
+            yield path, node, HOOKS
+    for path, node in _typed(cfg.get('param_scheduler'), 'param_scheduler'):
+        yield path, node, PARAM_SCHEDULERS
+    wrapper = cfg.get('optim_wrapper') or {}
+    for path, node in _typed(wrapper, 'optim_wrapper'):
+        yield path, node, OPTIM_WRAPPERS
+        for p, n in _typed(node.get('optimizer'), f'{path}.optimizer'):
+            yield p, n, OPTIMIZERS
+
+
+def check_config(cfg: Config) -> None:
+    """Raises if a ``type`` is not registered or ``load_from`` is missing.
+
+    Args:
+        cfg (Config): A loaded config (custom imports already done).
+
+    Raises:
+        KeyError: Names the key path, the type and the registry.
+        FileNotFoundError: Names ``load_from`` and the path.
+    """
+    for path, node, registry in _entries(cfg):
+        type_name = node['type']
+        if isinstance(type_name, str) and registry.get(type_name) is None:
+            raise KeyError(
+                f'{path}.type = {type_name!r} is not registered in the '
+                f'{registry.scope}::{registry.name} registry (misspelt, or '
+                f'its module not imported by custom_imports?)')
+    load_from = cfg.get('load_from')
+    if load_from and '://' not in load_from and not osp.isfile(load_from):
+        raise FileNotFoundError(
+            f'load_from = {load_from!r}: no such checkpoint file')

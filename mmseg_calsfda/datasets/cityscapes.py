@@ -1,0 +1,9 @@
+from mmseg.datasets import CityscapesDataset
+from mmseg.registry import DATASETS
+from .checked_dataset import CheckedSegDatasetMixin
+
+
+@DATASETS.register_module()
+class CheckedCityscapesDataset(CheckedSegDatasetMixin, CityscapesDataset):
+    """MMSeg's :class:`CityscapesDataset` that names the config key and path
+    of a missing data root, an empty image folder or a missing label."""

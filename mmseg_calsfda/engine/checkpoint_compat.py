@@ -1,0 +1,49 @@
+"""Lets torch >= 2.6 load the checkpoints mmengine 0.10.7 writes.
+
+torch 2.6 made ``torch.load(weights_only=True)`` the default. mmengine 0.10.7
+calls ``torch.load`` without the argument, and its checkpoints hold a few
+non-tensor objects besides tensors (the message hub's ``HistoryBuffer`` with
+numpy arrays, numpy scalars for best scores), so ``Runner(resume=True)`` and
+``load_from`` fail. Rather than turning the safe loader off, this allow-lists
+exactly those globals with :func:`torch.serialization.add_safe_globals`.
+
+``getattr`` is among them because a pickled ``HistoryBuffer`` refers to its
+statistics methods as ``getattr(HistoryBuffer, 'min')``. The safe unpickler
+still refuses to *call* anything that is not allow-listed, so ``getattr`` only
+exposes attributes of objects it was already allowed to build.
+"""
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+
+
+def _numpy_globals() -> list:
+    """The numpy callables and classes pickled with arrays and scalars."""
+    try:  # numpy >= 2
+        from numpy._core import multiarray
+    except ImportError:
+        from numpy.core import multiarray
+    dtypes = [type(np.dtype(t)) for t in (
+        np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
+        np.uint16, np.uint32, np.uint64, np.float16, np.float32, np.float64)]
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray,
+            np.dtype, *dtypes]
+
+
+def mmengine_checkpoint_globals() -> list:
+    """Everything besides tensors that mmengine puts in a checkpoint."""
+    return [HistoryBuffer, getattr, *_numpy_globals()]
+
+
+def allow_mmengine_checkpoints() -> bool:
+    """Allow-lists mmengine's checkpoint contents for ``weights_only`` loads.
+
+    Returns:
+        bool: Whether anything was registered (False on torch < 2.4, whose
+        ``torch.load`` does not default to ``weights_only``).
+    """
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is None:
+        return False
+    add_safe_globals(mmengine_checkpoint_globals())
+    return True

@@ -1,0 +1,3 @@
+from .ece_metric import ECEMetric
+
+__all__ = ['ECEMetric']

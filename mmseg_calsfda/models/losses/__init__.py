@@ -1,0 +1,3 @@
+from .diff_ece_loss import DiffECELoss
+
+__all__ = ['DiffECELoss']
