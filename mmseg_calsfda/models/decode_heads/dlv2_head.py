@@ -26,12 +26,12 @@ class DLV2Head(BaseDecodeHead):
     """
 
     def __init__(self, dilations: Sequence[int] = (6, 12, 18, 24), **kwargs):
+        if kwargs.get('input_transform') is not None:
+            raise ValueError('DLV2Head takes a single feature map; got '
+                             f'input_transform={kwargs["input_transform"]!r}')
         kwargs.setdefault('channels', kwargs.get('in_channels'))
         kwargs.setdefault('dropout_ratio', 0.)
         super().__init__(**kwargs)
-        if self.input_transform is not None:
-            raise ValueError('DLV2Head takes a single feature map; got '
-                             f'input_transform={self.input_transform!r}')
         if len(dilations) == 0:
             raise ValueError('dilations must name at least one dilation')
         self.dilations = tuple(dilations)

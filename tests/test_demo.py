@@ -1,0 +1,22 @@
+"""The README's main command, in its tiny mode: runs end to end."""
+import json
+import subprocess
+import sys
+
+from tests.utils import ROOT
+
+
+def test_demo_tiny(tmp_path):
+    res = subprocess.run(
+        [sys.executable, 'tools/demo.py', '--tiny', '--work-dir',
+         str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+        timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    results = json.loads((tmp_path / 'results.json').read_text())
+    keys = {'source_val_mIoU', 'target_mIoU', 'target_ECE', 'target_cECE'}
+    assert keys <= set(results['source_only'])
+    for key in keys:
+        assert 0 <= results['source_only'][key] <= 100
+    assert (tmp_path / 'results.md').read_text().startswith('| model |')
+    assert (tmp_path / 'stage1_source' / 'eval_target_val' /
+            'reliability_diagram.png').exists()

@@ -1,0 +1,22 @@
+"""Importing the plugin registers its components in MMSeg's registries."""
+import mmseg_calsfda
+from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS
+
+
+def test_version():
+    assert isinstance(mmseg_calsfda.__version__, str)
+    assert mmseg_calsfda.__version__.count('.') == 2
+
+
+def test_components_are_registered_in_mmseg_scope():
+    expected = {
+        MODELS: ['DiffECELoss', 'DLV2Head'],
+        METRICS: ['ECEMetric'],
+        HOOKS: ['ECELossWarmupHook'],
+        DATASETS: ['GTA5Dataset', 'SynthiaDataset',
+                   'CheckedCityscapesDataset'],
+    }
+    for registry, names in expected.items():
+        assert registry.scope == 'mmseg'
+        for name in names:
+            assert name in registry.module_dict, (registry.name, name)

@@ -1,0 +1,95 @@
+"""tools/train.py, tools/test.py and `mim train` as a user runs them, and
+the messages they give for bad input."""
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.utils import ROOT, tiny_source_cfg
+
+
+def run(args, cwd=ROOT, timeout=300):
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def tiny_config(synthetic_root, tmp_path):
+    cfg = tiny_source_cfg(synthetic_root, tmp_path / 'work', max_iters=2)
+    path = str(tmp_path / 'tiny_source.py')
+    cfg.dump(path)
+    return path
+
+
+def test_train_then_test_cli(tiny_config, tmp_path):
+    work = str(tmp_path / 'cli')
+    res = run([sys.executable, 'tools/train.py', tiny_config, '--work-dir',
+               work])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))
+    res = run([sys.executable, 'tools/test.py', tiny_config,
+               osp.join(work, 'iter_2.pth'), '--work-dir', work])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'cECE' in res.stdout + res.stderr
+
+
+@pytest.mark.skipif(shutil.which('mim') is None and not osp.exists(
+    osp.join(osp.dirname(sys.executable), 'mim')), reason='openmim missing')
+def test_mim_train(tiny_config, tmp_path):
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    work = str(tmp_path / 'mim')
+    res = run([mim, 'train', 'mmsegmentation', tiny_config, '--work-dir',
+               work])
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))
+
+
+def test_missing_config_path():
+    res = run([sys.executable, 'tools/train.py', 'configs/nope.py'])
+    assert res.returncode != 0
+    assert "config file 'configs/nope.py' does not exist" in res.stderr
+
+
+def test_unknown_type_names_the_key(tiny_config):
+    res = run([sys.executable, 'tools/train.py', tiny_config,
+               '--cfg-options', 'model.decode_head.type=DLV3Head'])
+    assert res.returncode != 0
+    assert "model.decode_head.type = 'DLV3Head' is not registered" in \
+        res.stderr
+
+
+def test_unknown_loss_type_names_the_key(tiny_config):
+    res = run([sys.executable, 'tools/train.py', tiny_config,
+               '--cfg-options', 'custom_hooks.0.type=NoSuchHook'])
+    assert res.returncode != 0
+    assert "custom_hooks[0].type = 'NoSuchHook'" in res.stderr
+
+
+def test_missing_load_from_names_the_file(tiny_config):
+    res = run([sys.executable, 'tools/train.py', tiny_config,
+               '--cfg-options', 'load_from=/no/such/ckpt.pth'])
+    assert res.returncode != 0
+    assert "load_from = '/no/such/ckpt.pth': no such checkpoint" in \
+        res.stderr
+
+
+def test_plugin_import_failure_names_the_module(tmp_path):
+    cfg = tmp_path / 'bad.py'
+    cfg.write_text("custom_imports = dict(imports=['mmseg_calsfda_typo'], "
+                   "allow_failed_imports=False)\n")
+    res = run([sys.executable, 'tools/train.py', str(cfg)])
+    assert res.returncode != 0
+    assert 'mmseg_calsfda_typo' in res.stderr
+
+
+def test_amp_without_gpu_is_a_clear_message(tiny_config):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('has a GPU')
+    res = run([sys.executable, 'tools/train.py', tiny_config, '--amp'])
+    assert res.returncode != 0
+    assert '--amp needs a CUDA GPU' in res.stderr

@@ -1,0 +1,202 @@
+"""Benchmarks the differentiable ECE: the loss alone and a training step.
+
+    python tools/benchmark/ece_loss.py --device cuda --out benchmarks/x.json
+
+Reports ratios measured in one run (medians after warm-up, with CUDA
+synchronisation):
+
+* ``loss_vs_loop``: slow loop implementation of the same definition (one
+  image, class and bin at a time) / ``DiffECELoss`` (forward + backward);
+* ``loss_vs_torchmetrics``: torchmetrics' top-label
+  ``multiclass_calibration_error`` / ``DiffECELoss`` forward (different
+  quantity, same data: how a standard calibration metric compares);
+* ``diffece_step_overhead``: a DeepLabV2-R101 training step with CE + DiffECE
+  / the same step with CE only, on the same batch.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
+                        else 'cpu')
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--size', type=int, default=600,
+                        help='square crop size of the training step')
+    parser.add_argument('--loss-size', type=int, default=None,
+                        help='spatial size for the loss-alone benchmarks '
+                        '(default: --size)')
+    parser.add_argument('--depth', type=int, default=101)
+    parser.add_argument('--reps', type=int, default=10)
+    parser.add_argument('--loop-reps', type=int, default=2)
+    parser.add_argument('--amp', action='store_true',
+                        help='bf16 autocast for the training step')
+    parser.add_argument('--out', help='JSON file to write')
+    return parser.parse_args()
+
+
+def timed(fn, device: str, reps: int, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_loss(args, size: int) -> dict:
+    from torchmetrics.functional.classification import \
+        multiclass_calibration_error
+
+    from mmseg_calsfda.models.losses import DiffECELoss
+    from tests.reference import loop_classwise_ece
+
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(args.batch, 19, size, size, generator=g) * 3)
+    label = torch.randint(0, 19, (args.batch, size, size), generator=g)
+    logits, label = logits.to(args.device), label.to(args.device)
+    loss = DiffECELoss()
+
+    def ours():
+        x = logits.clone().requires_grad_()
+        loss(x, label).backward()
+
+    def loop():
+        x = logits.clone().requires_grad_()
+        loop_classwise_ece(x, label, 10, 1e-5).mean().backward()
+
+    def torchmetrics():
+        multiclass_calibration_error(logits, label, num_classes=19,
+                                     n_bins=10, norm='l1', ignore_index=255)
+
+    def ours_forward():
+        with torch.no_grad():
+            loss(logits, label)
+
+    t_ours = timed(ours, args.device, args.reps)
+    t_loop = timed(loop, args.device, args.loop_reps, warmup=1)
+    t_fwd = timed(ours_forward, args.device, args.reps)
+    t_tm = timed(torchmetrics, args.device, args.reps)
+    return dict(
+        shape=[args.batch, 19, size, size],
+        diffece_fwd_bwd_s=t_ours, loop_fwd_bwd_s=t_loop,
+        diffece_fwd_s=t_fwd, torchmetrics_s=t_tm,
+        loss_vs_loop=t_loop / t_ours, loss_vs_torchmetrics=t_tm / t_fwd)
+
+
+def build_model(args, with_ece: bool):
+    from mmengine.config import Config
+
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/calsfda/deeplabv2_r101_gta5_source.py'))
+    cfg.model.pretrained = None
+    cfg.model.backbone.depth = args.depth
+    cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)
+    if args.depth < 50:
+        cfg.model.decode_head.in_channels = 512
+    cfg.model.data_preprocessor.size = (args.size, args.size)
+    if not with_ece:
+        cfg.model.decode_head.loss_decode = cfg.model.decode_head.loss_decode[
+            :1]
+    return MODELS.build(cfg.model).to(args.device)
+
+
+def bench_step(args) -> dict:
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
+    from mmengine.structures import PixelData
+
+    from mmseg.structures import SegDataSample
+    torch.manual_seed(0)
+    imgs = [torch.randint(0, 255, (3, args.size, args.size),
+                          dtype=torch.uint8) for _ in range(args.batch)]
+    samples = []
+    for _ in range(args.batch):
+        s = SegDataSample()
+        s.gt_sem_seg = PixelData(
+            data=torch.randint(0, 19, (1, args.size, args.size)))
+        s.set_metainfo(dict(img_shape=(args.size, args.size),
+                            ori_shape=(args.size, args.size),
+                            pad_shape=(args.size, args.size)))
+        samples.append(s)
+    data = dict(inputs=imgs, data_samples=samples)
+    result = {}
+    base = build_model(args, with_ece=False)
+    for name, with_ece in (('ce', False), ('ce_diffece', True)):
+        model = build_model(args, with_ece)
+        model.load_state_dict(base.state_dict())
+        optim = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+        if args.amp:
+            wrapper = AmpOptimWrapper(optimizer=optim, dtype='bfloat16')
+        else:
+            wrapper = OptimWrapper(optimizer=optim)
+        model.train()
+        if args.device.startswith('cuda'):
+            torch.cuda.reset_peak_memory_stats()
+        result[f'{name}_step_s'] = timed(
+            lambda: model.train_step(data, wrapper), args.device, args.reps)
+        if args.device.startswith('cuda'):
+            result[f'{name}_peak_mem_mib'] = (
+                torch.cuda.max_memory_allocated() / 2**20)
+        del model, wrapper, optim
+    result['diffece_step_overhead'] = (result['ce_diffece_step_s'] /
+                                       result['ce_step_s'])
+    result.update(batch=args.batch, size=args.size, depth=args.depth,
+                  amp='bf16' if args.amp else 'fp32')
+    return result
+
+
+def environment(args) -> dict:
+    import mmcv
+    import mmengine
+
+    import mmseg
+    env = dict(torch=torch.__version__, mmcv=mmcv.__version__,
+               mmengine=mmengine.__version__, mmseg=mmseg.__version__,
+               python=platform.python_version(), device=args.device,
+               threads=torch.get_num_threads())
+    if args.device.startswith('cuda'):
+        env.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda)
+    else:
+        env.update(cpu=platform.processor() or platform.machine(),
+                   cores=os.cpu_count())
+    return env
+
+
+def main():
+    args = parse_args()
+    import mmseg_calsfda  # noqa: F401
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    results = dict(environment=environment(args))
+    results['loss'] = bench_loss(args, args.loss_size or args.size)
+    results['step'] = bench_step(args)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+
+
+if __name__ == '__main__':
+    main()
