@@ -16,8 +16,11 @@ CONFIGS = sorted(
 
 def test_there_are_configs():
     names = [osp.basename(p) for p in CONFIGS]
-    assert 'deeplabv2_r101_gta5_source.py' in names
-    assert 'deeplabv2_r101_synthia_source.py' in names
+    for name in ('deeplabv2_r101_gta5_source.py',
+                 'deeplabv2_r101_synthia_source.py',
+                 'deeplabv2_r101_gta5_value.py',
+                 'deeplabv2_r101_synthia_value.py'):
+        assert name in names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
@@ -26,6 +29,10 @@ def test_config_builds(path):
     assert cfg.default_scope == 'mmseg'
     assert cfg.custom_imports == dict(
         imports=['mmseg_calsfda'], allow_failed_imports=False)
+    if cfg.load_from:  # a later stage names the previous stage's output
+        assert cfg.load_from.startswith('work_dirs/'), cfg.load_from
+        assert cfg.load_from.endswith('.pth'), cfg.load_from
+        cfg.load_from = None
     check_config(cfg)
     cfg.model.pretrained = None  # never download in tests
     model = MODELS.build(cfg.model)
@@ -48,3 +55,14 @@ def test_source_stage_selects_lowest_cece():
     assert cfg.model.backbone.depth == 101
     assert cfg.model.decode_head.type == 'DLV2Head'
     assert cfg.model.pretrained == 'open-mmlab://resnet101_v1c'
+
+
+def test_value_stage_loads_stage_one_and_trains_the_head_only():
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/calsfda/deeplabv2_r101_gta5_value.py'))
+    assert cfg.load_from == \
+        'work_dirs/deeplabv2_r101_gta5_source/best_cECE.pth'
+    assert cfg.model.stage == 'value' and cfg.model.freeze_segmentor
+    assert cfg.model.value_head.type == 'ECEValueNetHead'
+    assert cfg.val_evaluator[0].type == 'EstimatedECEMetric'
+    assert cfg.val_evaluator[0].with_labels

@@ -10,9 +10,10 @@ def test_version():
 
 def test_components_are_registered_in_mmseg_scope():
     expected = {
-        MODELS: ['DiffECELoss', 'DLV2Head'],
-        METRICS: ['ECEMetric'],
-        HOOKS: ['ECELossWarmupHook'],
+        MODELS: ['DiffECELoss', 'DLV2Head', 'ECEValueNetHead',
+                 'CalSFDASegmentor'],
+        METRICS: ['ECEMetric', 'EstimatedECEMetric'],
+        HOOKS: ['ECELossWarmupHook', 'ECECheckpointHook', 'BNWarmupHook'],
         DATASETS: ['GTA5Dataset', 'SynthiaDataset',
                    'CheckedCityscapesDataset'],
     }

@@ -1,6 +1,7 @@
 """MMSeg's real Runner on tiny generated data: train, save, select, resume,
 load_from, and the ECE warm-up hook."""
 import json
+import os
 import os.path as osp
 
 import torch
@@ -39,6 +40,14 @@ def test_train_select_and_resume(synthetic_root, tmp_path):
     # the kept checkpoint is the one with the lowest cECE
     best_iter = int(best[0][len('best_cECE_iter_'):-4])
     assert min(val, key=lambda r: r['cECE'])['step'] == best_iter
+    # stable link for the next stage's load_from, and the selection summary
+    link = tmp_path / 'best_cECE.pth'
+    assert link.is_symlink() and os.readlink(link) == best[0]
+    summary = json.loads((tmp_path / 'selection.json').read_text())
+    assert summary['selected']['iter'] == best_iter
+    assert summary['last']['iter'] == 4
+    assert summary['oracle']['mIoU'] == max(r['mIoU'] for r in val)
+    assert summary['checkpoint'] == best[0]
 
     # resume (torch >= 2.6 weights_only default) to 6 iterations
     cfg = tiny_source_cfg(synthetic_root, tmp_path, max_iters=6, interval=2)
@@ -52,6 +61,9 @@ def test_train_select_and_resume(synthetic_root, tmp_path):
     assert steps[-2:] == [5, 6] and len(steps) == len(set(steps))
     ckpt = torch.load(osp.join(tmp_path, 'iter_6.pth'), map_location='cpu')
     assert ckpt['meta']['iter'] == 6
+    # the selection history survived the resume
+    summary = json.loads((tmp_path / 'selection.json').read_text())
+    assert [r['iter'] for r in summary['history']] == [2, 4, 6]
 
 
 def test_load_from_mmengine_checkpoint(synthetic_root, tmp_path):
@@ -72,7 +84,7 @@ def test_warmup_hook_restores_weight(synthetic_root, tmp_path):
     cfg = tiny_source_cfg(synthetic_root, tmp_path, max_iters=1)
     cfg.custom_hooks = [dict(type='ECELossWarmupHook', start_iter=5)]
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.default_hooks.checkpoint.save_best = None
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
     runner = Runner.from_cfg(cfg)
     runner.train()
     losses = [m for m in runner.model.modules()

@@ -22,8 +22,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SOURCE_CONFIG = osp.join(ROOT,
-                         'configs/calsfda/demo/deeplabv2_r18_toy_source.py')
+SOURCE_CONFIG = osp.join(ROOT, 'configs/calsfda/deeplabv2_r101_gta5_source.py')
 
 SIZES = dict(
     full=dict(height=128, width=256, source_train=200, source_val=50,
@@ -63,24 +62,13 @@ def generate_data(data_dir: str, size: dict, seed: int) -> None:
 
 
 def source_config(args, size: dict, data_dir: str) -> Config:
-    cfg = Config.fromfile(SOURCE_CONFIG)
-    cfg.work_dir = osp.join(args.work_dir, 'stage1_source')
-    cfg.randomness = dict(seed=args.seed)
-    cfg.launcher = 'none'
-    crop = (size['crop'], size['crop'])
-    scale = (size['width'], size['height'])
-    cfg.model.data_preprocessor.size = crop
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        loader.dataset.data_root = osp.join(data_dir, 'gta')
-    cfg.train_dataloader.dataset.pipeline[2].scale = scale
-    cfg.train_dataloader.dataset.pipeline[3].crop_size = crop
-    cfg.val_dataloader.dataset.pipeline[1].scale = scale
-    cfg.test_dataloader = cfg.val_dataloader
-    iters = size['iters']
-    cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = max(1, iters // 4)
-    cfg.default_hooks.checkpoint.interval = max(1, iters // 4)
-    cfg.param_scheduler[0].end = iters
+    """Stage 1 as configured, shrunk to a CPU-sized run."""
+    from mmseg_calsfda.toy import shrink_config
+    cfg = shrink_config(
+        Config.fromfile(SOURCE_CONFIG), data_dir,
+        osp.join(args.work_dir, 'stage1_source'),
+        image_size=(size['height'], size['width']), crop=size['crop'],
+        max_iters=size['iters'], lr=0.01, seed=args.seed)
     if args.device == 'cpu':
         cfg.env_cfg.dist_cfg = dict(backend='gloo')
     return cfg

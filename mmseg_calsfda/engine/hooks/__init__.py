@@ -1,3 +1,5 @@
+from .bn_warmup_hook import BNWarmupHook
+from .ece_checkpoint_hook import ECECheckpointHook
 from .ece_loss_warmup_hook import ECELossWarmupHook
 
-__all__ = ['ECELossWarmupHook']
+__all__ = ['BNWarmupHook', 'ECECheckpointHook', 'ECELossWarmupHook']

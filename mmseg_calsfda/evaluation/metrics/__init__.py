@@ -1,3 +1,4 @@
 from .ece_metric import ECEMetric
+from .estimated_ece_metric import EstimatedECEMetric
 
-__all__ = ['ECEMetric']
+__all__ = ['ECEMetric', 'EstimatedECEMetric']

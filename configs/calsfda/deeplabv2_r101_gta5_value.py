@@ -1,0 +1,47 @@
+# Cal-SFDA stage 2 -- the value net: learns to predict an image's class-level
+# ECE from backbone features, on the labelled source.
+#   loads the stage-1 checkpoint with the lowest source cECE
+#   segmentor frozen (backbone + decode head: no gradients, BN in eval mode);
+#   only ECEValueNetHead trains: MSE to the DETACHED per-image class-level ECE
+#   validation on source val: estimate vs truth (MSE, Pearson, Spearman)
+# Next stage: deeplabv2_gta2cs.py adapts this checkpoint to Cityscapes.
+_base_ = ['./deeplabv2_r101_gta5_source.py']
+
+load_from = 'work_dirs/deeplabv2_r101_gta5_source/best_cECE.pth'
+
+model = dict(
+    stage='value',
+    freeze_segmentor=True,  # False: the MSE also trains the backbone
+    value_head=dict(
+        type='ECEValueNetHead',
+        in_channels=2048,
+        in_index=3,
+        channels=128,
+        pool_size=4),
+    ece_n_bins=10,
+    ece_temperature=1e-5,
+    ece_class_average='all')
+
+# Only the value head has trainable parameters.
+optimizer = dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=0)
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=optimizer,
+    clip_grad=dict(max_norm=0.01),  # reference: gradient clipping 0.01
+    _delete_=True)
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=20000,
+         by_epoch=False)
+]
+train_cfg = dict(max_iters=20000, val_interval=2000)
+
+val_evaluator = [dict(type='EstimatedECEMetric', with_labels=True)]
+test_evaluator = val_evaluator
+custom_hooks = []
+default_hooks = dict(
+    checkpoint=dict(
+        type='ECECheckpointHook',
+        interval=2000,
+        save_best='ece_mse',
+        rule='less',
+        report_key='ece_spearman'))

@@ -1,0 +1,140 @@
+"""Re-estimating BatchNorm statistics on (unlabelled) target data.
+
+The value head's BatchNorm statistics come from the source domain; before it
+estimates ECE on target images they are re-estimated there (METHOD.md, "BatchNorm
+statistic warm-up"). :func:`warmup_bn_stats` runs forward passes with the
+chosen BatchNorm layers in train mode (normalising by batch statistics, as the
+reference does) and sets their running statistics to the *exact* mean and
+(unbiased) variance of all the inputs they saw -- the limit of the cumulative
+average with ``momentum=None``, without its bias when batches differ in size.
+Sums are all-reduced across ranks, so N processes give the statistics of the
+union of their data.
+"""
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.dist import all_reduce, is_distributed
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def select_bn_layers(model: nn.Module,
+                     modules: Sequence[str]) -> List[Tuple[str, _BatchNorm]]:
+    """BatchNorm layers of ``model`` under the given module names.
+
+    Args:
+        model (nn.Module): The (unwrapped) model.
+        modules (Sequence[str]): Dotted module names, e.g. ``('value_head',)``
+            or ``('backbone', 'value_head')``.
+
+    Returns:
+        list[tuple[str, _BatchNorm]]: ``(name, layer)`` pairs.
+    """
+    layers = [(name, m) for name, m in model.named_modules()
+              if isinstance(m, _BatchNorm) and any(
+                  name == p or name.startswith(p + '.') for p in modules)]
+    if not layers:
+        raise ValueError(f'no BatchNorm layer under modules={list(modules)}')
+    return layers
+
+
+class _MomentAccumulator:
+    """Forward pre-hook summing per-channel x and x^2 of a BN layer's input."""
+
+    def __init__(self, layer: _BatchNorm) -> None:
+        zeros = torch.zeros(layer.num_features, dtype=torch.float64,
+                            device=layer.running_mean.device)
+        self.sum, self.sum_sq = zeros.clone(), zeros.clone()
+        self.count = torch.zeros((), dtype=torch.float64,
+                                 device=zeros.device)
+        self.handle = layer.register_forward_pre_hook(self)
+
+    def __call__(self, layer: _BatchNorm, args: Tuple[Tensor]) -> None:
+        x = args[0].detach().double().transpose(0, 1).flatten(1)
+        self.sum += x.sum(1)
+        self.sum_sq += (x * x).sum(1)
+        self.count += x.shape[1]
+
+    def moments(self) -> Tuple[Tensor, Tensor]:
+        """Mean and unbiased variance of everything seen (on all ranks)."""
+        stats = torch.cat([self.sum, self.sum_sq, self.count[None]])
+        if is_distributed():
+            all_reduce(stats)
+        n = len(self.sum)
+        total, total_sq, count = stats[:n], stats[n:2 * n], stats[-1]
+        mean = total / count
+        var = (total_sq - count * mean * mean) / (count - 1).clamp(min=1)
+        return mean, var.clamp(min=0)
+
+
+def _warmup_forward(model: nn.Module, inputs: Tensor,
+                    modules: Sequence[str]) -> None:
+    """Runs the parts of the model whose BatchNorm layers are warmed up."""
+    feats = model.extract_feat(inputs)
+    if getattr(model, 'value_head', None) is not None:
+        model.value_head(feats)
+    if any(m.split('.')[0] in ('decode_head', 'auxiliary_head')
+           for m in modules):
+        model.decode_head.forward(feats)
+
+
+@torch.no_grad()
+def warmup_bn_stats(model: nn.Module,
+                    data: Iterable[dict],
+                    num_batches: int,
+                    modules: Sequence[str] = ('value_head', )) -> Dict:
+    """Re-estimates the running statistics of BatchNorm layers on ``data``.
+
+    Args:
+        model (nn.Module): A segmentor (optionally wrapped by DDP) with a
+            ``data_preprocessor`` and ``extract_feat``.
+        data (Iterable[dict]): Batches as a dataloader yields them.
+        num_batches (int): Batches to use (fewer if ``data`` runs out).
+        modules (Sequence[str]): Whose BatchNorm layers to re-estimate.
+
+    Returns:
+        dict: ``layers`` (number), ``batches`` and ``images`` seen.
+    """
+    if num_batches < 1:
+        raise ValueError(f'num_batches must be >= 1, got {num_batches}')
+    if is_model_wrapper(model):
+        model = model.module
+    layers = select_bn_layers(model, modules)
+    was_training = model.training
+    modes = [layer.training for _, layer in layers]
+    model.eval()
+    accumulators = []
+    for _, layer in layers:
+        layer.train()
+        accumulators.append(_MomentAccumulator(layer))
+    batches = images = 0
+    try:
+        for batch in data:
+            if batches >= num_batches:
+                break
+            inputs = model.data_preprocessor(batch, False)['inputs']
+            _warmup_forward(model, inputs, modules)
+            batches += 1
+            images += inputs.shape[0]
+    finally:
+        for acc in accumulators:
+            acc.handle.remove()
+        model.train(was_training)
+        for (_, layer), mode in zip(layers, modes):
+            layer.train(mode)
+    if batches == 0:
+        raise ValueError('BN warm-up got no data: the dataloader is empty')
+    for (_, layer), acc in zip(layers, accumulators):
+        mean, var = acc.moments()
+        layer.running_mean.copy_(mean)
+        layer.running_var.copy_(var)
+        layer.num_batches_tracked.fill_(batches)
+    summary = dict(layers=len(layers), batches=batches, images=images)
+    print_log(
+        f'BN warm-up: re-estimated {len(layers)} BatchNorm layer(s) under '
+        f'{list(modules)} on {images} image(s) in {batches} batch(es)',
+        logger='current')
+    return summary

@@ -1,0 +1,120 @@
+import json
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook
+
+from mmseg.registry import HOOKS
+
+
+@HOOKS.register_module()
+class ECECheckpointHook(CheckpointHook):
+    """Keeps the checkpoint with the lowest ECE and reports it beside the
+    oracle and the last evaluation.
+
+    A :class:`CheckpointHook` whose ``save_best`` defaults to ``'cECE'`` with
+    ``rule='less'`` (lower calibration error is better). In addition it
+
+    * keeps a stable link ``best_<key>.pth`` to the current best checkpoint,
+      so the next stage's ``load_from`` can name it before it exists;
+    * records every evaluation and writes ``work_dir/selection.json``:
+      the ECE-selected evaluation, the oracle (best ``report_key``, e.g.
+      mIoU) and the last one. The record lives in the message hub and in
+      ``selection.json``; on resume, evaluations up to the resumed iteration
+      are kept (a checkpoint is written *before* the validation of its own
+      iteration, so the message hub alone would miss that one).
+
+    Args:
+        save_best (str): Metric to minimise/maximise. Defaults to 'cECE'.
+        rule (str): 'less' or 'greater'. Defaults to 'less'.
+        report_key (str): Metric reported beside it and used for the oracle.
+            Defaults to 'mIoU'.
+        **kwargs: Arguments of :class:`CheckpointHook`.
+    """
+
+    def __init__(self,
+                 save_best: str = 'cECE',
+                 rule: str = 'less',
+                 report_key: str = 'mIoU',
+                 **kwargs) -> None:
+        if not isinstance(save_best, str) or save_best == 'auto':
+            raise ValueError('ECECheckpointHook selects by one named metric, '
+                             f'got save_best={save_best!r}')
+        kwargs.setdefault('by_epoch', False)
+        super().__init__(save_best=save_best, rule=rule, **kwargs)
+        self.key = save_best
+        self.key_rule = rule
+        self.report_key = report_key
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        path = osp.join(runner.work_dir, 'selection.json')
+        if runner.iter == 0 or not osp.isfile(path):
+            return
+        with open(path) as f:
+            saved = json.load(f).get('history', [])
+        rows = {r['iter']: r for r in saved if r['iter'] <= runner.iter}
+        rows.update((r['iter'], r) for r in runner.message_hub.get_info(
+            self._history_key, []))
+        runner.message_hub.update_info(self._history_key,
+                                       [rows[i] for i in sorted(rows)])
+
+    def after_val_epoch(self, runner, metrics: Dict[str, float]) -> None:
+        super().after_val_epoch(runner, metrics)
+        if self.key not in metrics:
+            return
+        history = list(runner.message_hub.get_info(self._history_key, []))
+        history.append(
+            dict(iter=runner.iter, epoch=runner.epoch,
+                 **{k: float(v) for k, v in metrics.items()
+                    if isinstance(v, (int, float))}))
+        runner.message_hub.update_info(self._history_key, history)
+        if is_main_process():
+            self._link_best()
+            self._write_summary(runner, history)
+
+    @property
+    def _history_key(self) -> str:
+        return f'ece_selection_history_{self.key}'
+
+    def _link_best(self) -> None:
+        best = self.best_ckpt_path
+        if not best or not osp.isfile(best):
+            return
+        link = osp.join(self.out_dir, f'best_{self.key}.pth'.replace('/', '_'))
+        tmp = link + '.tmp'
+        if osp.lexists(tmp):
+            os.remove(tmp)
+        os.symlink(osp.basename(best), tmp)
+        os.replace(tmp, link)
+
+    def _write_summary(self, runner, history: list) -> None:
+        sign = 1 if self.key_rule == 'less' else -1
+        selected = min(history, key=lambda r: sign * r[self.key])
+        oracle, last = self._oracle(history), history[-1]
+        summary = dict(
+            criterion=dict(key=self.key, rule=self.key_rule),
+            selected=selected,
+            oracle=oracle,
+            last=last,
+            checkpoint=osp.basename(self.best_ckpt_path or ''),
+            history=history)
+        path = osp.join(runner.work_dir, 'selection.json')
+        with open(path + '.tmp', 'w') as f:
+            json.dump(summary, f, indent=2)
+        os.replace(path + '.tmp', path)
+
+        def report(row: Optional[dict]) -> str:
+            value = (row or {}).get(self.report_key)
+            return 'n/a' if value is None else f'{value:.2f}'
+
+        runner.logger.info(
+            f'ECE selection: {self.key}={selected[self.key]:.4f} at iter '
+            f'{selected["iter"]}, {self.report_key} {report(selected)} '
+            f'(oracle {report(oracle)}, last {report(last)})')
+
+    def _oracle(self, history: list) -> Optional[dict]:
+        rows = [r for r in history if self.report_key in r]
+        return max(rows, key=lambda r: r[self.report_key]) if rows else None

@@ -1,0 +1,3 @@
+from .ece_value_net_head import ECEValueNetHead
+
+__all__ = ['ECEValueNetHead']

@@ -1,0 +1,3 @@
+from .calsfda_segmentor import CalSFDASegmentor
+
+__all__ = ['CalSFDASegmentor']

@@ -1,0 +1,100 @@
+"""Shrinks a stage config to a CPU-sized run on the procedural benchmark.
+
+The demo (``tools/demo.py``) and the integration tests run the *real* stage
+configs under ``configs/calsfda/`` with only this changed: a small ResNetV1c
+backbone (no ImageNet weights), the generated data, small images and crops,
+and a short schedule. Everything that defines a stage -- losses, segmentor
+stage, hooks, metrics, checkpoint selection -- stays as the config says.
+"""
+import os.path as osp
+from typing import Optional, Tuple
+
+from mmengine.config import Config, ConfigDict
+
+
+def _loaders(cfg: Config):
+    """Every dataloader config: the Runner's and those inside hooks."""
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(name):
+            yield cfg[name]
+    for hook in cfg.get('custom_hooks', []):
+        if isinstance(hook.get('dataloader'), (dict, ConfigDict)):
+            yield hook['dataloader']
+
+
+def _set_pipeline_sizes(pipeline: list, scale: Tuple[int, int],
+                        crop: Tuple[int, int]) -> None:
+    for step in pipeline:
+        if step['type'] in ('RandomResize', 'Resize'):
+            step['scale'] = scale
+        elif step['type'] == 'RandomCrop':
+            step['crop_size'] = crop
+
+
+def shrink_config(cfg: Config,
+                  data_dir: str,
+                  work_dir: str,
+                  image_size: Tuple[int, int] = (128, 256),
+                  crop: int = 128,
+                  max_iters: int = 200,
+                  num_evals: int = 4,
+                  batch_size: int = 4,
+                  depth: int = 18,
+                  base_channels: int = 64,
+                  lr: Optional[float] = None,
+                  seed: int = 0) -> Config:
+    """Adapts a stage config for a small CPU run (in place).
+
+    Args:
+        cfg (Config): A stage config.
+        data_dir (str): Root of the generated benchmark (``gta/``,
+            ``cityscapes/``); each dataloader's ``data_root`` keeps its last
+            path component (``data/gta`` -> ``<data_dir>/gta``).
+        work_dir (str): The run's work_dir.
+        image_size (tuple[int, int]): ``(height, width)`` of the images.
+        crop (int): Square training crop.
+        max_iters (int): Training iterations.
+        num_evals (int): Validations/checkpoints over the run.
+        batch_size (int): Training batch size.
+        depth (int): ResNetV1c depth (18 or 34 keep it fast).
+        base_channels (int): Width of the backbone's first stage.
+        lr (float, optional): Learning rate; None keeps the config's.
+        seed (int): Random seed.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    height, width = image_size
+    feat_channels = base_channels * 8
+    model = cfg.model
+    model.pretrained = None
+    model.data_preprocessor.size = (crop, crop)
+    model.backbone.update(depth=depth, base_channels=base_channels)
+    model.decode_head.update(in_channels=feat_channels,
+                             dilations=(2, 4, 6, 8))
+    if model.get('value_head'):
+        model.value_head.in_channels = feat_channels
+
+    for loader in _loaders(cfg):
+        dataset = loader.dataset
+        dataset.data_root = osp.join(
+            data_dir, osp.basename(osp.normpath(dataset.data_root)))
+        _set_pipeline_sizes(dataset.pipeline, (width, height), (crop, crop))
+        loader.update(num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.batch_size = batch_size
+
+    interval = max(1, max_iters // num_evals)
+    cfg.train_cfg.update(max_iters=max_iters, val_interval=interval)
+    for scheduler in cfg.param_scheduler:
+        scheduler.end = max_iters
+    if lr is not None:
+        cfg.optim_wrapper.optimizer.lr = lr
+    cfg.default_hooks.checkpoint.interval = interval
+    cfg.default_hooks.logger.interval = max(1, min(10, interval))
+    cfg.default_hooks.visualization = dict(
+        type='SegVisualizationHook', draw=False)
+    cfg.env_cfg.cudnn_benchmark = False
+    cfg.randomness = dict(seed=seed)
+    cfg.work_dir = work_dir
+    cfg.launcher = cfg.get('launcher', 'none')
+    return cfg
