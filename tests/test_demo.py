@@ -17,6 +17,9 @@ def test_demo_tiny(tmp_path):
     assert keys <= set(results['source_only'])
     for key in keys:
         assert 0 <= results['source_only'][key] <= 100
+    est = results['ece_estimation']
+    for key in ('spearman', 'spearman_no_warmup', 'pearson'):
+        assert -1 <= est[key] <= 1 or est[key] != est[key]  # NaN if constant
     assert (tmp_path / 'results.md').read_text().startswith('| model |')
     assert (tmp_path / 'stage1_source' / 'eval_target_val' /
             'reliability_diagram.png').exists()

@@ -6,9 +6,16 @@
    Cityscapes-style target) under ``WORK_DIR/data``;
 2. stage 1: trains DeepLabV2 (ResNet-18 on CPU) with CE + DiffECE on the
    source through MMSeg's Runner, keeping the checkpoint with the lowest
-   source-val class-level ECE;
-3. evaluates that checkpoint on source val and on target val (mIoU, ECE,
-   cECE) and writes ``WORK_DIR/results.json`` and ``results.md``.
+   source-val class-level ECE, and evaluates it on source and target val
+   (mIoU, ECE, cECE);
+3. stage 2: trains the ECE value head on the frozen stage-1 model and
+   measures, on held-out labelled target images, how well its estimates rank
+   the true per-image class-level ECE (Spearman), with and without the BN
+   warm-up on unlabelled target images;
+4. writes ``WORK_DIR/results.json`` and ``results.md``.
+
+Each stage runs the real config from ``configs/calsfda/`` at CPU size
+(``mmseg_calsfda.toy.shrink_config``).
 """
 import argparse
 import json
@@ -22,13 +29,15 @@ from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SOURCE_CONFIG = osp.join(ROOT, 'configs/calsfda/deeplabv2_r101_gta5_source.py')
+CONFIGS = osp.join(ROOT, 'configs', 'calsfda')
 
 SIZES = dict(
     full=dict(height=128, width=256, source_train=200, source_val=50,
-              target_train=200, target_val=50, iters=400, crop=128),
+              target_train=200, target_val=50, iters=400, value_iters=300,
+              crop=128, warmup_batches=25),
     tiny=dict(height=64, width=128, source_train=8, source_val=4,
-              target_train=6, target_val=4, iters=4, crop=64))
+              target_train=6, target_val=4, iters=4, value_iters=2, crop=64,
+              warmup_batches=2))
 
 
 def parse_args():
@@ -61,40 +70,50 @@ def generate_data(data_dir: str, size: dict, seed: int) -> None:
     open(done, 'w').close()
 
 
-def source_config(args, size: dict, data_dir: str) -> Config:
-    """Stage 1 as configured, shrunk to a CPU-sized run."""
+def stage_config(args, size: dict, data_dir: str, name: str, work_dir: str,
+                 iters: int, lr: float) -> Config:
+    """A stage config as shipped, shrunk to a CPU-sized run."""
     from mmseg_calsfda.toy import shrink_config
     cfg = shrink_config(
-        Config.fromfile(SOURCE_CONFIG), data_dir,
-        osp.join(args.work_dir, 'stage1_source'),
+        Config.fromfile(osp.join(CONFIGS, name)), data_dir,
+        osp.join(args.work_dir, work_dir),
         image_size=(size['height'], size['width']), crop=size['crop'],
-        max_iters=size['iters'], lr=0.01, seed=args.seed)
+        max_iters=iters, lr=lr, seed=args.seed)
     if args.device == 'cpu':
         cfg.env_cfg.dist_cfg = dict(backend='gloo')
     return cfg
 
 
-def target_val_dataloader(cfg: Config, data_dir: str) -> dict:
+def target_dataloader(cfg: Config, data_dir: str, split: str) -> dict:
+    """Cityscapes-style target images: ``val`` with labels (reporting
+    only), ``train`` without."""
     loader = cfg.val_dataloader.copy()
+    pipeline = cfg.val_dataloader.dataset.pipeline
+    prefix = dict(img_path=f'leftImg8bit/{split}')
+    if split == 'val':
+        prefix['seg_map_path'] = 'gtFine/val'
+    else:
+        pipeline = [p for p in pipeline if p['type'] != 'LoadAnnotations']
     loader.dataset = dict(
         type='CheckedCityscapesDataset',
         data_root=osp.join(data_dir, 'cityscapes'),
-        data_prefix=dict(
-            img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
-        pipeline=cfg.val_dataloader.dataset.pipeline)
+        data_prefix=prefix,
+        pipeline=pipeline)
     return loader
 
 
-def evaluate(cfg: Config, checkpoint: str, dataloader: dict,
-             name: str) -> dict:
+def evaluate(cfg: Config, checkpoint: str, dataloader: dict, name: str,
+             evaluator=None, hooks=()) -> dict:
+    """Tests ``checkpoint`` on ``dataloader`` with the stage's config."""
     cfg = cfg.copy()
     cfg.work_dir = osp.join(cfg.work_dir, f'eval_{name}')
     cfg.load_from = checkpoint
     cfg.test_dataloader = dataloader
-    cfg.test_evaluator = [
+    cfg.test_evaluator = evaluator or [
         dict(type='IoUMetric', iou_metrics=['mIoU']),
         dict(type='ECEMetric', n_bins=10, output_dir=cfg.work_dir)
     ]
+    cfg.custom_hooks = list(hooks)
     return Runner.from_cfg(cfg).test()
 
 
@@ -109,19 +128,64 @@ def best_checkpoint(work_dir: str, key: str = 'cECE') -> str:
 def write_results(work_dir: str, results: dict) -> None:
     with open(osp.join(work_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=2)
-    lines = ['| model | split | mIoU | ECE | cECE |',
-             '|---|---|---|---|---|']
-    src = results['source_only']
-    lines.append(f"| stage 1 (CE + DiffECE) | source val | "
-                 f"{src['source_val_mIoU']:.2f} | {src['source_val_ECE']:.2f}"
-                 f" | {src['source_val_cECE']:.2f} |")
-    lines.append(f"| stage 1 (CE + DiffECE) | target val | "
-                 f"{src['target_mIoU']:.2f} | {src['target_ECE']:.2f} | "
-                 f"{src['target_cECE']:.2f} |")
+    src, est = results['source_only'], results['ece_estimation']
+    lines = [
+        '| model | split | mIoU | ECE | cECE |', '|---|---|---|---|---|',
+        f"| stage 1 (CE + DiffECE) | source val | {src['source_val_mIoU']:.2f}"
+        f" | {src['source_val_ECE']:.2f} | {src['source_val_cECE']:.2f} |",
+        f"| stage 1 (CE + DiffECE) | target val | {src['target_mIoU']:.2f} | "
+        f"{src['target_ECE']:.2f} | {src['target_cECE']:.2f} |", '',
+        '| ECE estimation on target val (per image) | Spearman | Pearson |',
+        '|---|---|---|',
+        f"| value head, BN warm-up on target | {est['spearman']:.3f} | "
+        f"{est['pearson']:.3f} |",
+        f"| value head, source BN statistics | "
+        f"{est['spearman_no_warmup']:.3f} | {est['pearson_no_warmup']:.3f} |"
+    ]
     table = '\n'.join(lines)
     with open(osp.join(work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
     print(table)
+
+
+def run_source_stage(args, size, data_dir) -> dict:
+    cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_source.py',
+                       'stage1_source', size['iters'], lr=0.01)
+    Runner.from_cfg(cfg).train()
+    ckpt = best_checkpoint(cfg.work_dir)
+    source = evaluate(cfg, ckpt, cfg.val_dataloader, 'source_val')
+    target = evaluate(cfg, ckpt, target_dataloader(cfg, data_dir, 'val'),
+                      'target_val')
+    return dict(
+        checkpoint=osp.relpath(ckpt, args.work_dir),
+        source_val_mIoU=source['mIoU'], source_val_ECE=source['ECE'],
+        source_val_cECE=source['cECE'], target_mIoU=target['mIoU'],
+        target_ECE=target['ECE'], target_cECE=target['cECE'])
+
+
+def run_value_stage(args, size, data_dir, stage1: str) -> dict:
+    cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_value.py',
+                       'stage2_value', size['value_iters'], lr=1e-3)
+    cfg.load_from = osp.join(args.work_dir, stage1)
+    Runner.from_cfg(cfg).train()
+    ckpt = osp.join(cfg.work_dir, f'iter_{size["value_iters"]}.pth')
+    target_val = target_dataloader(cfg, data_dir, 'val')
+    metric = [dict(type='EstimatedECEMetric', with_labels=True)]
+    warmup = dict(type='BNWarmupHook', before='test',
+                  num_batches=size['warmup_batches'],
+                  dataloader=target_dataloader(cfg, data_dir, 'train'))
+    without = evaluate(cfg, ckpt, target_val, 'target_val_no_warmup', metric)
+    with_warmup = evaluate(cfg, ckpt, target_val, 'target_val_warmup',
+                           metric, hooks=[warmup])
+    return dict(
+        checkpoint=osp.relpath(ckpt, args.work_dir),
+        spearman=with_warmup['ece_spearman'],
+        pearson=with_warmup['ece_pearson'],
+        mean_estimated_ECE=with_warmup['estECE'],
+        mean_true_ECE=with_warmup['trueECE'],
+        spearman_no_warmup=without['ece_spearman'],
+        pearson_no_warmup=without['ece_pearson'],
+        mean_estimated_ECE_no_warmup=without['estECE'])
 
 
 def main():
@@ -137,17 +201,9 @@ def main():
     data_dir = osp.join(args.work_dir, 'data')
     generate_data(data_dir, size, args.seed)
 
-    cfg = source_config(args, size, data_dir)
-    Runner.from_cfg(cfg).train()
-    ckpt = best_checkpoint(cfg.work_dir)
-    source = evaluate(cfg, ckpt, cfg.val_dataloader, 'source_val')
-    target = evaluate(cfg, ckpt, target_val_dataloader(cfg, data_dir),
-                      'target_val')
-    results = dict(source_only=dict(
-        checkpoint=osp.relpath(ckpt, args.work_dir),
-        source_val_mIoU=source['mIoU'], source_val_ECE=source['ECE'],
-        source_val_cECE=source['cECE'], target_mIoU=target['mIoU'],
-        target_ECE=target['ECE'], target_cECE=target['cECE']))
+    results = dict(source_only=run_source_stage(args, size, data_dir))
+    results['ece_estimation'] = run_value_stage(
+        args, size, data_dir, results['source_only']['checkpoint'])
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     write_results(args.work_dir, results)
 
