@@ -7,7 +7,7 @@ registries, so a config only needs::
 
 It also lets torch >= 2.6 load mmengine checkpoints (resume, ``load_from``).
 """
-from . import datasets, engine, evaluation, models  # noqa: F401
+from . import datasets, engine, evaluation, models, pseudo_label  # noqa: F401
 from .version import __version__
 
 __all__ = ['__version__']

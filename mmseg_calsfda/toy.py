@@ -17,9 +17,12 @@ def _loaders(cfg: Config):
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(name):
             yield cfg[name]
-    for hook in cfg.get('custom_hooks', []):
-        if isinstance(hook.get('dataloader'), (dict, ConfigDict)):
-            yield hook['dataloader']
+    hooks = list(cfg.get('custom_hooks', [])) + list(
+        (cfg.get('default_hooks') or {}).values())
+    for hook in hooks:
+        for key in ('dataloader', 'report_dataloader'):
+            if isinstance((hook or {}).get(key), (dict, ConfigDict)):
+                yield hook[key]
 
 
 def _set_pipeline_sizes(pipeline: list, scale: Tuple[int, int],
@@ -37,6 +40,7 @@ def shrink_config(cfg: Config,
                   image_size: Tuple[int, int] = (128, 256),
                   crop: int = 128,
                   max_iters: int = 200,
+                  max_epochs: Optional[int] = None,
                   num_evals: int = 4,
                   batch_size: int = 4,
                   depth: int = 18,
@@ -53,8 +57,11 @@ def shrink_config(cfg: Config,
         work_dir (str): The run's work_dir.
         image_size (tuple[int, int]): ``(height, width)`` of the images.
         crop (int): Square training crop.
-        max_iters (int): Training iterations.
-        num_evals (int): Validations/checkpoints over the run.
+        max_iters (int): Training iterations (iteration-based loops).
+        max_epochs (int, optional): Training epochs (epoch-based loops, e.g.
+            the target stage); validation and checkpoints every epoch.
+        num_evals (int): Validations/checkpoints over an iteration-based
+            run.
         batch_size (int): Training batch size.
         depth (int): ResNetV1c depth (18 or 34 keep it fast).
         base_channels (int): Width of the backbone's first stage.
@@ -83,10 +90,18 @@ def shrink_config(cfg: Config,
         loader.update(num_workers=0, persistent_workers=False)
     cfg.train_dataloader.batch_size = batch_size
 
-    interval = max(1, max_iters // num_evals)
-    cfg.train_cfg.update(max_iters=max_iters, val_interval=interval)
+    if cfg.train_cfg.type == 'EpochBasedTrainLoop':
+        if max_epochs is None:
+            raise ValueError('an epoch-based config needs max_epochs')
+        interval = 1
+        cfg.train_cfg.update(max_epochs=max_epochs, val_interval=1)
+        end = max_epochs
+    else:
+        interval = max(1, max_iters // num_evals)
+        cfg.train_cfg.update(max_iters=max_iters, val_interval=interval)
+        end = max_iters
     for scheduler in cfg.param_scheduler:
-        scheduler.end = max_iters
+        scheduler.end = end
     if lr is not None:
         cfg.optim_wrapper.optimizer.lr = lr
     cfg.default_hooks.checkpoint.interval = interval

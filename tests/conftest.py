@@ -35,3 +35,21 @@ def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope='session')
+def stage2(synthetic_root, tmp_path_factory):
+    """Tiny stage-1 and stage-2 runs: (stage-2 config file, stage-2
+    checkpoint, stage-1 checkpoint)."""
+    from mmengine.runner import Runner
+
+    from tests.utils import tiny_cfg, tiny_source_cfg
+    tmp = tmp_path_factory.mktemp('stage2')
+    Runner.from_cfg(tiny_source_cfg(synthetic_root, tmp / 'src', 2)).train()
+    cfg = tiny_cfg('deeplabv2_r101_gta5_value.py', synthetic_root,
+                   tmp / 'value', max_iters=2, interval=2, lr=1e-3)
+    cfg.load_from = str(tmp / 'src' / 'best_cECE.pth')
+    Runner.from_cfg(cfg).train()
+    config = str(tmp / 'value.py')
+    cfg.dump(config)
+    return config, str(tmp / 'value' / 'iter_2.pth'), cfg.load_from

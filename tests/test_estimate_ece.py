@@ -7,23 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from mmengine.runner import Runner
 
-from tests.utils import ROOT, tiny_cfg, tiny_source_cfg
-
-
-@pytest.fixture(scope='module')
-def stage2(synthetic_root, tmp_path_factory):
-    """(config file, stage-2 checkpoint, stage-1 checkpoint)."""
-    tmp = tmp_path_factory.mktemp('stage2')
-    Runner.from_cfg(tiny_source_cfg(synthetic_root, tmp / 'src', 2)).train()
-    cfg = tiny_cfg('deeplabv2_r101_gta5_value.py', synthetic_root,
-                   tmp / 'value', max_iters=2, interval=2, lr=1e-3)
-    cfg.load_from = str(tmp / 'src' / 'best_cECE.pth')
-    Runner.from_cfg(cfg).train()
-    config = str(tmp / 'value.py')
-    cfg.dump(config)
-    return config, str(tmp / 'value' / 'iter_2.pth'), cfg.load_from
+from tests.utils import ROOT
 
 
 def run(*args):

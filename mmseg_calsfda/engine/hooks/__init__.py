@@ -1,5 +1,9 @@
 from .bn_warmup_hook import BNWarmupHook
 from .ece_checkpoint_hook import ECECheckpointHook
 from .ece_loss_warmup_hook import ECELossWarmupHook
+from .self_training_hook import SelfTrainingHook
 
-__all__ = ['BNWarmupHook', 'ECECheckpointHook', 'ECELossWarmupHook']
+__all__ = [
+    'BNWarmupHook', 'ECECheckpointHook', 'ECELossWarmupHook',
+    'SelfTrainingHook'
+]

@@ -1,8 +1,9 @@
 import json
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
+import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
@@ -15,7 +16,10 @@ class ECECheckpointHook(CheckpointHook):
     oracle and the last evaluation.
 
     A :class:`CheckpointHook` whose ``save_best`` defaults to ``'cECE'`` with
-    ``rule='less'`` (lower calibration error is better). In addition it
+    ``rule='less'`` (lower calibration error is better): on the labelled
+    source, the evaluator's ``cECE``; on the target, the label-free
+    ``estECE`` of an ``EstimatedECEMetric`` validation over a fixed subset of
+    target images (with ``BNWarmupHook(before='val')``). In addition it
 
     * keeps a stable link ``best_<key>.pth`` to the current best checkpoint,
       so the next stage's ``load_from`` can name it before it exists;
@@ -24,13 +28,19 @@ class ECECheckpointHook(CheckpointHook):
       mIoU) and the last one. The record lives in the message hub and in
       ``selection.json``; on resume, evaluations up to the resumed iteration
       are kept (a checkpoint is written *before* the validation of its own
-      iteration, so the message hub alone would miss that one).
+      iteration, so the message hub alone would miss that one);
+    * optionally evaluates every validated model on a labelled set *for
+      reporting only* (``report_dataloader``/``report_evaluator``, e.g.
+      Cityscapes val with ``IoUMetric``): the numbers go into the record and
+      the oracle, never into the selection.
 
     Args:
         save_best (str): Metric to minimise/maximise. Defaults to 'cECE'.
         rule (str): 'less' or 'greater'. Defaults to 'less'.
         report_key (str): Metric reported beside it and used for the oracle.
             Defaults to 'mIoU'.
+        report_dataloader (dict, optional): Labelled data for reporting.
+        report_evaluator (dict | list, optional): Its metrics.
         **kwargs: Arguments of :class:`CheckpointHook`.
     """
 
@@ -38,6 +48,8 @@ class ECECheckpointHook(CheckpointHook):
                  save_best: str = 'cECE',
                  rule: str = 'less',
                  report_key: str = 'mIoU',
+                 report_dataloader: Optional[dict] = None,
+                 report_evaluator: Union[dict, list, None] = None,
                  **kwargs) -> None:
         if not isinstance(save_best, str) or save_best == 'auto':
             raise ValueError('ECECheckpointHook selects by one named metric, '
@@ -47,6 +59,11 @@ class ECECheckpointHook(CheckpointHook):
         self.key = save_best
         self.key_rule = rule
         self.report_key = report_key
+        if (report_dataloader is None) != (report_evaluator is None):
+            raise ValueError('report_dataloader and report_evaluator go '
+                             'together')
+        self._report_loader = report_dataloader
+        self._report_evaluator = report_evaluator
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -65,15 +82,39 @@ class ECECheckpointHook(CheckpointHook):
         super().after_val_epoch(runner, metrics)
         if self.key not in metrics:
             return
+        record = self._report(runner) if self._report_loader else {}
+        record.update(metrics)
         history = list(runner.message_hub.get_info(self._history_key, []))
         history.append(
             dict(iter=runner.iter, epoch=runner.epoch,
-                 **{k: float(v) for k, v in metrics.items()
+                 **{k: float(v) for k, v in record.items()
                     if isinstance(v, (int, float))}))
         runner.message_hub.update_info(self._history_key, history)
         if is_main_process():
             self._link_best()
             self._write_summary(runner, history)
+
+    def _report(self, runner) -> Dict[str, float]:
+        """Evaluates the current model on the labelled reporting set."""
+        if isinstance(self._report_loader, dict):
+            self._report_loader = runner.build_dataloader(
+                self._report_loader, seed=runner.seed)
+            self._report_evaluator = runner.build_evaluator(
+                self._report_evaluator)
+            self._report_evaluator.dataset_meta = \
+                self._report_loader.dataset.metainfo
+        runner.model.eval()
+        with torch.no_grad():
+            for batch in self._report_loader:
+                outputs = runner.model.val_step(batch)
+                self._report_evaluator.process(outputs, batch)
+        metrics = self._report_evaluator.evaluate(
+            len(self._report_loader.dataset))
+        for key, value in metrics.items():
+            runner.message_hub.update_scalar(f'report/{key}', value)
+        runner.logger.info(f'report (labels used for reporting only): '
+                           f'{metrics}')
+        return dict(metrics)
 
     @property
     def _history_key(self) -> str:

@@ -70,6 +70,8 @@ class CalSFDASegmentor(EncoderDecoder):
         self.ece_n_bins = check_n_bins(ece_n_bins)
         self.ece_temperature = ece_temperature
         self.ece_class_average = ece_class_average
+        # set by SelfTrainingHook: more modules kept in eval mode
+        self.extra_frozen: List[str] = []
         for module in self.frozen_modules():
             module.requires_grad_(False)
 
@@ -83,9 +85,10 @@ class CalSFDASegmentor(EncoderDecoder):
             names = ('backbone', 'neck', 'decode_head', 'auxiliary_head')
             return [getattr(self, n) for n in names
                     if getattr(self, n, None) is not None]
+        frozen = [getattr(self, name) for name in self.extra_frozen]
         if self.stage == 'target' and self.with_value_head:
-            return [self.value_head]
-        return []
+            frozen.append(self.value_head)
+        return frozen
 
     def train(self, mode: bool = True) -> 'CalSFDASegmentor':
         """Sets the training mode, keeping frozen modules in eval mode."""

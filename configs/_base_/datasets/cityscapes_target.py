@@ -1,0 +1,83 @@
+# Cityscapes as the unlabelled target. Only training IMAGES are used for
+# adaptation; Cityscapes val labels are read for reporting only
+# (report_dataloader), never for training or checkpoint selection.
+data_root = 'data/cityscapes/'
+crop_size = (512, 512)
+img_scale = (1024, 512)  # evaluation resolution; logits upsampled to 2048x1024
+
+# training on the current round's pseudo-labels
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),  # the pseudo-label PNG
+    dict(
+        type='RandomResize', scale=img_scale, ratio_range=(0.5, 1.5),
+        keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs')
+]
+# target images without labels: pseudo-labelling, ECE estimation
+unlabelled_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='PackSegInputs')
+]
+# labelled Cityscapes val, reporting only
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=4,
+    persistent_workers=False,  # workers must see each round's labels
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='PseudoLabelDataset',
+        data_root=data_root,
+        data_prefix=dict(img_path='leftImg8bit/train'),
+        pipeline=train_pipeline))
+# every target training image, once, in order: the pseudo-labelling pass
+pseudo_label_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CheckedCityscapesDataset',
+        data_root=data_root,
+        data_prefix=dict(img_path='leftImg8bit/train'),
+        pipeline=unlabelled_pipeline))
+# a fixed subset of target training images: label-free model selection
+estimation_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CheckedCityscapesDataset',
+        data_root=data_root,
+        data_prefix=dict(img_path='leftImg8bit/train'),
+        indices=500,
+        pipeline=unlabelled_pipeline))
+report_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CheckedCityscapesDataset',
+        data_root=data_root,
+        data_prefix=dict(
+            img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
+        pipeline=test_pipeline))
+report_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='ECEMetric', n_bins=10)
+]
+
+# validation = label-free estimated ECE; test = the labelled report
+val_dataloader = estimation_dataloader
+val_evaluator = dict(type='EstimatedECEMetric')
+test_dataloader = report_dataloader
+test_evaluator = report_evaluator

@@ -1,0 +1,48 @@
+import os.path as osp
+from typing import Optional
+
+from mmseg.datasets import CityscapesDataset
+from mmseg.registry import DATASETS
+from .checked_dataset import CheckedSegDatasetMixin
+
+
+def pseudo_label_path(pseudo_label_dir: str, img_path: str, img_dir: str,
+                      img_suffix: str) -> str:
+    """Where the pseudo-label PNG of ``img_path`` lives: its path relative
+    to ``img_dir``, without ``img_suffix``, plus ``.png``."""
+    rel = osp.relpath(img_path, img_dir)
+    if rel.endswith(img_suffix):
+        rel = rel[:-len(img_suffix)]
+    return osp.join(pseudo_label_dir, rel + '.png')
+
+
+@DATASETS.register_module()
+class PseudoLabelDataset(CheckedSegDatasetMixin, CityscapesDataset):
+    """Unlabelled target images paired with the current round's pseudo-labels.
+
+    The images are listed like :class:`CityscapesDataset` (no ``seg_map_path``
+    in ``data_prefix``: the target's labels are never read). Each sample's
+    label is ``<pseudo_label_dir>/<image path relative to img_path, without
+    img_suffix>.png``; ``SelfTrainingHook`` sets :attr:`pseudo_label_dir` to
+    the finished round's folder at the start of every round.
+
+    Args:
+        pseudo_label_dir (str, optional): Folder of pseudo-label PNGs.
+        **kwargs: Arguments of :class:`CityscapesDataset`.
+    """
+
+    def __init__(self, pseudo_label_dir: Optional[str] = None, **kwargs):
+        self.pseudo_label_dir = pseudo_label_dir
+        super().__init__(**kwargs)
+
+    def get_data_info(self, idx: int) -> dict:
+        info = super().get_data_info(idx)
+        if self.pseudo_label_dir is None:
+            raise RuntimeError(
+                'PseudoLabelDataset has no pseudo-labels yet: '
+                'pseudo_label_dir is unset (SelfTrainingHook sets it when a '
+                'round starts)')
+        info['seg_map_path'] = pseudo_label_path(
+            self.pseudo_label_dir, info['img_path'],
+            self.data_prefix['img_path'], self.img_suffix)
+        return info

@@ -1,0 +1,167 @@
+import math
+import os.path as osp
+from typing import Optional, Sequence, Union
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import DataLoader
+
+from mmseg.registry import HOOKS, TASK_UTILS
+from ...models.losses import SymmetricCELoss
+from ...pseudo_label.pseudo_label_pass import run_pseudo_label_pass
+from ..bn_warmup import warmup_bn_stats
+
+
+@HOOKS.register_module()
+class SelfTrainingHook(Hook):
+    """Cal-SFDA's self-training rounds on unlabelled target data.
+
+    Training runs ``EpochBasedTrainLoop`` epochs grouped into rounds of
+    ``epochs_per_round``. When a round starts it
+
+    1. re-estimates the value head's BatchNorm statistics on target images,
+    2. estimates every target image's ECE and builds the calibrated,
+       class-balanced pseudo-labels of the round
+       (:class:`CalibratedPseudoLabeler`, whose ``cb_prop``/``local_prop``
+       grow with the round) into ``work_dir/pseudo_labels/round_<r>/``,
+    3. points the training dataset (:class:`PseudoLabelDataset`) at them and
+       sets the :class:`SymmetricCELoss` class weights to ``softmax(1/tau)``,
+    4. sets the learning rate to ``base_lr * lr_decay ** r``.
+
+    Within a round, the first epoch trains only the backbone's BatchNorm
+    affine parameters (TENT-like; the decode head is frozen); later epochs
+    freeze the backbone (BatchNorm in eval mode too) and train the decode
+    head. The value head never trains on target data.
+
+    Resumable: a resumed run re-enters the round of its epoch; a finished
+    pseudo-label round is reused, an unfinished one is redone.
+
+    Args:
+        dataloader (dict | DataLoader): Target training images with the
+            test pipeline and no annotations (the pseudo-labelling pass).
+        pseudo_labeler (dict): Config of a :class:`CalibratedPseudoLabeler`;
+            ``num_classes`` defaults to the decode head's.
+        epochs_per_round (int): Epochs per round.
+        bn_warmup_batches (int): Batches of the value head's BN warm-up before
+            each pass. Defaults to 50.
+        lr_decay (float): Learning-rate factor per round. Defaults to
+            ``1 / sqrt(2)``.
+        tent_first_epoch (bool): Train only backbone BN affine parameters in
+            a round's first epoch. Defaults to True.
+        out_dir (str, optional): Where rounds are written. Defaults to
+            ``work_dir/pseudo_labels``.
+    """
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self,
+                 dataloader: Union[dict, DataLoader],
+                 pseudo_labeler: dict,
+                 epochs_per_round: int,
+                 bn_warmup_batches: int = 50,
+                 lr_decay: float = 1 / math.sqrt(2),
+                 tent_first_epoch: bool = True,
+                 out_dir: Optional[str] = None) -> None:
+        if epochs_per_round < 1:
+            raise ValueError(
+                f'epochs_per_round must be >= 1, got {epochs_per_round}')
+        self._dataloader = dataloader
+        self.labeler_cfg = dict(pseudo_labeler)
+        self.epochs_per_round = epochs_per_round
+        self.bn_warmup_batches = bn_warmup_batches
+        self.lr_decay = lr_decay
+        self.tent_first_epoch = tent_first_epoch
+        self.out_dir = out_dir
+        self.labeler = None
+        self.current_round: Optional[int] = None
+
+    # ------------------------------------------------------------- set-up
+    @staticmethod
+    def _model(runner):
+        model = runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    @staticmethod
+    def _train_dataset(runner):
+        dataset = runner.train_dataloader.dataset
+        while not hasattr(dataset, 'pseudo_label_dir') and hasattr(
+                dataset, 'dataset'):
+            dataset = dataset.dataset  # through dataset wrappers
+        if not hasattr(dataset, 'pseudo_label_dir'):
+            raise TypeError('SelfTrainingHook trains on a PseudoLabelDataset;'
+                            ' train_dataloader.dataset is '
+                            f'{type(dataset).__name__}')
+        return dataset
+
+    def before_train(self, runner) -> None:
+        model = self._model(runner)
+        if getattr(model, 'stage', None) != 'target':
+            raise ValueError("SelfTrainingHook needs model.stage='target'")
+        if not model.with_value_head:
+            raise ValueError(
+                'SelfTrainingHook needs a model with a value head; adapt a '
+                'stage-2 checkpoint (configs/calsfda/*_value.py)')
+        head_classes = model.decode_head.num_classes
+        cfg = dict(self.labeler_cfg)
+        cfg.setdefault('num_classes', head_classes)
+        self.labeler = TASK_UTILS.build(cfg)
+        data_classes = len(self._train_dataset(runner).metainfo['classes'])
+        if len({head_classes, self.labeler.num_classes, data_classes}) > 1:
+            raise ValueError(
+                'num_classes disagree: decode_head.num_classes='
+                f'{head_classes}, pseudo_labeler.num_classes='
+                f'{self.labeler.num_classes}, train dataset classes='
+                f'{data_classes}')
+        if isinstance(self._dataloader, dict):
+            self._dataloader = runner.build_dataloader(
+                self._dataloader, seed=runner.seed)
+        if self.out_dir is None:
+            self.out_dir = osp.join(runner.work_dir, 'pseudo_labels')
+        for group in runner.optim_wrapper.param_groups:
+            group.setdefault('round_base_lr', group['lr'])
+
+    # ------------------------------------------------------------- epochs
+    def before_train_epoch(self, runner) -> None:
+        round_idx, epoch_in_round = divmod(runner.epoch,
+                                           self.epochs_per_round)
+        if round_idx != self.current_round:
+            self._start_round(runner, round_idx)
+        self._set_trainable(runner, epoch_in_round)
+
+    def _start_round(self, runner, round_idx: int) -> None:
+        model = self._model(runner)
+        model.eval()
+        warmup_bn_stats(runner.model, self._dataloader,
+                        self.bn_warmup_batches, modules=('value_head', ))
+        dataset = self._dataloader.dataset
+        summary = run_pseudo_label_pass(
+            runner.model, self._dataloader, self.labeler, round_idx,
+            self.out_dir, dataset.data_prefix['img_path'],
+            dataset.img_suffix)
+        self._train_dataset(runner).pseudo_label_dir = osp.join(
+            self.out_dir, f'round_{round_idx}')
+        for loss in model.modules():
+            if isinstance(loss, SymmetricCELoss):
+                loss.class_weight = summary['class_weights']
+        for group in runner.optim_wrapper.param_groups:
+            group['lr'] = group['round_base_lr'] * self.lr_decay**round_idx
+        self.current_round = round_idx
+        runner.logger.info(
+            f'self-training round {round_idx}: lr x{self.lr_decay**round_idx:.3f}'
+            f', labels in {self._train_dataset(runner).pseudo_label_dir}')
+
+    def _set_trainable(self, runner, epoch_in_round: int) -> None:
+        """BN-affine-only first epoch, then decode head only."""
+        model = self._model(runner)
+        bn_only = self.tent_first_epoch and epoch_in_round == 0
+        model.backbone.requires_grad_(False)
+        if bn_only:
+            for module in model.backbone.modules():
+                if isinstance(module, _BatchNorm) and module.affine:
+                    module.weight.requires_grad_(True)
+                    module.bias.requires_grad_(True)
+        for name in ('neck', 'decode_head', 'auxiliary_head'):
+            module = getattr(model, name, None)
+            if module is not None:
+                module.requires_grad_(not bn_only)
+        model.extra_frozen = [] if bn_only else ['backbone']

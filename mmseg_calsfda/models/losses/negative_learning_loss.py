@@ -1,0 +1,56 @@
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmseg.registry import MODELS
+
+
+@MODELS.register_module()
+class NegativeLearningLoss(nn.Module):
+    """Negative learning: push down a class the pixel is probably *not*.
+
+    Each call draws ``k = floor(C / 2) + U{-k_range, ..., k_range}`` from
+    torch's global (CPU) generator -- seeded by the Runner's ``randomness``
+    -- takes ``n``, the k-th most probable class of every pixel, and returns
+    ``-mean log(clip(1 - p_n, 1e-5, 1))`` over all pixels.
+
+    Args:
+        k_range (int): Half-width of the random offset. Defaults to 3.
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+        loss_name (str): Name of the loss item. Defaults to 'loss_nl'.
+    """
+
+    def __init__(self, k_range: int = 3, loss_weight: float = 1.0,
+                 loss_name: str = 'loss_nl') -> None:
+        super().__init__()
+        if k_range < 0:
+            raise ValueError(f'k_range must be >= 0, got {k_range}')
+        self.k_range = k_range
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+        self.last_k: Optional[int] = None
+
+    def draw_k(self, num_classes: int) -> int:
+        """The rank (1-based) of the class to push down, within [1, C]."""
+        offset = int(torch.randint(-self.k_range, self.k_range + 1, (1, )))
+        return min(max(num_classes // 2 + offset, 1), num_classes)
+
+    def forward(self,
+                cls_score: Tensor,
+                label: Optional[Tensor] = None,
+                weight: Optional[Tensor] = None,
+                ignore_index: int = 255,
+                **kwargs) -> Tensor:
+        """Args: ``cls_score`` N x C x H x W logits. Returns the loss."""
+        probs = F.softmax(cls_score.float(), dim=1)
+        self.last_k = k = self.draw_k(probs.shape[1])
+        p_n = probs.topk(k, dim=1).values[:, k - 1]
+        loss = -torch.log((1 - p_n).clamp(min=1e-5, max=1)).mean()
+        return self.loss_weight * loss
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name

@@ -1,0 +1,82 @@
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmseg.registry import MODELS
+
+
+@MODELS.register_module()
+class SymmetricCELoss(nn.Module):
+    """Symmetric cross-entropy for noisy pseudo-labels (Wang et al., 2019).
+
+    ``alpha * CE_w(z, y) + beta * RCE(z, y)`` where ``CE_w`` is the
+    class-weighted cross-entropy (averaged by the weights of the labelled
+    pixels, as ``F.cross_entropy(weight=...)``) and the reverse CE is
+    ``mean over labelled pixels of -sum_k p_k log(clip(onehot_k, 1e-4, 1))``,
+    i.e. ``-log(1e-4) * (1 - p_y)``.
+
+    Cal-SFDA sets the class weights each round from the pseudo-label
+    thresholds, ``softmax(1 / tau)`` (see :class:`CalibratedPseudoLabeler`),
+    through :attr:`class_weight`.
+
+    Args:
+        alpha (float): Weight of the CE term. Defaults to 0.1.
+        beta (float): Weight of the reverse CE term. Defaults to 1.0.
+        class_weight (Sequence[float], optional): Initial class weights.
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+        loss_name (str): Name of the loss item. Defaults to 'loss_sce'.
+    """
+
+    def __init__(self,
+                 alpha: float = 0.1,
+                 beta: float = 1.0,
+                 class_weight: Optional[Sequence[float]] = None,
+                 loss_weight: float = 1.0,
+                 loss_name: str = 'loss_sce') -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.beta = beta
+        self.class_weight = class_weight
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    @property
+    def class_weight(self) -> Optional[Tensor]:
+        return self._class_weight
+
+    @class_weight.setter
+    def class_weight(self, value: Union[None, Sequence[float], Tensor]):
+        self._class_weight = None if value is None else torch.as_tensor(
+            value, dtype=torch.float32)
+
+    def forward(self,
+                cls_score: Tensor,
+                label: Tensor,
+                weight: Optional[Tensor] = None,
+                ignore_index: int = 255,
+                **kwargs) -> Tensor:
+        """Args: ``cls_score`` N x C x H x W logits, ``label`` N x H x W
+        pseudo-labels. Returns the scalar loss."""
+        cls_score = cls_score.float()
+        class_weight = None
+        if self._class_weight is not None:
+            class_weight = self._class_weight.to(cls_score.device)
+            if len(class_weight) != cls_score.shape[1]:
+                raise ValueError(
+                    f'SymmetricCELoss: {len(class_weight)} class weights for '
+                    f'{cls_score.shape[1]} classes')
+        ce = F.cross_entropy(cls_score, label, weight=class_weight,
+                             ignore_index=ignore_index)
+        valid = (label != ignore_index)
+        target = torch.where(valid, label, 0).long()
+        p_true = F.softmax(cls_score, dim=1).gather(1, target[:, None])[:, 0]
+        rce_per_pixel = -torch.log(torch.tensor(1e-4)) * (1 - p_true)
+        rce = (rce_per_pixel * valid).sum() / valid.sum().clamp(min=1)
+        return self.loss_weight * (self.alpha * ce + self.beta * rce)
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name

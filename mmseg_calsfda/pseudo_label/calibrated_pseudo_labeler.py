@@ -1,0 +1,223 @@
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.dist import all_reduce, is_distributed
+from PIL import Image
+from torch import Tensor
+
+from mmseg.registry import TASK_UTILS
+
+SELECTIONS = ('calibrated', 'reference')
+GROWTHS = ('linear', 'reference')
+
+
+@TASK_UTILS.register_module()
+class CalibratedPseudoLabeler:
+    """ECE-calibrated, class-balanced pseudo-labels (METHOD.md, stage 3).
+
+    For every target pixel the score is ``s = (1 - e) * max_k p_k`` with
+    ``e`` the image's estimated ECE. Per predicted class ``c`` the threshold
+    ``tau_c`` is the ``(1 - cb_prop)`` quantile of ``s`` over all pixels
+    predicted ``c`` in the target set, read off a fixed-bin histogram (summed
+    across ranks, so N processes give the thresholds of one); classes never
+    predicted get ``default_threshold``. A pixel keeps its prediction if
+
+    * global: ``s >= tau_{argmax}`` (``selection='calibrated'``), or -- the
+      reference code -- any class ``c`` has an *unscaled* ``p_c >= tau_c``
+      (``selection='reference'``); or
+    * local: it is among the top ``local_prop`` of its image by ``max p``.
+
+    Everything else is ``ignore_index``. Use it in two passes::
+
+        labeler.reset()
+        for probs, est in target_outputs:         # pass 1
+            labeler.update(probs, est)
+        tau = labeler.thresholds(round_idx)        # all-reduced
+        for probs, est in target_outputs:         # pass 2
+            labels = labeler.label(probs, est, tau, round_idx)
+
+    Args:
+        num_classes (int): Number of classes.
+        cb_prop (float): Kept fraction per class in round 0. Defaults to 0.15.
+        cb_prop_step (float): Growth per round. Defaults to 0.05.
+        local_prop (float): Kept fraction per image in round 0. Defaults to
+            0.1.
+        local_prop_step (float): Growth per round. Defaults to 0.05.
+        growth (str): ``'linear'``: ``prop_0 + step * r`` (METHOD.md);
+            ``'reference'``: cumulative ``prop_0 + step * r (r + 1) / 2``
+            (0.15, 0.20, 0.30, 0.45, ...), as the reference code grows it.
+        selection (str): ``'calibrated'`` or ``'reference'`` (see above).
+        num_bins (int): Histogram bins over [0, 1]. Defaults to 2000.
+        default_threshold (float): Threshold of unpredicted classes.
+        min_class_threshold (float): ``tau`` used in place of 0 for the class
+            weights ``softmax(1 / tau)``. Defaults to 0.01.
+        ignore_index (int): Label of unselected pixels. Defaults to 255.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 cb_prop: float = 0.15,
+                 cb_prop_step: float = 0.05,
+                 local_prop: float = 0.1,
+                 local_prop_step: float = 0.05,
+                 growth: str = 'linear',
+                 selection: str = 'calibrated',
+                 num_bins: int = 2000,
+                 default_threshold: float = 0.5,
+                 min_class_threshold: float = 0.01,
+                 ignore_index: int = 255) -> None:
+        if selection not in SELECTIONS:
+            raise ValueError(f'selection must be one of {SELECTIONS}, got '
+                             f'{selection!r}')
+        if growth not in GROWTHS:
+            raise ValueError(f'growth must be one of {GROWTHS}, got '
+                             f'{growth!r}')
+        if num_bins < 1000:
+            raise ValueError(f'num_bins must be >= 1000 for exact-enough '
+                             f'quantiles, got {num_bins}')
+        for name, value in (('cb_prop', cb_prop), ('local_prop', local_prop)):
+            if not 0 <= value <= 1:
+                raise ValueError(f'{name} must be in [0, 1], got {value}')
+        self.num_classes = num_classes
+        self.cb_prop, self.cb_prop_step = cb_prop, cb_prop_step
+        self.local_prop, self.local_prop_step = local_prop, local_prop_step
+        self.growth = growth
+        self.selection = selection
+        self.num_bins = num_bins
+        self.default_threshold = default_threshold
+        self.min_class_threshold = min_class_threshold
+        self.ignore_index = ignore_index
+        self.histogram: Optional[Tensor] = None
+
+    # ------------------------------------------------------------ schedule
+    def _grow(self, base: float, step: float, round_idx: int) -> float:
+        factor = round_idx if self.growth == 'linear' else (
+            round_idx * (round_idx + 1) / 2)
+        return min(1.0, base + step * factor)
+
+    def proportions(self, round_idx: int) -> Tuple[float, float]:
+        """``(cb_prop, local_prop)`` of a round."""
+        return (self._grow(self.cb_prop, self.cb_prop_step, round_idx),
+                self._grow(self.local_prop, self.local_prop_step, round_idx))
+
+    # -------------------------------------------------------------- pass 1
+    def reset(self) -> None:
+        """Starts a new pass-1 accumulation."""
+        self.histogram = None
+
+    def scores(self, probs: Tensor, est_ece: Tensor) -> Tuple[Tensor, Tensor]:
+        """ECE-scaled scores ``s`` and predictions, both ``N x H x W``.
+
+        Args:
+            probs (Tensor): ``N x C x H x W`` softmax probabilities.
+            est_ece (Tensor): ``N`` estimated ECE per image.
+        """
+        if probs.shape[1] != self.num_classes:
+            raise ValueError(
+                f'CalibratedPseudoLabeler(num_classes={self.num_classes}) got '
+                f'outputs with {probs.shape[1]} classes')
+        conf, pred = probs.float().max(dim=1)
+        scale = (1 - est_ece.float().to(conf.device)).view(-1, 1, 1)
+        return conf * scale, pred
+
+    def update(self, probs: Tensor, est_ece: Tensor) -> None:
+        """Adds a batch's scores to the per-predicted-class histograms."""
+        score, pred = self.scores(probs, est_ece)
+        bins = (score * self.num_bins).long().clamp_(0, self.num_bins - 1)
+        index = (pred * self.num_bins + bins).flatten()
+        counts = torch.bincount(index, minlength=self.num_classes *
+                                self.num_bins).view(self.num_classes, -1)
+        counts = counts.double()
+        self.histogram = counts if self.histogram is None else (
+            self.histogram + counts.to(self.histogram.device))
+
+    def thresholds(self, round_idx: int) -> Tensor:
+        """Per-class thresholds ``tau`` (``C``) from the histograms of all
+        ranks: the ``(1 - cb_prop)`` quantile, linearly interpolated inside
+        its bin; ``default_threshold`` for classes never predicted."""
+        if self.histogram is None:
+            raise RuntimeError('thresholds() before any update()')
+        hist = self.histogram.clone()
+        if is_distributed():
+            all_reduce(hist)
+        cb_prop, _ = self.proportions(round_idx)
+        total = hist.sum(dim=1, keepdim=True)
+        cdf = hist.cumsum(dim=1)
+        target = (1 - cb_prop) * total
+        # first bin whose cumulative count reaches the quantile's rank
+        idx = torch.searchsorted(cdf, target).clamp_(max=self.num_bins - 1)
+        below = torch.where(idx > 0, cdf.gather(1, (idx - 1).clamp(min=0)),
+                            torch.zeros_like(target))
+        inside = hist.gather(1, idx)
+        frac = torch.where(inside > 0, (target - below) / inside,
+                           torch.zeros_like(inside)).clamp(0, 1)
+        tau = ((idx.double() + frac) / self.num_bins).squeeze(1)
+        tau = torch.where(total.squeeze(1) > 0, tau,
+                          torch.full_like(tau, self.default_threshold))
+        return tau.float().cpu()
+
+    # -------------------------------------------------------------- pass 2
+    def label(self, probs: Tensor, est_ece: Tensor, thresholds: Tensor,
+              round_idx: int) -> Tensor:
+        """Pseudo-labels of a batch: ``N x H x W`` uint8 (``ignore_index``
+        where not selected)."""
+        score, pred = self.scores(probs, est_ece)
+        tau = thresholds.to(score.device)
+        if self.selection == 'calibrated':
+            keep = score >= tau[pred]
+        else:  # the reference: unscaled probabilities, any class passes
+            keep = (probs.float() >= tau.view(1, -1, 1, 1)).any(dim=1)
+        keep |= self.local_mask(probs.float().max(dim=1).values, round_idx)
+        return torch.where(keep, pred,
+                           torch.full_like(pred, self.ignore_index)).to(
+                               torch.uint8)
+
+    def local_mask(self, conf: Tensor, round_idx: int) -> Tensor:
+        """Top ``local_prop`` fraction of each image's pixels by ``conf``."""
+        _, local_prop = self.proportions(round_idx)
+        flat = conf.flatten(1)
+        k = int(np.ceil(local_prop * flat.shape[1]))
+        if k == 0:
+            return torch.zeros_like(conf, dtype=torch.bool)
+        kth = flat.topk(k, dim=1).values[:, -1:]
+        return (flat >= kth).view_as(conf)
+
+    def class_weights(self, thresholds: Tensor) -> Tensor:
+        """``softmax(1 / tau)`` with ``tau = 0`` replaced by
+        ``min_class_threshold`` (the SCE class weights)."""
+        tau = torch.where(thresholds > 0, thresholds,
+                          torch.full_like(thresholds,
+                                          self.min_class_threshold))
+        return F.softmax(1 / tau, dim=0)
+
+    def summary(self, thresholds: Tensor, kept: Tensor,
+                predicted: Tensor) -> Dict:
+        """A JSON-able round summary: thresholds and kept fraction per
+        class (``kept`` / ``predicted`` pixel counts, ``C`` each)."""
+        frac = torch.where(predicted > 0, kept / predicted.clamp(min=1),
+                           torch.zeros_like(kept, dtype=torch.float64))
+        return dict(
+            thresholds=[round(float(t), 6) for t in thresholds],
+            kept_fraction=[round(float(f), 6) for f in frac],
+            kept_pixels=[int(k) for k in kept],
+            predicted_pixels=[int(p) for p in predicted])
+
+
+def write_png_atomic(label: np.ndarray, path: str) -> None:
+    """Writes a uint8 label PNG via a temporary file and a rename, so a
+    reader never sees a torn file."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix='.png.tmp', dir=osp.dirname(path))
+    os.close(fd)
+    try:
+        Image.fromarray(label).save(tmp, format='PNG')
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,134 @@
+"""One pseudo-labelling pass of a self-training round, resumable.
+
+``run_pseudo_label_pass`` writes round ``r``'s PNGs into
+``<out_root>/round_<r>.tmp/`` and renames the folder to ``round_<r>/`` only
+when every rank has finished, after writing ``summary.json``. A finished round
+is reused as it is; an unfinished one (a run killed mid-pass) is removed and
+redone, so the training dataset never reads a torn or mixed-round label.
+"""
+import json
+import os
+import os.path as osp
+import shutil
+from typing import Dict, Iterable
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import all_reduce, barrier, is_distributed, is_main_process
+from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
+
+from ..datasets.pseudo_label_dataset import pseudo_label_path
+from .calibrated_pseudo_labeler import (CalibratedPseudoLabeler,
+                                        write_png_atomic)
+
+
+def round_dir(out_root: str, round_idx: int) -> str:
+    """The folder of a finished round."""
+    return osp.join(out_root, f'round_{round_idx}')
+
+
+def load_round(out_root: str, round_idx: int) -> Dict:
+    """The summary of a finished round, or ``{}``."""
+    path = osp.join(round_dir(out_root, round_idx), 'summary.json')
+    if not osp.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _outputs(model, dataloader: Iterable, desc: str):
+    """Yields ``(probs 1 x C x H x W, est_ece (1,), img_path)`` per image."""
+    progress = ProgressBar(len(dataloader)) if is_main_process() else None
+    if progress is not None:
+        print_log(f'pseudo-labels: {desc}', logger='current')
+    with torch.no_grad():
+        for batch in dataloader:
+            for sample in model.test_step(batch):
+                if 'est_ece' not in sample:
+                    raise RuntimeError(
+                        'the model has no value head: target adaptation '
+                        'starts from a stage-2 checkpoint (e.g. from '
+                        'configs/calsfda/deeplabv2_r101_gta5_value.py)')
+                logits = sample.seg_logits.data[None]
+                est = torch.tensor([sample.est_ece], device=logits.device)
+                yield F.softmax(logits.float(), dim=1), est, sample.img_path
+            if progress is not None:
+                progress.update()
+
+
+def run_pseudo_label_pass(model, dataloader: Iterable,
+                          labeler: CalibratedPseudoLabeler, round_idx: int,
+                          out_root: str, img_dir: str,
+                          img_suffix: str) -> Dict:
+    """Builds round ``round_idx``'s pseudo-labels, or reuses finished ones.
+
+    Args:
+        model: The segmentor (possibly DDP-wrapped), in eval mode, with a
+            value head (its predictions carry ``est_ece``).
+        dataloader (Iterable): Target images without annotations; each rank
+            sees its shard.
+        labeler (CalibratedPseudoLabeler): Thresholds and selection.
+        round_idx (int): The round.
+        out_root (str): ``work_dir/pseudo_labels``.
+        img_dir (str): Image root, to mirror sub-folders in label names.
+        img_suffix (str): Image suffix, replaced by ``.png``.
+
+    Returns:
+        dict: The round summary (thresholds, class weights, kept fractions,
+        the folder of the labels as ``dir``).
+    """
+    summary = load_round(out_root, round_idx)
+    if summary:
+        print_log(f'pseudo-labels: reusing finished round {round_idx} in '
+                  f'{round_dir(out_root, round_idx)}', logger='current')
+        return summary
+    final, tmp = round_dir(out_root, round_idx), round_dir(
+        out_root, round_idx) + '.tmp'
+    if is_main_process() and osp.isdir(tmp):
+        shutil.rmtree(tmp)  # an interrupted pass: redo it
+    barrier()
+
+    labeler.reset()
+    for probs, est, _ in _outputs(model, dataloader, 'thresholds'):
+        labeler.update(probs, est)
+    thresholds = labeler.thresholds(round_idx)
+
+    num_classes = labeler.num_classes
+    kept = torch.zeros(num_classes, dtype=torch.float64)
+    predicted = torch.zeros(num_classes, dtype=torch.float64)
+    for probs, est, img_path in _outputs(model, dataloader, 'labels'):
+        label = labeler.label(probs, est, thresholds, round_idx)[0].cpu()
+        pred = probs[0].argmax(dim=0).cpu()
+        predicted += torch.bincount(pred.flatten(),
+                                    minlength=num_classes).double()
+        valid = label != labeler.ignore_index
+        kept += torch.bincount(label[valid].long(),
+                               minlength=num_classes).double()
+        write_png_atomic(
+            label.numpy(),
+            pseudo_label_path(tmp, img_path, img_dir, img_suffix))
+    if is_distributed():
+        all_reduce(kept)
+        all_reduce(predicted)
+
+    cb_prop, local_prop = labeler.proportions(round_idx)
+    summary = dict(
+        round=round_idx, cb_prop=cb_prop, local_prop=local_prop,
+        selection=labeler.selection,
+        class_weights=[
+            round(float(w), 6) for w in labeler.class_weights(thresholds)
+        ],
+        **labeler.summary(thresholds, kept, predicted))
+    barrier()  # every rank's PNGs are in place
+    if is_main_process():
+        with open(osp.join(tmp, 'summary.json'), 'w') as f:
+            json.dump(summary, f, indent=2)
+        os.replace(tmp, final)
+        kept_all = float(kept.sum() / predicted.sum().clamp(min=1))
+        print_log(
+            f'pseudo-labels round {round_idx}: cb_prop={cb_prop:.3f} '
+            f'local_prop={local_prop:.3f}, kept {kept_all:.1%} of pixels; '
+            f'thresholds {summary["thresholds"]}', logger='current')
+    barrier()
+    return load_round(out_root, round_idx)
