@@ -10,10 +10,18 @@ import os.path as osp
 from typing import Iterator, Tuple
 
 from mmengine.config import Config
-
-from mmseg.registry import (DATASETS, EVALUATOR, HOOKS, LOOPS, METRICS,
-                            MODELS, OPTIM_WRAPPERS, OPTIMIZERS,
-                            PARAM_SCHEDULERS, TRANSFORMS)
+from mmseg.registry import (
+    DATASETS,
+    EVALUATOR,
+    HOOKS,
+    LOOPS,
+    METRICS,
+    MODELS,
+    OPTIM_WRAPPERS,
+    OPTIMIZERS,
+    PARAM_SCHEDULERS,
+    TRANSFORMS,
+)
 
 # Keys of a model dict whose values are themselves models.
 _MODEL_KEYS = ('backbone', 'neck', 'decode_head', 'auxiliary_head',

@@ -7,6 +7,7 @@ and a short schedule. Everything that defines a stage -- losses, segmentor
 stage, hooks, metrics, checkpoint selection -- stays as the config says.
 """
 import os.path as osp
+import uuid
 from typing import Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
@@ -112,4 +113,19 @@ def shrink_config(cfg: Config,
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = work_dir
     cfg.launcher = cfg.get('launcher', 'none')
+    set_run_name(cfg, f'{osp.basename(osp.normpath(work_dir))}_'
+                 f'{uuid.uuid4().hex[:8]}')
+    return cfg
+
+
+def set_run_name(cfg: Config, name: str) -> Config:
+    """Gives a run its own experiment and visualizer name.
+
+    MMEngine keeps one global visualizer per name (MMSeg's configs call it
+    ``'visualizer'``) and logger per experiment name; a second Runner in the
+    same process would otherwise log into the first one's folder.
+    """
+    cfg.experiment_name = name
+    if cfg.get('visualizer'):
+        cfg.visualizer.name = name
     return cfg

@@ -1,4 +1,3 @@
-import os
 import os.path as osp
 import sys
 
@@ -8,8 +7,9 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import mmseg_calsfda  # noqa: E402,F401  registers everything
 from mmseg.utils import register_all_modules  # noqa: E402
+
+import mmseg_calsfda  # noqa: E402,F401  registers everything
 
 register_all_modules(init_default_scope=True)
 
@@ -18,8 +18,10 @@ register_all_modules(init_default_scope=True)
 def synthetic_root(tmp_path_factory):
     """A tiny generated benchmark: GTA5-style source, Cityscapes-style
     target, 64x128 images."""
-    from mmseg_calsfda.datasets.synthetic import (write_cityscapes_split,
-                                                  write_gta5_split)
+    from mmseg_calsfda.datasets.synthetic import (
+        write_cityscapes_split,
+        write_gta5_split,
+    )
     root = str(tmp_path_factory.mktemp('synthetic'))
     write_gta5_split(osp.join(root, 'gta'), 8, 64, 128, 0, 'train')
     write_gta5_split(osp.join(root, 'gta'), 4, 64, 128, 0, 'val')
@@ -41,15 +43,15 @@ def free_port():
 def stage2(synthetic_root, tmp_path_factory):
     """Tiny stage-1 and stage-2 runs: (stage-2 config file, stage-2
     checkpoint, stage-1 checkpoint)."""
-    from mmengine.runner import Runner
+    from mmseg.registry import RUNNERS
 
     from tests.utils import tiny_cfg, tiny_source_cfg
     tmp = tmp_path_factory.mktemp('stage2')
-    Runner.from_cfg(tiny_source_cfg(synthetic_root, tmp / 'src', 2)).train()
+    RUNNERS.build(tiny_source_cfg(synthetic_root, tmp / 'src', 2)).train()
     cfg = tiny_cfg('deeplabv2_r101_gta5_value.py', synthetic_root,
                    tmp / 'value', max_iters=2, interval=2, lr=1e-3)
     cfg.load_from = str(tmp / 'src' / 'best_cECE.pth')
-    Runner.from_cfg(cfg).train()
+    RUNNERS.build(cfg).train()
     config = str(tmp / 'value.py')
     cfg.dump(config)
     return config, str(tmp / 'value' / 'iter_2.pth'), cfg.load_from

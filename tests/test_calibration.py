@@ -3,12 +3,16 @@ import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from torchmetrics.functional.classification import \
-    multiclass_calibration_error
+from torchmetrics.functional.classification import multiclass_calibration_error
 
-from mmseg_calsfda.calibration import (bin_index, bin_stats, check_labels,
-                                       classwise_ece, ece_from_stats,
-                                       smooth_max_confidence)
+from mmseg_calsfda.calibration import (
+    bin_index,
+    bin_stats,
+    check_labels,
+    classwise_ece,
+    ece_from_stats,
+    smooth_max_confidence,
+)
 from tests.reference import loop_bin_ece, loop_classwise_ece
 
 

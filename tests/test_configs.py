@@ -4,8 +4,8 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
-
 from mmseg.registry import MODELS
+
 from mmseg_calsfda.config_check import check_config
 from tests.utils import ROOT
 

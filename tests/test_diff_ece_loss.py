@@ -2,9 +2,9 @@
 import pytest
 import torch
 from mmengine.structures import PixelData
-
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+
 from mmseg_calsfda.models.losses import DiffECELoss
 from tests.reference import loop_classwise_ece
 from tests.test_calibration import random_batch

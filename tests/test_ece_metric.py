@@ -1,15 +1,12 @@
 """ECEMetric: torchmetrics parity, loop reference, split invariance, ranks."""
-import os
-import os.path as osp
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from torchmetrics.functional.classification import \
-    multiclass_calibration_error
-
 from mmseg.registry import METRICS
+from torchmetrics.functional.classification import multiclass_calibration_error
+
 from mmseg_calsfda.evaluation import ECEMetric
 from tests.reference import loop_dataset_classwise_ece
 

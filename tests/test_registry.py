@@ -1,6 +1,7 @@
 """Importing the plugin registers its components in MMSeg's registries."""
-import mmseg_calsfda
 from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS
+
+import mmseg_calsfda
 
 
 def test_version():

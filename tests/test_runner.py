@@ -5,7 +5,7 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
 
 from mmseg_calsfda.models.losses import DiffECELoss
 from tests.utils import tiny_source_cfg
@@ -23,7 +23,7 @@ def scalars(work_dir):
 def test_train_select_and_resume(synthetic_root, tmp_path):
     cfg = tiny_source_cfg(synthetic_root, tmp_path, max_iters=4, interval=2)
     cfg.custom_hooks = [dict(type='ECELossWarmupHook', start_iter=2)]
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
     runner.train()
     files = set(p.name for p in tmp_path.iterdir())
     assert 'iter_4.pth' in files and 'iter_2.pth' not in files  # keep 1
@@ -52,7 +52,7 @@ def test_train_select_and_resume(synthetic_root, tmp_path):
     # resume (torch >= 2.6 weights_only default) to 6 iterations
     cfg = tiny_source_cfg(synthetic_root, tmp_path, max_iters=6, interval=2)
     cfg.resume = True
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
     runner.train()
     assert runner.iter == 6
     steps = [r['step'] for r in scalars(tmp_path) if 'decode.loss_ce' in r]
@@ -68,13 +68,13 @@ def test_train_select_and_resume(synthetic_root, tmp_path):
 
 def test_load_from_mmengine_checkpoint(synthetic_root, tmp_path):
     cfg = tiny_source_cfg(synthetic_root, tmp_path / 'a', max_iters=2)
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
     runner.train()
     trained = runner.model.state_dict()
 
     cfg = tiny_source_cfg(synthetic_root, tmp_path / 'b', max_iters=2)
     cfg.load_from = str(tmp_path / 'a' / 'iter_2.pth')
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
     runner.load_or_resume()
     for key, value in runner.model.state_dict().items():
         torch.testing.assert_close(value, trained[key])
@@ -85,8 +85,26 @@ def test_warmup_hook_restores_weight(synthetic_root, tmp_path):
     cfg.custom_hooks = [dict(type='ECELossWarmupHook', start_iter=5)]
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
     runner.train()
     losses = [m for m in runner.model.modules()
               if isinstance(m, DiffECELoss)]
     assert losses and all(m.loss_weight == 0 for m in losses)
+
+
+def test_resume_without_own_checkpoint_starts_from_load_from(
+        synthetic_root, tmp_path):
+    cfg = tiny_source_cfg(synthetic_root, tmp_path / 'a', max_iters=2)
+    RUNNERS.build(cfg).train()
+    trained = torch.load(str(tmp_path / 'a' / 'iter_2.pth'),
+                         map_location='cpu')['state_dict']
+    # a later stage names the previous one's output; --resume before it
+    # wrote anything must start from load_from, not "resume" its optimizer
+    cfg = tiny_source_cfg(synthetic_root, tmp_path / 'b', max_iters=2)
+    cfg.load_from = str(tmp_path / 'a' / 'iter_2.pth')
+    cfg.resume = True
+    runner = RUNNERS.build(cfg)
+    runner.load_or_resume()
+    assert runner.iter == 0
+    for key, value in runner.model.state_dict().items():
+        torch.testing.assert_close(value, trained[key])

@@ -1,11 +1,10 @@
 """Stage 3 on tiny data: rounds, pseudo-labels, label-free selection."""
 import json
 import os
-import os.path as osp
 
 import numpy as np
 import pytest
-from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
 from PIL import Image
 
 from mmseg_calsfda.models.losses import SymmetricCELoss
@@ -26,7 +25,7 @@ def target_cfg(synthetic_root, work_dir, stage2_ckpt, rounds=2,
 def test_two_rounds_with_label_free_selection(synthetic_root, stage2,
                                               tmp_path):
     cfg = target_cfg(synthetic_root, tmp_path, stage2[1])
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
     runner.train()
     labels = tmp_path / 'pseudo_labels'
     assert sorted(os.listdir(labels)) == ['round_0', 'round_1']
@@ -64,3 +63,86 @@ def test_two_rounds_with_label_free_selection(synthetic_root, stage2,
     # the value head never trained on target
     assert not any(p.requires_grad
                    for p in runner.model.value_head.parameters())
+
+
+def test_freezing_schedule_within_a_round(synthetic_root, stage2, tmp_path):
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[1], rounds=1)
+    runner = RUNNERS.build(cfg)
+    seen = []
+
+    def record(runner, batch_idx, data_batch=None, outputs=None):
+        model = runner.model
+        trainable = {n.split('.')[0] for n, p in model.named_parameters()
+                     if p.requires_grad}
+        bn_params = [n for n, p in model.backbone.named_parameters()
+                     if p.requires_grad]
+        seen.append((runner.epoch, trainable, bn_params,
+                     model.backbone.training))
+
+    from mmengine.hooks import Hook
+    hook = Hook()
+    hook.after_train_iter = record
+    runner.register_hook(hook)
+    runner.train()
+    first = [s for s in seen if s[0] == 0]
+    second = [s for s in seen if s[0] == 1]
+    assert first and second
+    # epoch 0: only backbone BatchNorm affine parameters, BN in train mode
+    assert first[0][1] == {'backbone'}
+    assert all('bn' in n or 'stem.1' in n or 'stem.4' in n or
+               'stem.7' in n or 'downsample.1' in n for n in first[0][2])
+    assert first[0][3]
+    # epoch 1: backbone frozen (eval), decode head trains; value head never
+    assert second[0][1] == {'decode_head'} and not second[0][3]
+
+
+def test_resume_mid_round_reuses_finished_labels(synthetic_root, stage2,
+                                                 tmp_path):
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[1], rounds=1,
+                     epochs_per_round=3)
+    cfg.train_cfg.max_epochs = 2  # "killed" after epoch 2 of round 0
+    RUNNERS.build(cfg).train()
+    png = next((tmp_path / 'pseudo_labels' / 'round_0').rglob('*.png'))
+    mtime = png.stat().st_mtime_ns
+    # an interrupted pass of the next round left a partial folder behind
+    (tmp_path / 'pseudo_labels' / 'round_1.tmp').mkdir()
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[1], rounds=2,
+                     epochs_per_round=3)
+    cfg.train_cfg.max_epochs = 4
+    cfg.resume = True
+    runner = RUNNERS.build(cfg)
+    runner.train()
+    assert runner.epoch == 4
+    assert png.stat().st_mtime_ns == mtime  # round 0 reused, not rewritten
+    assert sorted(os.listdir(tmp_path / 'pseudo_labels')) == ['round_0',
+                                                               'round_1']
+    assert runner.train_dataloader.dataset.pseudo_label_dir.endswith(
+        'round_1')
+
+
+def test_checkpoint_without_value_head_names_the_stage(synthetic_root,
+                                                       stage2, tmp_path):
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[2])  # stage 1
+    with pytest.raises(ValueError, match='no value head.*_value.py'):
+        RUNNERS.build(cfg).train()
+
+
+def test_num_classes_disagreement_names_all_three(synthetic_root, stage2,
+                                                  tmp_path):
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[1])
+    cfg.custom_hooks[0].pseudo_labeler.num_classes = 16
+    with pytest.raises(ValueError, match='decode_head.num_classes=19, '
+                       'pseudo_labeler.num_classes=16, train dataset '
+                       'classes=19'):
+        RUNNERS.build(cfg).train()
+
+
+def test_empty_target_folder_names_the_path(synthetic_root, stage2,
+                                            tmp_path):
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[1])
+    empty = tmp_path / 'empty'
+    (empty / 'leftImg8bit' / 'train').mkdir(parents=True)
+    cfg.train_dataloader.dataset.data_root = str(empty)
+    with pytest.raises(FileNotFoundError, match='no "\\*_leftImg8bit.png" '
+                       'images under .*empty'):
+        RUNNERS.build(cfg).train()

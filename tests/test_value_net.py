@@ -3,11 +3,11 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.runner import Runner, load_checkpoint, save_checkpoint
+from mmengine.runner import load_checkpoint, save_checkpoint
 from mmengine.structures import PixelData
-
-from mmseg.registry import MODELS
+from mmseg.registry import MODELS, RUNNERS
 from mmseg.structures import SegDataSample
+
 from mmseg_calsfda.calibration import classwise_ece
 from mmseg_calsfda.engine import warmup_bn_stats
 from mmseg_calsfda.evaluation import EstimatedECEMetric
@@ -224,7 +224,7 @@ def test_estimated_ece_metric():
 
 def test_runner_stage_two_trains_only_the_head(synthetic_root, tmp_path):
     src = tiny_source_cfg(synthetic_root, tmp_path / 'src', max_iters=2)
-    Runner.from_cfg(src).train()
+    RUNNERS.build(src).train()
     stage1 = str(tmp_path / 'src' / 'best_cECE.pth')
     assert osp.isfile(stage1)
 
@@ -243,7 +243,7 @@ def test_runner_stage_two_trains_only_the_head(synthetic_root, tmp_path):
                 pipeline=[dict(type='LoadImageFromFile'),
                           dict(type='Resize', scale=(128, 64)),
                           dict(type='PackSegInputs')])))]
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
     runner.train()
     before = torch.load(stage1, map_location='cpu')['state_dict']
     after = runner.model.state_dict()
@@ -263,7 +263,6 @@ def test_runner_stage_two_trains_only_the_head(synthetic_root, tmp_path):
 
 def _warmup_worker(rank, world_size, port, out_file):
     import torch.distributed as dist
-
     from mmseg.utils import register_all_modules
     register_all_modules()  # a spawned process starts without the scope
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',

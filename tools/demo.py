@@ -26,7 +26,9 @@ import sys
 
 from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
+
+from mmseg_calsfda.toy import set_run_name, shrink_config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs', 'calsfda')
@@ -53,8 +55,10 @@ def parse_args():
 
 
 def generate_data(data_dir: str, size: dict, seed: int) -> None:
-    from mmseg_calsfda.datasets.synthetic import (write_cityscapes_split,
-                                                  write_gta5_split)
+    from mmseg_calsfda.datasets.synthetic import (
+        write_cityscapes_split,
+        write_gta5_split,
+    )
     done = osp.join(data_dir, f'.done_seed{seed}')
     if osp.exists(done):
         return
@@ -73,7 +77,6 @@ def generate_data(data_dir: str, size: dict, seed: int) -> None:
 def stage_config(args, size: dict, data_dir: str, name: str, work_dir: str,
                  iters: int, lr: float) -> Config:
     """A stage config as shipped, shrunk to a CPU-sized run."""
-    from mmseg_calsfda.toy import shrink_config
     cfg = shrink_config(
         Config.fromfile(osp.join(CONFIGS, name)), data_dir,
         osp.join(args.work_dir, work_dir),
@@ -107,6 +110,7 @@ def evaluate(cfg: Config, checkpoint: str, dataloader: dict, name: str,
     """Tests ``checkpoint`` on ``dataloader`` with the stage's config."""
     cfg = cfg.copy()
     cfg.work_dir = osp.join(cfg.work_dir, f'eval_{name}')
+    set_run_name(cfg, f'{cfg.experiment_name}_eval_{name}')
     cfg.load_from = checkpoint
     cfg.test_dataloader = dataloader
     cfg.test_evaluator = evaluator or [
@@ -114,7 +118,7 @@ def evaluate(cfg: Config, checkpoint: str, dataloader: dict, name: str,
         dict(type='ECEMetric', n_bins=10, output_dir=cfg.work_dir)
     ]
     cfg.custom_hooks = list(hooks)
-    return Runner.from_cfg(cfg).test()
+    return RUNNERS.build(cfg).test()
 
 
 def best_checkpoint(work_dir: str, key: str = 'cECE') -> str:
@@ -151,7 +155,7 @@ def write_results(work_dir: str, results: dict) -> None:
 def run_source_stage(args, size, data_dir) -> dict:
     cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_source.py',
                        'stage1_source', size['iters'], lr=0.01)
-    Runner.from_cfg(cfg).train()
+    RUNNERS.build(cfg).train()
     ckpt = best_checkpoint(cfg.work_dir)
     source = evaluate(cfg, ckpt, cfg.val_dataloader, 'source_val')
     target = evaluate(cfg, ckpt, target_dataloader(cfg, data_dir, 'val'),
@@ -167,7 +171,7 @@ def run_value_stage(args, size, data_dir, stage1: str) -> dict:
     cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_value.py',
                        'stage2_value', size['value_iters'], lr=1e-3)
     cfg.load_from = osp.join(args.work_dir, stage1)
-    Runner.from_cfg(cfg).train()
+    RUNNERS.build(cfg).train()
     ckpt = osp.join(cfg.work_dir, f'iter_{size["value_iters"]}.pth')
     target_val = target_dataloader(cfg, data_dir, 'val')
     metric = [dict(type='EstimatedECEMetric', with_labels=True)]

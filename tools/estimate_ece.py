@@ -79,10 +79,10 @@ def load_images(files: List[str], skip_bad: bool, bad: List[str]) -> Iterator:
 def build_model(args):
     from mmengine.config import Config
     from mmengine.runner import load_checkpoint
-
-    import mmseg_calsfda  # noqa: F401
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
+
+    import mmseg_calsfda  # noqa: F401
     register_all_modules()
     if not osp.isfile(args.config):
         sys.exit(f'error: config file {args.config!r} does not exist')

@@ -7,6 +7,7 @@ import sys
 
 from mmengine.config import DictAction
 from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from train import load_config  # noqa: E402
@@ -95,7 +96,8 @@ def main():
 
     from mmseg_calsfda.config_check import check_config
     check_config(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = (RUNNERS.build(cfg)
+              if 'runner_type' in cfg else Runner.from_cfg(cfg))
     runner.test()
 
 

@@ -3,3 +3,6 @@ _base_ = ['mmseg::_base_/default_runtime.py']
 
 custom_imports = dict(imports=['mmseg_calsfda'], allow_failed_imports=False)
 default_scope = 'mmseg'
+# resume continues a stage even though its config names the previous
+# stage's checkpoint in load_from (see mmseg_calsfda.engine.CalSFDARunner)
+runner_type = 'CalSFDARunner'

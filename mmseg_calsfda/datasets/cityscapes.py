@@ -1,5 +1,6 @@
 from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
+
 from .checked_dataset import CheckedSegDatasetMixin
 
 

@@ -3,6 +3,7 @@ from typing import Optional
 
 from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
+
 from .checked_dataset import CheckedSegDatasetMixin
 
 

@@ -1,4 +1,5 @@
 from mmseg.registry import DATASETS
+
 from .checked_dataset import CheckedSegDataset
 from .label_maps import SYNTHIA_CLASSES, SYNTHIA_PALETTE
 

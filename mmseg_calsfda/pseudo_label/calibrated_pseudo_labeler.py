@@ -7,10 +7,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce, is_distributed
+from mmseg.registry import TASK_UTILS
 from PIL import Image
 from torch import Tensor
-
-from mmseg.registry import TASK_UTILS
 
 SELECTIONS = ('calibrated', 'reference')
 GROWTHS = ('linear', 'reference')

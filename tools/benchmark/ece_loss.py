@@ -64,8 +64,7 @@ def timed(fn, device: str, reps: int, warmup: int = 2) -> float:
 
 
 def bench_loss(args, size: int) -> dict:
-    from torchmetrics.functional.classification import \
-        multiclass_calibration_error
+    from torchmetrics.functional.classification import multiclass_calibration_error
 
     from mmseg_calsfda.models.losses import DiffECELoss
     from tests.reference import loop_classwise_ece
@@ -105,7 +104,6 @@ def bench_loss(args, size: int) -> dict:
 
 def build_model(args, with_ece: bool):
     from mmengine.config import Config
-
     from mmseg.registry import MODELS
     cfg = Config.fromfile(
         osp.join(ROOT, 'configs/calsfda/deeplabv2_r101_gta5_source.py'))
@@ -124,7 +122,6 @@ def build_model(args, with_ece: bool):
 def bench_step(args) -> dict:
     from mmengine.optim import AmpOptimWrapper, OptimWrapper
     from mmengine.structures import PixelData
-
     from mmseg.structures import SegDataSample
     torch.manual_seed(0)
     imgs = [torch.randint(0, 255, (3, args.size, args.size),
@@ -153,7 +150,8 @@ def bench_step(args) -> dict:
         if args.device.startswith('cuda'):
             torch.cuda.reset_peak_memory_stats()
         result[f'{name}_step_s'] = timed(
-            lambda: model.train_step(data, wrapper), args.device, args.reps)
+            lambda m=model, w=wrapper: m.train_step(data, w), args.device,
+            args.reps)
         if args.device.startswith('cuda'):
             result[f'{name}_peak_mem_mib'] = (
                 torch.cuda.max_memory_allocated() / 2**20)
@@ -168,7 +166,6 @@ def bench_step(args) -> dict:
 def environment(args) -> dict:
     import mmcv
     import mmengine
-
     import mmseg
     env = dict(torch=torch.__version__, mmcv=mmcv.__version__,
                mmengine=mmengine.__version__, mmseg=mmseg.__version__,
@@ -184,8 +181,9 @@ def environment(args) -> dict:
 
 def main():
     args = parse_args()
-    import mmseg_calsfda  # noqa: F401
     from mmseg.utils import register_all_modules
+
+    import mmseg_calsfda  # noqa: F401
     register_all_modules()
     results = dict(environment=environment(args))
     results['loss'] = bench_loss(args, args.loss_size or args.size)

@@ -1,9 +1,9 @@
 from typing import Optional, Sequence, Union
 
 from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
 from torch.utils.data import DataLoader
 
-from mmseg.registry import HOOKS
 from ..bn_warmup import warmup_bn_stats
 
 EVENTS = ('train', 'val', 'test')

@@ -6,7 +6,6 @@ from typing import Dict, Optional, Union
 import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
-
 from mmseg.registry import HOOKS
 
 

@@ -2,9 +2,9 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
 from torch import nn
 
-from mmseg.registry import HOOKS
 from ...models.losses import DiffECELoss
 
 

@@ -1,13 +1,14 @@
 import math
 import os.path as osp
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
+import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS, TASK_UTILS
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
-from mmseg.registry import HOOKS, TASK_UTILS
 from ...models.losses import SymmetricCELoss
 from ...pseudo_label.pseudo_label_pass import run_pseudo_label_pass
 from ..bn_warmup import warmup_bn_stats
@@ -101,6 +102,7 @@ class SelfTrainingHook(Hook):
             raise ValueError(
                 'SelfTrainingHook needs a model with a value head; adapt a '
                 'stage-2 checkpoint (configs/calsfda/*_value.py)')
+        self._check_load_from(runner)
         head_classes = model.decode_head.num_classes
         cfg = dict(self.labeler_cfg)
         cfg.setdefault('num_classes', head_classes)
@@ -119,6 +121,21 @@ class SelfTrainingHook(Hook):
             self.out_dir = osp.join(runner.work_dir, 'pseudo_labels')
         for group in runner.optim_wrapper.param_groups:
             group.setdefault('round_base_lr', group['lr'])
+
+    @staticmethod
+    def _check_load_from(runner) -> None:
+        """A fresh run must start from a checkpoint with a value head."""
+        path = runner.cfg.get('load_from')
+        if not path or runner.cfg.get('resume') or not osp.isfile(path):
+            return
+        ckpt = torch.load(path, map_location='cpu', mmap=True)
+        if not any(k.startswith('value_head.')
+                   for k in ckpt.get('state_dict', ckpt)):
+            raise ValueError(
+                f'load_from = {path!r} holds no value head: target '
+                'adaptation starts from a stage-2 checkpoint, which a '
+                '"value" config writes (e.g. configs/calsfda/'
+                'deeplabv2_r101_gta5_value.py, best_ece_mse.pth)')
 
     # ------------------------------------------------------------- epochs
     def before_train_epoch(self, runner) -> None:

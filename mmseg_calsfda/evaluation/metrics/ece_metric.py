@@ -8,13 +8,19 @@ from mmengine.dist import all_reduce, is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmengine.utils import mkdir_or_exist
+from mmseg.registry import METRICS
 from prettytable import PrettyTable
 from torch import Tensor
 
-from mmseg.registry import METRICS
-from ...calibration import (CalibrationStats, bin_stats, check_labels,
-                            check_n_bins, ece_from_stats, mean_over_classes,
-                            num_bin_slots)
+from ...calibration import (
+    CalibrationStats,
+    bin_stats,
+    check_labels,
+    check_n_bins,
+    ece_from_stats,
+    mean_over_classes,
+    num_bin_slots,
+)
 from ...visualization import plot_reliability_diagram
 
 

@@ -1,12 +1,11 @@
 from typing import Dict, Optional, Sequence
 
 import numpy as np
-import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
+from mmseg.registry import METRICS
 from scipy import stats
 
-from mmseg.registry import METRICS
 from ...calibration import CLASS_AVERAGES, check_n_bins, classwise_ece
 
 

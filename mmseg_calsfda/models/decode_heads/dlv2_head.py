@@ -1,10 +1,9 @@
 from typing import Sequence, Tuple
 
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
+from torch import Tensor
 
 
 @MODELS.register_module()

@@ -1,12 +1,10 @@
 from typing import Optional
 
-import torch
 import torch.nn as nn
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
-from ...calibration import (CLASS_AVERAGES, check_labels, check_n_bins,
-                            classwise_ece)
+from ...calibration import CLASS_AVERAGES, check_labels, check_n_bins, classwise_ece
 
 
 @MODELS.register_module()

@@ -2,13 +2,13 @@ from typing import List, Optional
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList, add_prefix
+from torch import Tensor
+
 from ...calibration import CLASS_AVERAGES, check_n_bins, classwise_ece
 
 STAGES = ('source', 'value', 'target')

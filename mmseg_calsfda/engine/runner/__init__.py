@@ -1,0 +1,3 @@
+from .calsfda_runner import CalSFDARunner
+
+__all__ = ['CalSFDARunner']

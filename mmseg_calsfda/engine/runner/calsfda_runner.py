@@ -1,0 +1,45 @@
+import os.path as osp
+
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import find_latest_checkpoint
+from mmseg.registry import RUNNERS
+
+
+@RUNNERS.register_module()
+class CalSFDARunner(Runner):
+    """MMEngine's Runner, with ``resume`` fit for staged training.
+
+    Every Cal-SFDA stage after the first names the previous stage's output in
+    ``load_from``. MMEngine resumes *from ``load_from``* when both are set,
+    so ``--resume`` would restart a stage from its starting weights (with the
+    previous stage's optimizer) instead of continuing it. Here, when
+    ``load_from`` lies outside ``work_dir``:
+
+    * a checkpoint in ``work_dir`` -> resume from the latest one;
+    * none yet -> a fresh start that loads ``load_from``'s weights.
+
+    A ``load_from`` inside ``work_dir`` keeps MMEngine's meaning (resume from
+    exactly that file). Configs select it with ``runner_type``, so MMSeg's own
+    ``tools/train.py`` (and ``mim train``) use it too.
+    """
+
+    def load_or_resume(self) -> None:
+        if self._resume and self._load_from is not None and \
+                not self._inside_work_dir(self._load_from):
+            latest = find_latest_checkpoint(self.work_dir)
+            if latest is not None:
+                self.logger.info(
+                    f'resume: continuing this stage from {latest} (the '
+                    f'config\'s load_from={self._load_from} is where the '
+                    'stage started)')
+                self._load_from = None
+            else:
+                self.logger.info(
+                    f'resume: no checkpoint in {self.work_dir} yet; starting '
+                    f'the stage from load_from={self._load_from}')
+                self._resume = False
+        super().load_or_resume()
+
+    def _inside_work_dir(self, path: str) -> bool:
+        work_dir = osp.realpath(self.work_dir)
+        return osp.realpath(path).startswith(work_dir + osp.sep)

@@ -1,0 +1,227 @@
+"""CalibratedPseudoLabeler: quantiles, kept fractions, selection modes,
+ranks, atomic writes and the resumable pass."""
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from mmseg.registry import TASK_UTILS
+from PIL import Image
+
+from mmseg_calsfda.pseudo_label import CalibratedPseudoLabeler, write_png_atomic
+from mmseg_calsfda.pseudo_label import pseudo_label_pass as pass_mod
+
+C = 6
+
+
+def outputs(seed=0, n=4, h=24, w=20):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, C, h, w, generator=g) * 3
+    logits[:, 5] -= 50  # class 5 never predicted
+    return torch.softmax(logits, 1), torch.rand(n, generator=g) * 0.3
+
+
+def build(**kwargs):
+    return TASK_UTILS.build(dict(type='CalibratedPseudoLabeler',
+                                 num_classes=C, **kwargs))
+
+
+def scores_by_class(labeler, probs, est):
+    score, pred = labeler.scores(probs, est)
+    return [score[pred == c].numpy() for c in range(C)]
+
+
+@pytest.mark.parametrize('round_idx', [0, 1, 3])
+def test_thresholds_are_quantiles_within_one_bin(round_idx):
+    labeler = build()
+    probs, est = outputs(h=120, w=100)
+    labeler.update(probs[:2], est[:2])
+    labeler.update(probs[2:], est[2:])
+    tau = labeler.thresholds(round_idx)
+    cb_prop, _ = labeler.proportions(round_idx)
+    for c, s in enumerate(scores_by_class(labeler, probs, est)):
+        if len(s) == 0:
+            assert tau[c] == 0.5  # never predicted
+            continue
+        ref = np.quantile(s, 1 - cb_prop)
+        # any value between the two order statistics around the rank is a
+        # valid quantile of the samples; the histogram adds one bin
+        s = np.sort(s)
+        rank = (1 - cb_prop) * (len(s) - 1)
+        gap = s[int(np.ceil(rank))] - s[int(np.floor(rank))]
+        assert abs(float(tau[c]) - ref) <= 1 / labeler.num_bins + gap + 1e-6
+
+
+def test_each_class_keeps_about_cb_prop_of_its_pixels():
+    labeler = build(local_prop=0.0, local_prop_step=0.0, num_bins=4000)
+    probs, est = outputs(1, n=6, h=40, w=40)
+    labeler.update(probs, est)
+    tau = labeler.thresholds(0)
+    label = labeler.label(probs, est, tau, 0)
+    _, pred = labeler.scores(probs, est)
+    for c in range(C - 1):
+        n = int((pred == c).sum())
+        kept = int((label == c).sum())
+        assert kept / n == pytest.approx(0.15, abs=3 / n + 0.01)
+    assert not (label == C - 1).any()
+
+
+def test_reference_selection_differs_exactly_as_documented():
+    calibrated, reference = build(), build(selection='reference')
+    probs, est = outputs(2)
+    for labeler in (calibrated, reference):
+        labeler.update(probs, est)
+    tau = calibrated.thresholds(0)
+    torch.testing.assert_close(tau, reference.thresholds(0))
+    a = calibrated.label(probs, est, tau, 0)
+    b = reference.label(probs, est, tau, 0)
+    score, pred = calibrated.scores(probs, est)
+    local = calibrated.local_mask(probs.max(1).values, 0)
+    keep_a = (score >= tau[pred]) | local
+    keep_b = (probs >= tau.view(1, -1, 1, 1)).any(1) | local
+    assert torch.equal(a != 255, keep_a) and torch.equal(b != 255, keep_b)
+    assert torch.equal(a[keep_a], pred[keep_a].to(torch.uint8))
+    assert torch.equal(b[keep_b], pred[keep_b].to(torch.uint8))
+    # unscaled probabilities pass more easily: reference keeps a superset
+    assert (keep_a & ~keep_b).sum() == 0 and (keep_b & ~keep_a).sum() > 0
+
+
+def test_local_selection_keeps_top_fraction_per_image():
+    labeler = build(local_prop=0.25)
+    conf = torch.rand(3, 10, 10)
+    mask = labeler.local_mask(conf, 0)
+    assert mask.flatten(1).sum(1).tolist() == [25, 25, 25]
+    for i in range(3):
+        assert conf[i][mask[i]].min() >= conf[i][~mask[i]].max()
+
+
+def test_growth_schedules():
+    assert build().proportions(2) == pytest.approx((0.25, 0.2))
+    ref = build(growth='reference')
+    assert [ref.proportions(r)[0] for r in range(4)] == pytest.approx(
+        [0.15, 0.20, 0.30, 0.45])
+
+
+def test_class_weights_softmax_of_inverse_thresholds():
+    tau = torch.tensor([0.5, 0.0, 0.9])
+    w = build().class_weights(tau)
+    ref = torch.softmax(1 / torch.tensor([0.5, 0.01, 0.9]), 0)
+    torch.testing.assert_close(w, ref)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(selection='any'), 'selection'), (dict(growth='exp'), 'growth'),
+    (dict(num_bins=100), 'num_bins'), (dict(cb_prop=1.5), 'cb_prop')])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build(**kwargs)
+
+
+def test_class_count_mismatch_is_named():
+    labeler = build()
+    with pytest.raises(ValueError, match='num_classes=6.*19 classes'):
+        labeler.update(torch.rand(1, 19, 4, 4), torch.zeros(1))
+
+
+def _rank_worker(rank, world_size, port, out_file):
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=world_size)
+    labeler = CalibratedPseudoLabeler(num_classes=C)
+    probs, est = outputs(3, n=6)
+    mine = slice(rank, None, world_size)
+    labeler.update(probs[mine], est[mine])
+    tau = labeler.thresholds(1)
+    labels = labeler.label(probs[mine], est[mine], tau, 1)
+    torch.save((tau, labels), f'{out_file}.{rank}')
+    dist.destroy_process_group()
+
+
+def test_two_processes_equal_one(tmp_path, free_port):
+    out = str(tmp_path / 'r')
+    mp.spawn(_rank_worker, args=(2, free_port, out), nprocs=2)
+    labeler = CalibratedPseudoLabeler(num_classes=C)
+    probs, est = outputs(3, n=6)
+    labeler.update(probs, est)
+    tau = labeler.thresholds(1)
+    labels = labeler.label(probs, est, tau, 1)
+    for rank in range(2):
+        tau_r, labels_r = torch.load(f'{out}.{rank}')
+        torch.testing.assert_close(tau_r, tau)
+        assert torch.equal(labels_r, labels[rank::2])
+
+
+def test_png_write_is_atomic(tmp_path, monkeypatch):
+    label = np.random.default_rng(0).integers(0, 255, (8, 9), np.uint8)
+    path = str(tmp_path / 'a' / 'x.png')
+    write_png_atomic(label, path)
+    assert np.array_equal(np.array(Image.open(path)), label)
+    # a failure mid-write leaves neither a torn file nor a temporary one
+    def boom(*args, **kwargs):
+        raise OSError('disk full')
+    monkeypatch.setattr(Image.Image, 'save', boom)
+    with pytest.raises(OSError):
+        write_png_atomic(label, str(tmp_path / 'a' / 'y.png'))
+    assert sorted(os.listdir(tmp_path / 'a')) == ['x.png']
+
+
+class FakeSample:
+
+    def __init__(self, logits, est, img_path):
+        self.seg_logits = type('P', (), dict(data=logits))()
+        self.est_ece = est
+        self.img_path = img_path
+
+    def __contains__(self, key):
+        return hasattr(self, key)
+
+
+class FakeModel:
+    """test_step returns precomputed outputs; counts calls; can fail."""
+
+    def __init__(self, fail_after=None):
+        self.calls, self.fail_after = 0, fail_after
+
+    def test_step(self, batch):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt('killed')
+        return [FakeSample(*item) for item in batch]
+
+
+def fake_loader(tmp_path, n=4):
+    g = torch.Generator().manual_seed(0)
+    return [[(torch.randn(C, 6, 5, generator=g) * 3, 0.1,
+              str(tmp_path / 'img' / 'city' / f'{i}_leftImg8bit.png'))]
+            for i in range(n)]
+
+
+def test_pass_is_resumable(tmp_path):
+    loader = fake_loader(tmp_path)
+    labeler = build()
+    out = str(tmp_path / 'pl')
+    img_dir = str(tmp_path / 'img')
+    # killed during the labelling half of the pass: no round folder appears
+    with pytest.raises(KeyboardInterrupt):
+        pass_mod.run_pseudo_label_pass(FakeModel(fail_after=6), loader,
+                                       labeler, 0, out, img_dir,
+                                       '_leftImg8bit.png')
+    assert os.listdir(out) == ['round_0.tmp']
+    assert len(os.listdir(osp.join(out, 'round_0.tmp', 'city'))) == 2
+    # the rerun redoes it from scratch and publishes the finished round
+    model = FakeModel()
+    summary = pass_mod.run_pseudo_label_pass(model, loader, labeler, 0, out,
+                                             img_dir, '_leftImg8bit.png')
+    assert model.calls == 8  # two passes over four images
+    assert sorted(os.listdir(out)) == ['round_0']
+    files = sorted(os.listdir(osp.join(out, 'round_0', 'city')))
+    assert files == [f'{i}.png' for i in range(4)]
+    assert summary['round'] == 0 and len(summary['thresholds']) == C
+    # a finished round is reused without running the model
+    again = FakeModel()
+    assert pass_mod.run_pseudo_label_pass(again, loader, labeler, 0, out,
+                                          img_dir, '_leftImg8bit.png') == \
+        summary
+    assert again.calls == 0

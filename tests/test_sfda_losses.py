@@ -1,0 +1,86 @@
+"""SymmetricCELoss, NormalizedEntropyLoss, NegativeLearningLoss against
+direct formulas, and inside a decode head."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+
+
+def data(seed=0, n=2, c=5, h=6, w=7):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, c, h, w, generator=g) * 2
+    label = torch.randint(0, c, (n, h, w), generator=g)
+    label[torch.rand(n, h, w, generator=g) < 0.3] = 255
+    return logits, label
+
+
+def test_symmetric_ce_matches_definition():
+    logits, label = data()
+    w = torch.softmax(torch.rand(5), 0)
+    loss = MODELS.build(dict(type='SymmetricCELoss', class_weight=w.tolist()))
+    valid = label != 255
+    p = torch.softmax(logits, 1).permute(0, 2, 3, 1)[valid]  # M x C
+    y = label[valid]
+    ce = -(w[y] * torch.log(p[torch.arange(len(y)), y])).sum() / w[y].sum()
+    onehot = F.one_hot(y, 5).float().clamp(1e-4, 1)
+    rce = -(p * torch.log(onehot)).sum(1).mean()
+    ref = 0.1 * ce + 1.0 * rce
+    assert float(loss(logits, label)) == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_symmetric_ce_class_weight_count_checked():
+    loss = MODELS.build(dict(type='SymmetricCELoss', class_weight=[1, 2]))
+    with pytest.raises(ValueError, match='2 class weights for 5 classes'):
+        loss(*data())
+
+
+def test_normalized_entropy_matches_definition():
+    logits, _ = data(1)
+    loss = MODELS.build(dict(type='NormalizedEntropyLoss', loss_weight=0.5))
+    p = torch.softmax(logits, 1)
+    h = -(p * torch.log(p)).sum(1)
+    ref = (((h / h.max())**2 + 1e-8)**2).mean() * 0.5
+    assert float(loss(logits)) == pytest.approx(float(ref), rel=1e-5)
+    # one softmax: already-softmaxed inputs would give a different value
+    assert float(loss(p)) != pytest.approx(float(loss(logits)), rel=1e-3)
+
+
+def test_negative_learning_matches_definition_and_seeded_rng():
+    logits, _ = data(2, c=19)
+    loss = MODELS.build(dict(type='NegativeLearningLoss'))
+    torch.manual_seed(123)
+    value = loss(logits)
+    k = loss.last_k
+    assert 19 // 2 - 3 <= k <= 19 // 2 + 3
+    p = torch.softmax(logits, 1)
+    p_n = p.sort(1, descending=True).values[:, k - 1]
+    ref = -torch.log((1 - p_n).clamp(1e-5, 1)).mean()
+    assert float(value) == pytest.approx(float(ref), rel=1e-5)
+    torch.manual_seed(123)
+    loss(logits)
+    assert loss.last_k == k  # the draw follows torch's seeded generator
+    ks = set()
+    for _ in range(200):
+        loss(logits[:, :, :1, :1])
+        ks.add(loss.last_k)
+    assert ks == set(range(6, 13))
+
+
+def test_losses_in_a_decode_head_give_finite_gradients():
+    head = MODELS.build(dict(
+        type='DLV2Head', in_channels=4, in_index=0, dilations=(1, ),
+        num_classes=5, loss_decode=[
+            dict(type='SymmetricCELoss'),
+            dict(type='NormalizedEntropyLoss'),
+            dict(type='NegativeLearningLoss')]))
+    logits, label = data(3)
+    feats = torch.randn(2, 4, 6, 7, requires_grad=True)
+    out = head.forward((feats, ))
+    total = sum(loss(out, label, ignore_index=255) for loss in head.loss_decode)
+    total.backward()
+    assert math.isfinite(float(total.detach()))
+    assert torch.isfinite(feats.grad).all()
+    assert {loss.loss_name for loss in head.loss_decode} == {
+        'loss_sce', 'loss_ent', 'loss_nl'}
