@@ -65,7 +65,8 @@ def shrink_config(cfg: Config,
             run.
         batch_size (int): Training batch size.
         depth (int): ResNetV1c depth (18 or 34 keep it fast).
-        base_channels (int): Width of the backbone's first stage.
+        base_channels (int): Width of the backbone's first stage (a
+            MixVisionTransformer gets one layer per stage and this width).
         lr (float, optional): Learning rate; None keeps the config's.
         seed (int): Random seed.
 
@@ -73,13 +74,22 @@ def shrink_config(cfg: Config,
         Config: ``cfg``.
     """
     height, width = image_size
-    feat_channels = base_channels * 8
     model = cfg.model
     model.pretrained = None
     model.data_preprocessor.size = (crop, crop)
-    model.backbone.update(depth=depth, base_channels=base_channels)
-    model.decode_head.update(in_channels=feat_channels,
-                             dilations=(2, 4, 6, 8))
+    if model.backbone.type == 'MixVisionTransformer':
+        dims = [base_channels * 2**i for i in range(4)]
+        model.backbone.update(embed_dims=base_channels,
+                              num_layers=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
+                              init_cfg=None)
+        feat_channels = dims[-1]
+        model.decode_head.update(in_channels=dims, channels=base_channels * 2)
+    else:
+        feat_channels = base_channels * 8
+        model.backbone.update(depth=depth, base_channels=base_channels)
+        model.decode_head.in_channels = feat_channels
+    if model.decode_head.type == 'DLV2Head':
+        model.decode_head.dilations = (2, 4, 6, 8)
     if model.get('value_head'):
         model.value_head.in_channels = feat_channels
 

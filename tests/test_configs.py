@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from mmseg.registry import MODELS
+from mmseg.registry import DATASETS, MODELS
 
 from mmseg_calsfda.config_check import check_config
 from tests.utils import ROOT
@@ -19,7 +19,10 @@ def test_there_are_configs():
     for name in ('deeplabv2_r101_gta5_source.py',
                  'deeplabv2_r101_synthia_source.py',
                  'deeplabv2_r101_gta5_value.py',
-                 'deeplabv2_r101_synthia_value.py'):
+                 'deeplabv2_r101_synthia_value.py', 'deeplabv2_gta2cs.py',
+                 'deeplabv2_synthia2cs.py', 'segformer_mit-b2_gta5_source.py',
+                 'segformer_mit-b2_gta5_value.py',
+                 'segformer_mit-b2_gta2cs.py'):
         assert name in names
 
 
@@ -37,10 +40,10 @@ def test_config_builds(path):
     cfg.model.pretrained = None  # never download in tests
     model = MODELS.build(cfg.model)
     num_classes = model.decode_head.num_classes
-    dataset_type = cfg.train_dataloader.dataset.type
-    from mmseg.registry import DATASETS
-    classes = DATASETS.get(dataset_type).METAINFO['classes']
-    assert num_classes == len(classes), (num_classes, dataset_type)
+    dataset = cfg.train_dataloader.dataset
+    classes = (dataset.get('metainfo') or {}).get(
+        'classes', DATASETS.get(dataset.type).METAINFO['classes'])
+    assert num_classes == len(classes), (num_classes, dataset.type)
 
 
 def test_source_stage_selects_lowest_cece():
@@ -66,3 +69,20 @@ def test_value_stage_loads_stage_one_and_trains_the_head_only():
     assert cfg.model.value_head.type == 'ECEValueNetHead'
     assert cfg.val_evaluator[0].type == 'EstimatedECEMetric'
     assert cfg.val_evaluator[0].with_labels
+
+
+def test_target_stage_reads_no_target_labels_for_training_or_selection():
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/calsfda/deeplabv2_gta2cs.py'))
+    assert cfg.model.stage == 'target'
+    assert 'seg_map_path' not in cfg.train_dataloader.dataset.data_prefix
+    hooks = {h.type: h for h in cfg.custom_hooks}
+    assert 'seg_map_path' not in hooks['SelfTrainingHook'].dataloader.dataset[
+        'data_prefix']
+    assert 'seg_map_path' not in cfg.val_dataloader.dataset.data_prefix
+    assert cfg.val_evaluator.type == 'EstimatedECEMetric'
+    ckpt = cfg.default_hooks.checkpoint
+    assert (ckpt.type, ckpt.save_best, ckpt.rule) == ('ECECheckpointHook',
+                                                      'estECE', 'less')
+    # labels only in the report
+    assert ckpt.report_dataloader.dataset.data_prefix.seg_map_path == \
+        'gtFine/val'

@@ -1,6 +1,7 @@
 """Stage 3 on tiny data: rounds, pseudo-labels, label-free selection."""
 import json
 import os
+import os.path as osp
 
 import numpy as np
 import pytest
@@ -146,3 +147,53 @@ def test_empty_target_folder_names_the_path(synthetic_root, stage2,
     with pytest.raises(FileNotFoundError, match='no "\\*_leftImg8bit.png" '
                        'images under .*empty'):
         RUNNERS.build(cfg).train()
+
+
+def test_synthia_target_uses_16_classes(synthetic_root):
+    from mmengine.config import Config
+
+    from mmseg.registry import DATASETS, METRICS
+    from tests.utils import ROOT
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/calsfda/'
+                                   'deeplabv2_synthia2cs.py'))
+    report = cfg.default_hooks.checkpoint.report_dataloader.dataset
+    report.data_root = osp.join(synthetic_root, 'cityscapes')
+    dataset = DATASETS.build(report)
+    assert len(dataset.metainfo['classes']) == 16
+    raw = np.array(Image.open(dataset.get_data_info(0)['seg_map_path']))
+    label = dataset[0]['data_samples'].gt_sem_seg.data[0].numpy()
+    # Cityscapes train ids -> SYNTHIA's 16: terrain/truck/train ignored
+    cityscapes_sky, synthia_sky, terrain = 10, 9, 9
+    assert ((raw == cityscapes_sky) == (label == synthia_sky)).all()
+    assert (label[raw == terrain] == 255).all()
+    assert set(np.unique(label)) <= set(range(16)) | {255}
+    # pseudo-labels are already in the 16-class space: no remapping
+    train = cfg.train_dataloader.dataset
+    train.data_root = osp.join(synthetic_root, 'cityscapes')
+    train.pseudo_label_dir = '/nowhere'
+    pl = DATASETS.build(train)
+    assert len(pl.metainfo['classes']) == 16
+    assert pl.get_data_info(0)['label_map'] is None
+    metric = METRICS.build(cfg.test_evaluator[1])
+    assert metric.metric_name == 'mIoU13' and len(metric.classes) == 13
+
+
+def test_subset_iou_metric():
+    import torch
+
+    from mmseg.registry import METRICS
+    metric = METRICS.build(dict(type='SubsetIoUMetric', classes=['a', 'c'],
+                                metric_name='mIoU2'))
+    metric.dataset_meta = dict(classes=['a', 'b', 'c'])
+    pred = torch.tensor([[0, 0, 1, 2]])
+    gt = torch.tensor([[0, 1, 1, 2]])
+    metric.process({}, [dict(pred_sem_seg=dict(data=pred),
+                             gt_sem_seg=dict(data=gt))])
+    # IoU: a = 1/2, b = 1/2, c = 1 -> mean over {a, c} = 75
+    assert metric.evaluate(1) == dict(mIoU2=75.0)
+    metric = METRICS.build(dict(type='SubsetIoUMetric', classes=['z']))
+    metric.dataset_meta = dict(classes=['a'])
+    metric.process({}, [dict(pred_sem_seg=dict(data=pred[:, :1]),
+                             gt_sem_seg=dict(data=gt[:, :1]))])
+    with pytest.raises(ValueError, match=r"\['z'\]"):
+        metric.evaluate(1)

@@ -22,8 +22,10 @@ class PseudoLabelDataset(CheckedSegDatasetMixin, CityscapesDataset):
     """Unlabelled target images paired with the current round's pseudo-labels.
 
     The images are listed like :class:`CityscapesDataset` (no ``seg_map_path``
-    in ``data_prefix``: the target's labels are never read). Each sample's
-    label is ``<pseudo_label_dir>/<image path relative to img_path, without
+    in ``data_prefix``: the target's labels are never read). Pseudo-labels
+    are already in the model's class space, so no ``label_map`` applies even
+    when ``metainfo`` selects a subset of classes (SYNTHIA's 16). Each
+    sample's label is ``<pseudo_label_dir>/<image path relative to img_path, without
     img_suffix>.png``; ``SelfTrainingHook`` sets :attr:`pseudo_label_dir` to
     the finished round's folder at the start of every round.
 
@@ -43,6 +45,7 @@ class PseudoLabelDataset(CheckedSegDatasetMixin, CityscapesDataset):
                 'PseudoLabelDataset has no pseudo-labels yet: '
                 'pseudo_label_dir is unset (SelfTrainingHook sets it when a '
                 'round starts)')
+        info['label_map'] = None
         info['seg_map_path'] = pseudo_label_path(
             self.pseudo_label_dir, info['img_path'],
             self.data_prefix['img_path'], self.img_suffix)

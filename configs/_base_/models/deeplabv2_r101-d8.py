@@ -26,8 +26,7 @@ model = dict(
     decode_head=dict(
         type='DLV2Head',
         in_channels=2048,
-        in_index=3,
-        dilations=(6, 12, 18, 24),
+        in_index=3,  # dilations=(6, 12, 18, 24), DLV2Head's default
         num_classes=19,
         align_corners=False,
         init_cfg=dict(

@@ -6,12 +6,16 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS, TASK_UTILS
+from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
 from ...models.losses import SymmetricCELoss
 from ...pseudo_label.pseudo_label_pass import run_pseudo_label_pass
 from ..bn_warmup import warmup_bn_stats
+
+
+NORM_LAYERS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
 @HOOKS.register_module()
@@ -30,8 +34,10 @@ class SelfTrainingHook(Hook):
        sets the :class:`SymmetricCELoss` class weights to ``softmax(1/tau)``,
     4. sets the learning rate to ``base_lr * lr_decay ** r``.
 
-    Within a round, the first epoch trains only the backbone's BatchNorm
-    affine parameters (TENT-like; the decode head is frozen); later epochs
+    Within a round, the first epoch trains only the affine parameters of the
+    backbone's normalisation layers (TENT-like: BatchNorm for CNNs, LayerNorm
+    /GroupNorm for transformers such as MiT; the decode head is frozen); later
+    epochs
     freeze the backbone (BatchNorm in eval mode too) and train the decode
     head. The value head never trains on target data.
 
@@ -48,8 +54,8 @@ class SelfTrainingHook(Hook):
             each pass. Defaults to 50.
         lr_decay (float): Learning-rate factor per round. Defaults to
             ``1 / sqrt(2)``.
-        tent_first_epoch (bool): Train only backbone BN affine parameters in
-            a round's first epoch. Defaults to True.
+        tent_first_epoch (bool): Train only the backbone's normalisation
+            affine parameters in a round's first epoch. Defaults to True.
         out_dir (str, optional): Where rounds are written. Defaults to
             ``work_dir/pseudo_labels``.
     """
@@ -168,15 +174,18 @@ class SelfTrainingHook(Hook):
             f', labels in {self._train_dataset(runner).pseudo_label_dir}')
 
     def _set_trainable(self, runner, epoch_in_round: int) -> None:
-        """BN-affine-only first epoch, then decode head only."""
+        """Norm-affine-only first epoch, then decode head only."""
         model = self._model(runner)
         bn_only = self.tent_first_epoch and epoch_in_round == 0
         model.backbone.requires_grad_(False)
         if bn_only:
             for module in model.backbone.modules():
-                if isinstance(module, _BatchNorm) and module.affine:
+                if isinstance(module, NORM_LAYERS) and (
+                        getattr(module, 'affine', False) or
+                        getattr(module, 'elementwise_affine', False)):
                     module.weight.requires_grad_(True)
-                    module.bias.requires_grad_(True)
+                    if module.bias is not None:
+                        module.bias.requires_grad_(True)
         for name in ('neck', 'decode_head', 'auxiliary_head'):
             module = getattr(model, name, None)
             if module is not None:

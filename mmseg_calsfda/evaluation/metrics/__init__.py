@@ -1,4 +1,5 @@
 from .ece_metric import ECEMetric
 from .estimated_ece_metric import EstimatedECEMetric
+from .subset_iou_metric import SubsetIoUMetric
 
-__all__ = ['ECEMetric', 'EstimatedECEMetric']
+__all__ = ['ECEMetric', 'EstimatedECEMetric', 'SubsetIoUMetric']
