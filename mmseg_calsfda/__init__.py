@@ -3,7 +3,8 @@
 Importing this package registers every component into MMSegmentation's
 registries, so a config only needs::
 
-    custom_imports = dict(imports=['mmseg_calsfda'], allow_failed_imports=False)
+    custom_imports = dict(
+        imports=['mmseg_calsfda'], allow_failed_imports=False)
 
 It also lets torch >= 2.6 load mmengine checkpoints (resume, ``load_from``).
 """

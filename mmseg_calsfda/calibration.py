@@ -15,8 +15,8 @@ statistics into ECE values:
 
 Since ``(|B_b| / |S|) * |mean_conf(B_b) - acc(B_b)| == |conf_sum_b -
 acc_sum_b| / |S|``, the ECE of a group is ``sum_b |conf_sum_b - acc_sum_b| /
-sum_b count_b``: no division by bin counts, empty bins contribute nothing and an
-empty group has ECE 0. Gradients flow through ``conf_sum`` only.
+sum_b count_b``: no division by bin counts, empty bins contribute nothing
+and an empty group has ECE 0. Gradients flow through ``conf_sum`` only.
 
 All statistics are float32 whatever the input dtype (bf16/fp16 under AMP).
 """

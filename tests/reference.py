@@ -11,8 +11,9 @@ def loop_bin_ece(conf, correct, n_bins):
     ece = conf.new_zeros(())
     for b in range(n_bins):
         lo, hi = b / n_bins, (b + 1) / n_bins
-        upper = conf <= hi if b < n_bins - 1 else torch.ones_like(conf, dtype=torch.bool)
-        lower = conf > lo if b > 0 else torch.ones_like(conf, dtype=torch.bool)
+        everything = torch.ones_like(conf, dtype=torch.bool)
+        upper = conf <= hi if b < n_bins - 1 else everything
+        lower = conf > lo if b > 0 else everything
         in_bin = lower & upper
         n = int(in_bin.sum())
         if n == 0:

@@ -2,6 +2,7 @@
 import json
 
 from mmseg.registry import RUNNERS
+
 from tests.utils import tiny_cfg
 
 

@@ -72,7 +72,8 @@ def test_value_stage_loads_stage_one_and_trains_the_head_only():
 
 
 def test_target_stage_reads_no_target_labels_for_training_or_selection():
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/calsfda/deeplabv2_gta2cs.py'))
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/calsfda/deeplabv2_gta2cs.py'))
     assert cfg.model.stage == 'target'
     assert 'seg_map_path' not in cfg.train_dataloader.dataset.data_prefix
     hooks = {h.type: h for h in cfg.custom_hooks}

@@ -11,7 +11,10 @@ import torch.multiprocessing as mp
 from mmseg.registry import TASK_UTILS
 from PIL import Image
 
-from mmseg_calsfda.pseudo_label import CalibratedPseudoLabeler, write_png_atomic
+from mmseg_calsfda.pseudo_label import (
+    CalibratedPseudoLabeler,
+    write_png_atomic,
+)
 from mmseg_calsfda.pseudo_label import pseudo_label_pass as pass_mod
 
 C = 6

@@ -78,7 +78,8 @@ def test_losses_in_a_decode_head_give_finite_gradients():
     logits, label = data(3)
     feats = torch.randn(2, 4, 6, 7, requires_grad=True)
     out = head.forward((feats, ))
-    total = sum(loss(out, label, ignore_index=255) for loss in head.loss_decode)
+    total = sum(
+        loss(out, label, ignore_index=255) for loss in head.loss_decode)
     total.backward()
     assert math.isfinite(float(total.detach()))
     assert torch.isfinite(feats.grad).all()

@@ -151,8 +151,8 @@ def test_empty_target_folder_names_the_path(synthetic_root, stage2,
 
 def test_synthia_target_uses_16_classes(synthetic_root):
     from mmengine.config import Config
-
     from mmseg.registry import DATASETS, METRICS
+
     from tests.utils import ROOT
     cfg = Config.fromfile(osp.join(ROOT, 'configs/calsfda/'
                                    'deeplabv2_synthia2cs.py'))
@@ -180,7 +180,6 @@ def test_synthia_target_uses_16_classes(synthetic_root):
 
 def test_subset_iou_metric():
     import torch
-
     from mmseg.registry import METRICS
     metric = METRICS.build(dict(type='SubsetIoUMetric', classes=['a', 'c'],
                                 metric_name='mIoU2'))

@@ -9,7 +9,10 @@ val labels for reporting only), each split from its own seed stream.
 import argparse
 import os.path as osp
 
-from mmseg_calsfda.datasets.synthetic import write_cityscapes_split, write_gta5_split
+from mmseg_calsfda.datasets.synthetic import (
+    write_cityscapes_split,
+    write_gta5_split,
+)
 
 
 def parse_args():

@@ -8,7 +8,8 @@
 #   first epoch of a round: backbone BN affine only; then decode head only
 #   checkpoint selection WITHOUT target labels: lowest estimated ECE over a
 #     fixed target subset (best_estECE_epoch_N.pth); Cityscapes val mIoU is
-#     recorded beside it for reporting only (selection.json: selected/oracle/last)
+#     recorded beside it for reporting only
+#     (selection.json: selected / oracle / last)
 _base_ = [
     '../_base_/models/deeplabv2_r101-d8.py',
     '../_base_/datasets/cityscapes_target.py', '../_base_/calsfda_runtime.py'

@@ -25,9 +25,10 @@ class PseudoLabelDataset(CheckedSegDatasetMixin, CityscapesDataset):
     in ``data_prefix``: the target's labels are never read). Pseudo-labels
     are already in the model's class space, so no ``label_map`` applies even
     when ``metainfo`` selects a subset of classes (SYNTHIA's 16). Each
-    sample's label is ``<pseudo_label_dir>/<image path relative to img_path, without
-    img_suffix>.png``; ``SelfTrainingHook`` sets :attr:`pseudo_label_dir` to
-    the finished round's folder at the start of every round.
+    sample's label is ``<pseudo_label_dir>/<image path relative to
+    img_path, without img_suffix>.png``; ``SelfTrainingHook`` sets
+    :attr:`pseudo_label_dir` to the finished round's folder at the start of
+    every round.
 
     Args:
         pseudo_label_dir (str, optional): Folder of pseudo-label PNGs.

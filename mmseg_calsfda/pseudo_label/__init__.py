@@ -1,4 +1,7 @@
-from .calibrated_pseudo_labeler import CalibratedPseudoLabeler, write_png_atomic
+from .calibrated_pseudo_labeler import (
+    CalibratedPseudoLabeler,
+    write_png_atomic,
+)
 from .pseudo_label_pass import run_pseudo_label_pass
 
 __all__ = [

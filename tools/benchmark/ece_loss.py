@@ -64,7 +64,9 @@ def timed(fn, device: str, reps: int, warmup: int = 2) -> float:
 
 
 def bench_loss(args, size: int) -> dict:
-    from torchmetrics.functional.classification import multiclass_calibration_error
+    from torchmetrics.functional.classification import (
+        multiclass_calibration_error,
+    )
 
     from mmseg_calsfda.models.losses import DiffECELoss
     from tests.reference import loop_classwise_ece

@@ -14,7 +14,6 @@ from ...models.losses import SymmetricCELoss
 from ...pseudo_label.pseudo_label_pass import run_pseudo_label_pass
 from ..bn_warmup import warmup_bn_stats
 
-
 NORM_LAYERS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
@@ -170,7 +169,8 @@ class SelfTrainingHook(Hook):
             group['lr'] = group['round_base_lr'] * self.lr_decay**round_idx
         self.current_round = round_idx
         runner.logger.info(
-            f'self-training round {round_idx}: lr x{self.lr_decay**round_idx:.3f}'
+            f'self-training round {round_idx}: lr x'
+            f'{self.lr_decay**round_idx:.3f}'
             f', labels in {self._train_dataset(runner).pseudo_label_dir}')
 
     def _set_trainable(self, runner, epoch_in_round: int) -> None:

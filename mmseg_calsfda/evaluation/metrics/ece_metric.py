@@ -174,7 +174,8 @@ class ECEMetric(BaseMetric):
             plot_reliability_diagram(
                 top.count[0], top.conf_sum[0], top.acc_sum[0],
                 osp.join(self.output_dir, 'reliability_diagram.png'),
-                title=f'ECE {metrics["ECE"]:.2f}%  cECE {metrics["cECE"]:.2f}%',
+                title=(f'ECE {metrics["ECE"]:.2f}%  '
+                       f'cECE {metrics["cECE"]:.2f}%'),
                 merge_last=True)
         return metrics
 

@@ -2,7 +2,6 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
-
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 

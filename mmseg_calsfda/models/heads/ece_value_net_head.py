@@ -42,7 +42,8 @@ class ECEValueNetHead(BaseModule):
         for name, value in (('in_channels', in_channels),
                             ('channels', channels), ('pool_size', pool_size)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+                raise ValueError(
+                    f'{name} must be a positive int, got {value!r}')
         self.in_channels = in_channels
         self.in_index = in_index
         self.pool_size = pool_size

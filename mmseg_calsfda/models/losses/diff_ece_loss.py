@@ -4,7 +4,12 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ...calibration import CLASS_AVERAGES, check_labels, check_n_bins, classwise_ece
+from ...calibration import (
+    CLASS_AVERAGES,
+    check_labels,
+    check_n_bins,
+    classwise_ece,
+)
 
 
 @MODELS.register_module()
