@@ -4,9 +4,10 @@ The value head's BatchNorm statistics come from the source domain; before it
 estimates ECE on target images they are re-estimated there (METHOD.md,
 "BatchNorm statistic warm-up"). :func:`warmup_bn_stats` runs forward passes
 with the chosen BatchNorm layers in train mode (normalising by batch
-statistics, as the reference does) and sets their running statistics to the *exact* mean and
-(unbiased) variance of all the inputs they saw -- the limit of the cumulative
-average with ``momentum=None``, without its bias when batches differ in size.
+statistics, as the reference does) and sets their running statistics to the
+*exact* mean and (unbiased) variance of all the inputs they saw -- the limit
+of the cumulative average with ``momentum=None``, without its bias when
+batches differ in size.
 Sums are all-reduced across ranks, so N processes give the statistics of the
 union of their data.
 """
