@@ -18,16 +18,10 @@ register_all_modules(init_default_scope=True)
 def synthetic_root(tmp_path_factory):
     """A tiny generated benchmark: GTA5-style source, Cityscapes-style
     target, 64x128 images."""
-    from mmseg_calsfda.datasets.synthetic import (
-        write_cityscapes_split,
-        write_gta5_split,
-    )
+    from mmseg_calsfda.datasets.synthetic import write_benchmark
     root = str(tmp_path_factory.mktemp('synthetic'))
-    write_gta5_split(osp.join(root, 'gta'), 8, 64, 128, 0, 'train')
-    write_gta5_split(osp.join(root, 'gta'), 4, 64, 128, 0, 'val')
-    write_cityscapes_split(osp.join(root, 'cityscapes'), 6, 64, 128, 0,
-                           'train')
-    write_cityscapes_split(osp.join(root, 'cityscapes'), 4, 64, 128, 0, 'val')
+    write_benchmark(root, seed=0, height=64, width=128, source_train=8,
+                    source_val=4, target_train=6, target_val=4)
     return root
 
 

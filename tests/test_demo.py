@@ -17,6 +17,13 @@ def test_demo_tiny(tmp_path):
     assert keys <= set(results['source_only'])
     for key in keys:
         assert 0 <= results['source_only'][key] <= 100
+    assert {'target_mIoU', 'target_cECE'} <= set(results['ce_only'])
+    assert {'target_mIoU', 'target_ECE', 'target_cECE'} <= set(
+        results['adapted'])
+    assert {'ece_selected_mIoU', 'oracle_mIoU', 'last_mIoU'} <= set(
+        results['selection'])
+    assert results['selection']['oracle_mIoU'] >= results['selection'][
+        'ece_selected_mIoU']
     est = results['ece_estimation']
     for key in ('spearman', 'spearman_no_warmup', 'pearson'):
         assert -1 <= est[key] <= 1 or est[key] != est[key]  # NaN if constant

@@ -43,7 +43,11 @@ def test_normalized_entropy_matches_definition():
     h = -(p * torch.log(p)).sum(1)
     ref = (((h / h.max())**2 + 1e-8)**2).mean() * 0.5
     assert float(loss(logits)) == pytest.approx(float(ref), rel=1e-5)
-    # one softmax: already-softmaxed inputs would give a different value
+    # one softmax by default; the reference's double softmax on request
+    reference = MODELS.build(dict(type='NormalizedEntropyLoss',
+                                  loss_weight=0.5, double_softmax=True))
+    assert float(reference(logits)) == pytest.approx(float(loss(p)),
+                                                     rel=1e-6)
     assert float(loss(p)) != pytest.approx(float(loss(logits)), rel=1e-3)
 
 

@@ -8,11 +8,16 @@
    source through MMSeg's Runner, keeping the checkpoint with the lowest
    source-val class-level ECE, and evaluates it on source and target val
    (mIoU, ECE, cECE);
+   A CE-only twin (same recipe without DiffECE) is trained for comparison;
 3. stage 2: trains the ECE value head on the frozen stage-1 model and
    measures, on held-out labelled target images, how well its estimates rank
    the true per-image class-level ECE (Spearman), with and without the BN
    warm-up on unlabelled target images;
-4. writes ``WORK_DIR/results.json`` and ``results.md``.
+4. stage 3: adapts to the unlabelled target in self-training rounds and
+   keeps the checkpoint with the lowest *estimated* ECE; target val labels
+   are read only to report that choice beside the oracle and the last
+   checkpoint;
+5. writes ``WORK_DIR/results.json`` and ``results.md``.
 
 Each stage runs the real config from ``configs/calsfda/`` at CPU size
 (``mmseg_calsfda.toy.shrink_config``).
@@ -36,10 +41,10 @@ CONFIGS = osp.join(ROOT, 'configs', 'calsfda')
 SIZES = dict(
     full=dict(height=128, width=256, source_train=200, source_val=50,
               target_train=200, target_val=50, iters=400, value_iters=300,
-              crop=128, warmup_batches=25),
+              crop=128, warmup_batches=25, rounds=2, epochs_per_round=3),
     tiny=dict(height=64, width=128, source_train=8, source_val=4,
               target_train=6, target_val=4, iters=4, value_iters=2, crop=64,
-              warmup_batches=2))
+              warmup_batches=2, rounds=1, epochs_per_round=2))
 
 
 def parse_args():
@@ -55,33 +60,24 @@ def parse_args():
 
 
 def generate_data(data_dir: str, size: dict, seed: int) -> None:
-    from mmseg_calsfda.datasets.synthetic import (
-        write_cityscapes_split,
-        write_gta5_split,
-    )
+    from mmseg_calsfda.datasets.synthetic import write_benchmark
     done = osp.join(data_dir, f'.done_seed{seed}')
     if osp.exists(done):
         return
-    shape = (size['height'], size['width'])
-    write_gta5_split(osp.join(data_dir, 'gta'), size['source_train'], *shape,
-                     seed, 'train')
-    write_gta5_split(osp.join(data_dir, 'gta'), size['source_val'], *shape,
-                     seed, 'val')
-    write_cityscapes_split(osp.join(data_dir, 'cityscapes'),
-                           size['target_train'], *shape, seed, 'train')
-    write_cityscapes_split(osp.join(data_dir, 'cityscapes'),
-                           size['target_val'], *shape, seed, 'val')
+    write_benchmark(data_dir, seed, size['height'], size['width'],
+                    size['source_train'], size['source_val'],
+                    size['target_train'], size['target_val'])
     open(done, 'w').close()
 
 
 def stage_config(args, size: dict, data_dir: str, name: str, work_dir: str,
-                 iters: int, lr: float) -> Config:
+                 iters: int, lr: float, **kwargs) -> Config:
     """A stage config as shipped, shrunk to a CPU-sized run."""
     cfg = shrink_config(
         Config.fromfile(osp.join(CONFIGS, name)), data_dir,
         osp.join(args.work_dir, work_dir),
         image_size=(size['height'], size['width']), crop=size['crop'],
-        max_iters=iters, lr=lr, seed=args.seed)
+        max_iters=iters, lr=lr, seed=args.seed, **kwargs)
     if args.device == 'cpu':
         cfg.env_cfg.dist_cfg = dict(backend='gloo')
     return cfg
@@ -129,16 +125,30 @@ def best_checkpoint(work_dir: str, key: str = 'cECE') -> str:
     return osp.join(work_dir, names[0])
 
 
+def _row(name: str, split: str, m: dict, prefix: str = '') -> str:
+    return (f"| {name} | {split} | {m[prefix + 'mIoU']:.2f} | "
+            f"{m.get(prefix + 'ECE', float('nan')):.2f} | "
+            f"{m[prefix + 'cECE']:.2f} |")
+
+
 def write_results(work_dir: str, results: dict) -> None:
     with open(osp.join(work_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=2)
     src, est = results['source_only'], results['ece_estimation']
+    sel = results['selection']
     lines = [
         '| model | split | mIoU | ECE | cECE |', '|---|---|---|---|---|',
-        f"| stage 1 (CE + DiffECE) | source val | {src['source_val_mIoU']:.2f}"
-        f" | {src['source_val_ECE']:.2f} | {src['source_val_cECE']:.2f} |",
-        f"| stage 1 (CE + DiffECE) | target val | {src['target_mIoU']:.2f} | "
-        f"{src['target_ECE']:.2f} | {src['target_cECE']:.2f} |", '',
+        _row('stage 1, CE + DiffECE', 'source val', src, 'source_val_'),
+        _row('stage 1, CE + DiffECE', 'target val', src, 'target_'),
+        _row('stage 1, CE only (twin)', 'target val', results['ce_only'],
+             'target_'),
+        _row('adapted (ECE-selected)', 'target val', results['adapted'],
+             'target_'), '',
+        '| checkpoint choice (target val mIoU) | mIoU |', '|---|---|',
+        f"| lowest estimated ECE (no labels) | "
+        f"{sel['ece_selected_mIoU']:.2f} |",
+        f"| oracle (best val mIoU) | {sel['oracle_mIoU']:.2f} |",
+        f"| last | {sel['last_mIoU']:.2f} |", '',
         '| ECE estimation on target val (per image) | Spearman | Pearson |',
         '|---|---|---|',
         f"| value head, BN warm-up on target | {est['spearman']:.3f} | "
@@ -152,14 +162,24 @@ def write_results(work_dir: str, results: dict) -> None:
     print(table)
 
 
-def run_source_stage(args, size, data_dir) -> dict:
+def run_source_stage(args, size, data_dir, ece_loss: bool = True) -> dict:
+    """Stage 1 (or, without ``ece_loss``, its CE-only twin)."""
     cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_source.py',
-                       'stage1_source', size['iters'], lr=0.01)
+                       'stage1_source' if ece_loss else 'stage1_ce_only',
+                       size['iters'], lr=0.01)
+    if not ece_loss:
+        cfg.model.decode_head.loss_decode = \
+            cfg.model.decode_head.loss_decode[:1]
+        cfg.custom_hooks = []
     RUNNERS.build(cfg).train()
     ckpt = best_checkpoint(cfg.work_dir)
-    source = evaluate(cfg, ckpt, cfg.val_dataloader, 'source_val')
     target = evaluate(cfg, ckpt, target_dataloader(cfg, data_dir, 'val'),
                       'target_val')
+    if not ece_loss:
+        return dict(checkpoint=osp.relpath(ckpt, args.work_dir),
+                    target_mIoU=target['mIoU'], target_ECE=target['ECE'],
+                    target_cECE=target['cECE'])
+    source = evaluate(cfg, ckpt, cfg.val_dataloader, 'source_val')
     return dict(
         checkpoint=osp.relpath(ckpt, args.work_dir),
         source_val_mIoU=source['mIoU'], source_val_ECE=source['ECE'],
@@ -192,6 +212,36 @@ def run_value_stage(args, size, data_dir, stage1: str) -> dict:
         mean_estimated_ECE_no_warmup=without['estECE'])
 
 
+def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
+    """Stage 3; returns (adapted, selection) from selection.json."""
+    cfg = stage_config(
+        args, size, data_dir, 'deeplabv2_gta2cs.py', 'stage3_target', 0,
+        lr=1e-3, max_epochs=size['rounds'] * size['epochs_per_round'])
+    cfg.load_from = osp.join(args.work_dir, stage2)
+    self_training, bn_warmup = cfg.custom_hooks
+    self_training.epochs_per_round = size['epochs_per_round']
+    self_training.bn_warmup_batches = size['warmup_batches']
+    bn_warmup.num_batches = size['warmup_batches']
+    RUNNERS.build(cfg).train()
+    with open(osp.join(cfg.work_dir, 'selection.json')) as f:
+        selection = json.load(f)
+    chosen = selection['selected']
+    adapted = dict(
+        checkpoint=osp.relpath(
+            osp.join(cfg.work_dir, selection['checkpoint']), args.work_dir),
+        epoch=chosen['epoch'], estimated_ECE=chosen['estECE'],
+        target_mIoU=chosen['mIoU'], target_ECE=chosen['ECE'],
+        target_cECE=chosen['cECE'])
+    summary = dict(
+        ece_selected_mIoU=chosen['mIoU'],
+        oracle_mIoU=selection['oracle']['mIoU'],
+        last_mIoU=selection['last']['mIoU'],
+        ece_selected_epoch=chosen['epoch'],
+        oracle_epoch=selection['oracle']['epoch'],
+        epochs=len(selection['history']))
+    return adapted, summary
+
+
 def main():
     args = parse_args()
     if args.device == 'cuda':
@@ -206,8 +256,11 @@ def main():
     generate_data(data_dir, size, args.seed)
 
     results = dict(source_only=run_source_stage(args, size, data_dir))
+    results['ce_only'] = run_source_stage(args, size, data_dir, False)
     results['ece_estimation'] = run_value_stage(
         args, size, data_dir, results['source_only']['checkpoint'])
+    results['adapted'], results['selection'] = run_target_stage(
+        args, size, data_dir, results['ece_estimation']['checkpoint'])
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     write_results(args.work_dir, results)
 

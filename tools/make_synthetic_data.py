@@ -2,17 +2,15 @@
 
     python tools/make_synthetic_data.py data/synthetic --seed 0
 
-writes a GTA5-style labelled source tree (``gta/``, train + val lists) and a
-Cityscapes-style target tree (``cityscapes/``: train images for adaptation,
-val labels for reporting only), each split from its own seed stream.
+writes a GTA5-style labelled source tree (``gta/``: raw Cityscapes label
+ids, converted to train ids by the real GTA5 converter, train + val lists)
+and a Cityscapes-style target tree (``cityscapes/``: train images for
+adaptation, val labels for reporting only), each split from its own seed
+stream.
 """
 import argparse
-import os.path as osp
 
-from mmseg_calsfda.datasets.synthetic import (
-    write_cityscapes_split,
-    write_gta5_split,
-)
+from mmseg_calsfda.datasets.synthetic import write_benchmark
 
 
 def parse_args():
@@ -30,13 +28,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    size = (args.height, args.width)
-    gta = osp.join(args.out_dir, 'gta')
-    city = osp.join(args.out_dir, 'cityscapes')
-    write_gta5_split(gta, args.source_train, *size, args.seed, 'train')
-    write_gta5_split(gta, args.source_val, *size, args.seed, 'val')
-    write_cityscapes_split(city, args.target_train, *size, args.seed, 'train')
-    write_cityscapes_split(city, args.target_val, *size, args.seed, 'val')
+    write_benchmark(args.out_dir, args.seed, args.height, args.width,
+                    args.source_train, args.source_val, args.target_train,
+                    args.target_val)
     print(f'wrote {args.source_train}+{args.source_val} source and '
           f'{args.target_train}+{args.target_val} target images to '
           f'{args.out_dir}')

@@ -78,14 +78,16 @@ _SOURCE_PALETTE = np.array([
     [255, 0, 0], [0, 0, 142], [0, 0, 70], [0, 60, 100], [0, 80, 100],
     [0, 0, 230], [119, 11, 32]
 ], dtype=np.float32)
-# Target palette: desaturated, warmer; confusable pairs drawn together.
-_TARGET_PALETTE = np.array([
+# Target palette: desaturated, warmer, confusable pairs drawn together --
+# halfway between the source colours and these.
+_TARGET_SHIFT = np.array([
     [105, 100, 110], [120, 110, 118], [118, 104, 92], [128, 122, 128],
     [150, 140, 120], [110, 110, 105], [140, 120, 70], [118, 116, 96],
     [80, 108, 60], [98, 118, 70], [170, 185, 200], [150, 60, 70],
     [140, 70, 60], [60, 62, 95], [70, 70, 98], [62, 78, 102], [70, 90, 100],
     [80, 60, 120], [110, 50, 60]
 ], dtype=np.float32)
+_TARGET_PALETTE = 0.5 * _SOURCE_PALETTE + 0.5 * _TARGET_SHIFT
 
 
 def make_layout(rng: np.random.Generator, height: int, width: int,
@@ -287,10 +289,11 @@ def _split_seed(seed: int, split: str) -> int:
 def write_gta5_split(root: str, num_images: int, height: int, width: int,
                      seed: int, split: str = 'train',
                      domain: str = 'source') -> None:
-    """Writes a GTA5-style tree: ``images/NNNNN.png`` and
-    ``labels/NNNNN.png`` (Cityscapes label ids), plus the train-id maps
-    ``labels/NNNNN_labelTrainIds.png`` that :class:`GTA5Dataset` reads, and a
-    ``<split>.txt`` list of the split's file stems."""
+    """Writes a GTA5-style tree: ``images/<split>_NNNNN.png`` and
+    ``labels/<split>_NNNNN.png`` (Cityscapes label ids, as GTA5 ships them)
+    and a ``<split>.txt`` list of the split's file stems. Run the GTA5
+    converter afterwards (:func:`write_benchmark` does) for the train-id maps
+    :class:`GTA5Dataset` reads."""
     base = _split_seed(seed, split)
     stems = []
     for i in range(num_images):
@@ -299,7 +302,6 @@ def write_gta5_split(root: str, num_images: int, height: int, width: int,
         _imwrite(osp.join(root, 'images', stem + '.png'), img)
         _imwrite(osp.join(root, 'labels', stem + '.png'),
                  train_ids_to_label_ids(label))
-        _imwrite(osp.join(root, 'labels', stem + '_labelTrainIds.png'), label)
         stems.append(stem)
     with open(osp.join(root, f'{split}.txt'), 'w') as f:
         f.write('\n'.join(stems) + '\n')
@@ -322,3 +324,20 @@ def write_cityscapes_split(root: str, num_images: int, height: int,
         gt = osp.join(root, 'gtFine', split, city, stem + '_gtFine_')
         _imwrite(gt + 'labelIds.png', train_ids_to_label_ids(label))
         _imwrite(gt + 'labelTrainIds.png', label)
+
+
+def write_benchmark(root: str, seed: int = 0, height: int = 128,
+                    width: int = 256, source_train: int = 200,
+                    source_val: int = 50, target_train: int = 200,
+                    target_val: int = 50, nproc: int = 1) -> None:
+    """The whole benchmark under ``root``: ``gta/`` (labelled source, train
+    and val lists, converted with the real GTA5 converter) and
+    ``cityscapes/`` (target train images; val labels for reporting)."""
+    from .converters import GTA5_FORMAT, convert_tree
+    gta, city = osp.join(root, 'gta'), osp.join(root, 'cityscapes')
+    write_gta5_split(gta, source_train, height, width, seed, 'train')
+    write_gta5_split(gta, source_val, height, width, seed, 'val')
+    convert_tree(gta, 'images', 'labels', GTA5_FORMAT, CITYSCAPES_CLASSES,
+                 nproc=nproc)
+    write_cityscapes_split(city, target_train, height, width, seed, 'train')
+    write_cityscapes_split(city, target_val, height, width, seed, 'val')

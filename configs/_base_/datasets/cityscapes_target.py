@@ -44,6 +44,7 @@ train_dataloader = dict(
 pseudo_label_dataloader = dict(
     batch_size=1,
     num_workers=2,
+    persistent_workers=True,  # read twice per round, every round
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedCityscapesDataset',
@@ -54,6 +55,7 @@ pseudo_label_dataloader = dict(
 estimation_dataloader = dict(
     batch_size=1,
     num_workers=2,
+    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedCityscapesDataset',

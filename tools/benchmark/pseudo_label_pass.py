@@ -1,0 +1,140 @@
+"""Benchmarks a round's pseudo-labelling pass against plain inference.
+
+    python tools/benchmark/pseudo_label_pass.py --device cuda \\
+        --height 1024 --width 2048 --num-images 20 --out benchmarks/x.json
+
+On the same images (random, written as a Cityscapes-style folder) and the
+same segmentor, it times
+
+* ``inference``: MMSeg's plain prediction (no value head) over the folder;
+* ``pseudo_label_pass``: what a Cal-SFDA round does before training -- the
+  value head's BN warm-up, ECE estimates, per-class histograms and
+  thresholds (pass 1), pseudo-labels and atomic PNG writes (pass 2);
+
+and reports ``pseudo_label_pass_vs_inference``. The pass reads the images
+twice (thresholds need the whole set before any label), so its floor is
+about 2x inference plus the PNG writes.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
+                        else 'cpu')
+    parser.add_argument('--depth', type=int, default=101)
+    parser.add_argument('--height', type=int, default=1024)
+    parser.add_argument('--width', type=int, default=2048)
+    parser.add_argument('--num-images', type=int, default=20)
+    parser.add_argument('--warmup-batches', type=int, default=5)
+    parser.add_argument('--out', help='JSON file to write')
+    return parser.parse_args()
+
+
+def write_images(root: str, args) -> str:
+    img_dir = osp.join(root, 'leftImg8bit', 'train')
+    os.makedirs(osp.join(img_dir, 'bench'))
+    import mmcv
+    rng = np.random.default_rng(0)
+    for i in range(args.num_images):
+        img = rng.integers(0, 255, (args.height, args.width, 3), np.uint8)
+        mmcv.imwrite(img, osp.join(img_dir, 'bench',
+                                   f'bench_000000_{i:06d}_leftImg8bit.png'))
+    return img_dir
+
+
+def build(args, root: str):
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/calsfda/deeplabv2_gta2cs.py'))
+    cfg.model.backbone.depth = args.depth
+    cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)
+    if args.depth < 50:
+        cfg.model.decode_head.in_channels = 512
+        cfg.model.value_head.in_channels = 512
+    scale = (args.width // 2, args.height // 2)  # evaluation resolution
+    loader_cfg = cfg.pseudo_label_dataloader
+    loader_cfg.dataset.data_root = root
+    loader_cfg.dataset.pipeline[1].scale = scale
+    loader_cfg.num_workers = 2
+    loader = Runner.build_dataloader(loader_cfg)
+    model = MODELS.build(cfg.model).to(args.device).eval()
+    plain_cfg = cfg.model.copy()
+    plain_cfg.value_head = None
+    plain_cfg.stage = 'source'
+    plain = MODELS.build(plain_cfg).to(args.device).eval()
+    plain.load_state_dict(model.state_dict(), strict=False)
+    labeler_cfg = cfg.custom_hooks[0].pseudo_labeler
+    return model, plain, loader, labeler_cfg
+
+
+def timed(fn, device: str) -> float:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main():
+    args = parse_args()
+    from mmseg.registry import TASK_UTILS
+    from mmseg.utils import register_all_modules
+
+    import mmseg_calsfda  # noqa: F401
+    from mmseg_calsfda.engine import warmup_bn_stats
+    from mmseg_calsfda.pseudo_label import run_pseudo_label_pass
+    register_all_modules()
+    with tempfile.TemporaryDirectory() as root:
+        img_dir = write_images(root, args)
+        model, plain, loader, labeler_cfg = build(args, root)
+        labeler = TASK_UTILS.build(dict(labeler_cfg, num_classes=19))
+
+        def inference():
+            with torch.no_grad():
+                for batch in loader:
+                    plain.test_step(batch)
+
+        def pseudo_label_pass(round_idx=[0]):
+            warmup_bn_stats(model, loader, args.warmup_batches)
+            run_pseudo_label_pass(model, loader, labeler, round_idx[0],
+                                  osp.join(root, 'pl'), img_dir,
+                                  '_leftImg8bit.png')
+            round_idx[0] += 1  # a new round each call: nothing is reused
+
+        inference()  # warm-up (allocator, cudnn)
+        t_plain = min(timed(inference, args.device) for _ in range(2))
+        t_pass = min(timed(pseudo_label_pass, args.device) for _ in range(2))
+    result = dict(
+        device=(torch.cuda.get_device_name() if args.device.startswith(
+            'cuda') else f'cpu ({os.cpu_count()} cores)'),
+        torch=torch.__version__, depth=args.depth,
+        image_size=[args.height, args.width], num_images=args.num_images,
+        inference_s=t_plain, pseudo_label_pass_s=t_pass,
+        pseudo_label_pass_vs_inference=t_pass / t_plain)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+
+
+if __name__ == '__main__':
+    main()
