@@ -116,7 +116,8 @@ def shrink_config(cfg: Config,
     if lr is not None:
         cfg.optim_wrapper.optimizer.lr = lr
     cfg.default_hooks.checkpoint.interval = interval
-    cfg.default_hooks.logger.interval = max(1, min(10, interval))
+    cfg.default_hooks.logger.interval = 10 if max_epochs else max(
+        1, min(10, interval))
     cfg.default_hooks.visualization = dict(
         type='SegVisualizationHook', draw=False)
     cfg.env_cfg.cudnn_benchmark = False

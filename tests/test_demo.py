@@ -28,5 +28,6 @@ def test_demo_tiny(tmp_path):
     for key in ('spearman', 'spearman_no_warmup', 'pearson'):
         assert -1 <= est[key] <= 1 or est[key] != est[key]  # NaN if constant
     assert (tmp_path / 'results.md').read_text().startswith('| model |')
-    assert (tmp_path / 'stage1_source' / 'eval_target_val' /
-            'reliability_diagram.png').exists()
+    for stage in ('stage1_source', 'stage3_target'):
+        assert (tmp_path / stage / 'eval_target_val' /
+                'reliability_diagram.png').exists()

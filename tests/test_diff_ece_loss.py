@@ -115,3 +115,21 @@ def test_second_entry_of_segformer_head_loss_decode():
     losses = head.loss(feats, _samples(2, 64, 64, 5), train_cfg={})
     assert losses['loss_ece'].ndim == 0 and 0 <= float(
         losses['loss_ece']) <= 1
+
+
+def test_autocast_gives_float32_ece_close_to_fp32():
+    # a head producing logits under autocast (bf16 on CPU, as AMP does on GPU)
+    conv = torch.nn.Conv2d(8, 5, 1)
+    feats = torch.randn(2, 8, 9, 11) * 3
+    _, label = random_batch(8)
+    loss = DiffECELoss()
+    fp32 = loss(conv(feats), label)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        logits = conv(feats)
+        assert logits.dtype == torch.bfloat16
+        amp = loss(logits, label)
+    assert amp.dtype == torch.float32
+    assert float(amp) == pytest.approx(float(fp32), abs=2e-2)
+    # same logits, rounded to bf16 once: identical ECE math in float32
+    ref = loss(logits.float(), label)
+    assert float(amp) == pytest.approx(float(ref), abs=1e-6)

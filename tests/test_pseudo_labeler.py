@@ -201,30 +201,68 @@ def fake_loader(tmp_path, n=4):
             for i in range(n)]
 
 
-def test_pass_is_resumable(tmp_path):
+def test_pass_is_resumable(tmp_path, monkeypatch):
     loader = fake_loader(tmp_path)
     labeler = build()
     out = str(tmp_path / 'pl')
     img_dir = str(tmp_path / 'img')
-    # killed during the labelling half of the pass: no round folder appears
+    args = (labeler, 0, out, img_dir, '_leftImg8bit.png')
+    # killed while writing labels: no round folder appears
+    real_write, written = pass_mod.write_png_atomic, []
+
+    def dying_write(label, path):
+        if len(written) == 2:
+            raise KeyboardInterrupt('killed')
+        written.append(path)
+        real_write(label, path)
+
+    monkeypatch.setattr(pass_mod, 'write_png_atomic', dying_write)
     with pytest.raises(KeyboardInterrupt):
-        pass_mod.run_pseudo_label_pass(FakeModel(fail_after=6), loader,
-                                       labeler, 0, out, img_dir,
-                                       '_leftImg8bit.png')
+        pass_mod.run_pseudo_label_pass(FakeModel(), loader, *args)
+    monkeypatch.setattr(pass_mod, 'write_png_atomic', real_write)
     assert os.listdir(out) == ['round_0.tmp']
     assert len(os.listdir(osp.join(out, 'round_0.tmp', 'city'))) == 2
-    # the rerun redoes it from scratch and publishes the finished round
+    # the rerun redoes it from scratch and publishes the finished round;
+    # the calibrated selection runs the model once per image
     model = FakeModel()
-    summary = pass_mod.run_pseudo_label_pass(model, loader, labeler, 0, out,
-                                             img_dir, '_leftImg8bit.png')
-    assert model.calls == 8  # two passes over four images
+    summary = pass_mod.run_pseudo_label_pass(model, loader, *args)
+    assert model.calls == 4
     assert sorted(os.listdir(out)) == ['round_0']
     files = sorted(os.listdir(osp.join(out, 'round_0', 'city')))
     assert files == [f'{i}.png' for i in range(4)]
+    assert not osp.exists(osp.join(out, 'round_0', '.outputs'))
     assert summary['round'] == 0 and len(summary['thresholds']) == C
     # a finished round is reused without running the model
     again = FakeModel()
-    assert pass_mod.run_pseudo_label_pass(again, loader, labeler, 0, out,
-                                          img_dir, '_leftImg8bit.png') == \
-        summary
+    assert pass_mod.run_pseudo_label_pass(again, loader, *args) == summary
     assert again.calls == 0
+
+
+def test_cached_and_direct_labels_agree(tmp_path):
+    """The calibrated pass (model once, top-1 cache) gives the labels the
+    reference code path's full probabilities would give."""
+    loader = fake_loader(tmp_path, n=3)
+    img_dir = str(tmp_path / 'img')
+    cached = build()
+    pass_mod.run_pseudo_label_pass(FakeModel(), loader, cached, 0,
+                                   str(tmp_path / 'a'), img_dir,
+                                   '_leftImg8bit.png')
+    tau = torch.tensor(pass_mod.load_round(str(tmp_path / 'a'),
+                                           0)['thresholds'])
+    for i, [(logits, est, _)] in enumerate(loader):
+        probs = torch.softmax(logits[None].float(), 1)
+        direct = cached.label(probs, torch.tensor([est]), tau, 0)[0]
+        written = np.array(Image.open(tmp_path / 'a' / 'round_0' / 'city' /
+                                      f'{i}.png'))
+        # fp16 confidences in the cache: at most a pixel or two at a bin edge
+        assert (written != direct.numpy()).sum() <= 2
+
+
+def test_reference_selection_runs_the_model_twice(tmp_path):
+    loader = fake_loader(tmp_path)
+    model = FakeModel(fail_after=6)
+    with pytest.raises(KeyboardInterrupt):  # dies in the labelling half
+        pass_mod.run_pseudo_label_pass(
+            model, loader, build(selection='reference'), 0,
+            str(tmp_path / 'pl'), str(tmp_path / 'img'), '_leftImg8bit.png')
+    assert len(os.listdir(tmp_path / 'pl' / 'round_0.tmp' / 'city')) == 2

@@ -226,12 +226,14 @@ def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
     with open(osp.join(cfg.work_dir, 'selection.json')) as f:
         selection = json.load(f)
     chosen = selection['selected']
+    ckpt = osp.join(cfg.work_dir, selection['checkpoint'])
+    # the label-free choice on labelled target val (report + diagram)
+    target = evaluate(cfg, ckpt, target_dataloader(cfg, data_dir, 'val'),
+                      'target_val')
     adapted = dict(
-        checkpoint=osp.relpath(
-            osp.join(cfg.work_dir, selection['checkpoint']), args.work_dir),
-        epoch=chosen['epoch'], estimated_ECE=chosen['estECE'],
-        target_mIoU=chosen['mIoU'], target_ECE=chosen['ECE'],
-        target_cECE=chosen['cECE'])
+        checkpoint=osp.relpath(ckpt, args.work_dir), epoch=chosen['epoch'],
+        estimated_ECE=chosen['estECE'], target_mIoU=target['mIoU'],
+        target_ECE=target['ECE'], target_cECE=target['cECE'])
     summary = dict(
         ece_selected_mIoU=chosen['mIoU'],
         oracle_mIoU=selection['oracle']['mIoU'],

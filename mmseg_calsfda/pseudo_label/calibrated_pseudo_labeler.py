@@ -121,8 +121,13 @@ class CalibratedPseudoLabeler:
                 f'CalibratedPseudoLabeler(num_classes={self.num_classes}) got '
                 f'outputs with {probs.shape[1]} classes')
         conf, pred = probs.float().max(dim=1)
-        scale = (1 - est_ece.float().to(conf.device)).view(-1, 1, 1)
-        return conf * scale, pred
+        return self.scale(conf, est_ece), pred
+
+    @staticmethod
+    def scale(conf: Tensor, est_ece: Tensor) -> Tensor:
+        """``s = (1 - e) * conf`` for ``N x H x W`` top-1 confidences."""
+        return conf.float() * (1 - est_ece.float().to(conf.device)).view(
+            -1, 1, 1)
 
     def update(self, probs: Tensor, est_ece: Tensor) -> None:
         """Adds a batch's scores to the per-predicted-class histograms."""
@@ -165,16 +170,35 @@ class CalibratedPseudoLabeler:
               round_idx: int) -> Tensor:
         """Pseudo-labels of a batch: ``N x H x W`` uint8 (``ignore_index``
         where not selected)."""
-        score, pred = self.scores(probs, est_ece)
-        tau = thresholds.to(score.device)
+        self.scores(probs, est_ece)  # checks the class count
+        conf, pred = probs.float().max(dim=1)
         if self.selection == 'calibrated':
-            keep = score >= tau[pred]
-        else:  # the reference: unscaled probabilities, any class passes
-            keep = (probs.float() >= tau.view(1, -1, 1, 1)).any(dim=1)
-        keep |= self.local_mask(probs.float().max(dim=1).values, round_idx)
-        return torch.where(keep, pred,
-                           torch.full_like(pred, self.ignore_index)).to(
-                               torch.uint8)
+            return self.label_top1(conf, pred, est_ece, thresholds,
+                                   round_idx)
+        # the reference: unscaled probabilities, any class passes
+        tau = thresholds.to(probs.device)
+        keep = (probs.float() >= tau.view(1, -1, 1, 1)).any(dim=1)
+        return self._finish(keep, conf, pred, round_idx)
+
+    def label_top1(self, conf: Tensor, pred: Tensor, est_ece: Tensor,
+                   thresholds: Tensor, round_idx: int) -> Tensor:
+        """:meth:`label` from top-1 confidences and predictions alone
+        (``selection='calibrated'`` needs nothing else), so a pass can keep
+        3 bytes per pixel between its two halves instead of running the
+        model twice."""
+        if self.selection != 'calibrated':
+            raise RuntimeError("selection='reference' needs every class's "
+                               'probability: use label()')
+        tau = thresholds.to(conf.device)
+        keep = self.scale(conf, est_ece) >= tau[pred.long()]
+        return self._finish(keep, conf.float(), pred, round_idx)
+
+    def _finish(self, keep: Tensor, conf: Tensor, pred: Tensor,
+                round_idx: int) -> Tensor:
+        keep = keep | self.local_mask(conf, round_idx)
+        pred = pred.long()
+        return torch.where(keep, pred, torch.full_like(
+            pred, self.ignore_index)).to(torch.uint8)
 
     def local_mask(self, conf: Tensor, round_idx: int) -> Tensor:
         """Top ``local_prop`` fraction of each image's pixels by ``conf``."""

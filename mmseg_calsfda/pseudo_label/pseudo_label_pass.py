@@ -1,5 +1,12 @@
 """One pseudo-labelling pass of a self-training round, resumable.
 
+Thresholds need statistics of the whole target set before any label can be
+made, so the pass has two halves. With ``selection='calibrated'`` the second
+half needs only each pixel's top-1 confidence and prediction, which the first
+half keeps on disk (3 bytes per pixel, deleted when the round is published),
+so the model runs once; the reference selection needs every class's
+probability and runs the model again.
+
 ``run_pseudo_label_pass`` writes round ``r``'s PNGs into
 ``<out_root>/round_<r>.tmp/`` and renames the folder to ``round_<r>/`` only
 when every rank has finished, after writing ``summary.json``. A finished round
@@ -10,11 +17,17 @@ import json
 import os
 import os.path as osp
 import shutil
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.dist import all_reduce, barrier, is_distributed, is_main_process
+from mmengine.dist import (
+    all_reduce,
+    barrier,
+    get_rank,
+    is_distributed,
+    is_main_process,
+)
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
@@ -59,6 +72,43 @@ def _outputs(model, dataloader: Iterable, desc: str):
                 progress.update()
 
 
+def _first_half(model, dataloader: Iterable,
+                labeler: CalibratedPseudoLabeler,
+                cache: Optional[str]) -> None:
+    """Histograms of the whole set; keeps top-1 outputs in ``cache``."""
+    if cache is not None:
+        os.makedirs(cache, exist_ok=True)
+    for i, (probs, est, img_path) in enumerate(
+            _outputs(model, dataloader, 'thresholds')):
+        labeler.update(probs, est)
+        if cache is not None:
+            conf, pred = probs[0].max(dim=0)
+            torch.save(
+                dict(conf=conf.half().cpu(), pred=pred.byte().cpu(),
+                     est=est.float().cpu(), img_path=img_path),
+                osp.join(cache, f'{get_rank()}_{i:08d}.pt'))
+
+
+def _second_half(model, dataloader: Iterable,
+                 labeler: CalibratedPseudoLabeler, thresholds,
+                 round_idx: int, cache: Optional[str]):
+    """Yields ``(label, prediction, img_path)`` per image, on the CPU."""
+    if cache is None:
+        for probs, est, img_path in _outputs(model, dataloader, 'labels'):
+            label = labeler.label(probs, est, thresholds, round_idx)[0]
+            yield label.cpu(), probs[0].argmax(dim=0).cpu(), img_path
+        return
+    prefix = f'{get_rank()}_'
+    for name in sorted(os.listdir(cache)):
+        if not name.startswith(prefix):
+            continue
+        item = torch.load(osp.join(cache, name))
+        label = labeler.label_top1(item['conf'][None].float(),
+                                   item['pred'][None], item['est'],
+                                   thresholds, round_idx)[0]
+        yield label, item['pred'], item['img_path']
+
+
 def run_pseudo_label_pass(model, dataloader: Iterable,
                           labeler: CalibratedPseudoLabeler, round_idx: int,
                           out_root: str, img_dir: str,
@@ -91,18 +141,18 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         shutil.rmtree(tmp)  # an interrupted pass: redo it
     barrier()
 
+    cache = osp.join(tmp, '.outputs') \
+        if labeler.selection == 'calibrated' else None
     labeler.reset()
-    for probs, est, _ in _outputs(model, dataloader, 'thresholds'):
-        labeler.update(probs, est)
+    _first_half(model, dataloader, labeler, cache)
     thresholds = labeler.thresholds(round_idx)
 
     num_classes = labeler.num_classes
     kept = torch.zeros(num_classes, dtype=torch.float64)
     predicted = torch.zeros(num_classes, dtype=torch.float64)
-    for probs, est, img_path in _outputs(model, dataloader, 'labels'):
-        label = labeler.label(probs, est, thresholds, round_idx)[0].cpu()
-        pred = probs[0].argmax(dim=0).cpu()
-        predicted += torch.bincount(pred.flatten(),
+    for label, pred, img_path in _second_half(model, dataloader, labeler,
+                                              thresholds, round_idx, cache):
+        predicted += torch.bincount(pred.flatten().long(),
                                     minlength=num_classes).double()
         valid = label != labeler.ignore_index
         kept += torch.bincount(label[valid].long(),
@@ -124,6 +174,8 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         **labeler.summary(thresholds, kept, predicted))
     barrier()  # every rank's PNGs are in place
     if is_main_process():
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
         with open(osp.join(tmp, 'summary.json'), 'w') as f:
             json.dump(summary, f, indent=2)
         os.replace(tmp, final)
