@@ -87,17 +87,17 @@ def target_dataloader(cfg: Config, data_dir: str, split: str) -> dict:
     """Cityscapes-style target images: ``val`` with labels (reporting
     only), ``train`` without."""
     loader = cfg.val_dataloader.copy()
-    pipeline = cfg.val_dataloader.dataset.pipeline
+    resize = [p for p in loader.dataset.pipeline if p['type'] == 'Resize']
+    labels = [dict(type='LoadAnnotations')] if split == 'val' else []
     prefix = dict(img_path=f'leftImg8bit/{split}')
     if split == 'val':
         prefix['seg_map_path'] = 'gtFine/val'
-    else:
-        pipeline = [p for p in pipeline if p['type'] != 'LoadAnnotations']
     loader.dataset = dict(
         type='CheckedCityscapesDataset',
         data_root=osp.join(data_dir, 'cityscapes'),
         data_prefix=prefix,
-        pipeline=pipeline)
+        pipeline=[dict(type='LoadImageFromFile'), *resize, *labels,
+                  dict(type='PackSegInputs')])
     return loader
 
 
