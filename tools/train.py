@@ -78,6 +78,28 @@ def enable_amp(cfg: Config) -> None:
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
+def init_cpu_distributed(cfg: Config) -> None:
+    """Lets torchrun train on CPUs (gloo), e.g. to test multi-process runs.
+
+    mmengine's ``init_dist('pytorch')`` always calls
+    ``torch.cuda.set_device`` and its DDP wrapper always passes a GPU
+    ``device_ids``. Starting the process group here (the Runner then skips
+    its own) and wrapping with ``device_ids=None`` avoids both.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
@@ -95,6 +117,7 @@ def main():
 
     from mmseg_calsfda.config_check import check_config
     check_config(cfg)
+    init_cpu_distributed(cfg)
 
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
