@@ -23,7 +23,31 @@ def parse_args():
     parser.add_argument('--source-val', type=int, default=50)
     parser.add_argument('--target-train', type=int, default=200)
     parser.add_argument('--target-val', type=int, default=50)
+    parser.add_argument('--grid', metavar='PNG',
+                        help='also save a grid of source and target '
+                        'examples with their label maps')
     return parser.parse_args()
+
+
+def save_grid(path: str, seed: int, height: int, width: int,
+              num: int = 3) -> None:
+    """Rows: source images, source labels, target images, target
+    labels (same layout seeds, so layouts and styles can be compared)."""
+    import cv2
+    import numpy as np
+
+    from mmseg_calsfda.datasets.label_maps import CITYSCAPES_PALETTE
+    from mmseg_calsfda.datasets.synthetic import make_sample
+    palette = np.array(CITYSCAPES_PALETTE + [[0, 0, 0]] * 237, np.uint8)
+    rows = []
+    for domain in ('source', 'target'):
+        samples = [make_sample(seed + i, height, width, domain)
+                   for i in range(num)]
+        rows.append(np.concatenate([img for img, _ in samples], axis=1))
+        rows.append(np.concatenate([palette[lab] for _, lab in samples],
+                                   axis=1))
+    grid = np.concatenate(rows, axis=0)
+    cv2.imwrite(path, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
 
 
 def main():
@@ -31,6 +55,8 @@ def main():
     write_benchmark(args.out_dir, args.seed, args.height, args.width,
                     args.source_train, args.source_val, args.target_train,
                     args.target_val)
+    if args.grid:
+        save_grid(args.grid, args.seed, args.height, args.width)
     print(f'wrote {args.source_train}+{args.source_val} source and '
           f'{args.target_train}+{args.target_val} target images to '
           f'{args.out_dir}')

@@ -49,13 +49,21 @@ def parse_args():
     return args
 
 
-def load_config(path: str, cfg_options=None) -> Config:
-    """Loads a config, exiting with a one-line message if it is missing."""
-    if not osp.isfile(path):
-        sys.exit(f'error: config file {path!r} does not exist')
-    cfg = Config.fromfile(path)
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
+def load_config(args) -> Config:
+    """Loads ``args.config`` with ``--cfg-options``, ``--launcher`` and the
+    work_dir (CLI > config > ./work_dirs/<config name>); exits with a
+    one-line message if the file is missing."""
+    if not osp.isfile(args.config):
+        sys.exit(f'error: config file {args.config!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
     return cfg
 
 
@@ -102,15 +110,7 @@ def init_cpu_distributed(cfg: Config) -> None:
 
 def main():
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-
-    # work_dir: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     if args.amp:
         enable_amp(cfg)
     cfg.resume = args.resume

@@ -14,10 +14,7 @@ synchronisation):
   / the same step with CE only, on the same batch.
 """
 import argparse
-import json
-import os
 import os.path as osp
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +23,8 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from report import environment, write_result  # noqa: E402
 
 
 def parse_args():
@@ -165,37 +164,16 @@ def bench_step(args) -> dict:
     return result
 
 
-def environment(args) -> dict:
-    import mmcv
-    import mmengine
-    import mmseg
-    env = dict(torch=torch.__version__, mmcv=mmcv.__version__,
-               mmengine=mmengine.__version__, mmseg=mmseg.__version__,
-               python=platform.python_version(), device=args.device,
-               threads=torch.get_num_threads())
-    if args.device.startswith('cuda'):
-        env.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda)
-    else:
-        env.update(cpu=platform.processor() or platform.machine(),
-                   cores=os.cpu_count())
-    return env
-
-
 def main():
     args = parse_args()
     from mmseg.utils import register_all_modules
 
     import mmseg_calsfda  # noqa: F401
     register_all_modules()
-    results = dict(environment=environment(args))
+    results = dict(environment=environment(args.device))
     results['loss'] = bench_loss(args, args.loss_size or args.size)
     results['step'] = bench_step(args)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    write_result(results, args.out)
 
 
 if __name__ == '__main__':

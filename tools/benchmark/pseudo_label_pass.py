@@ -16,7 +16,6 @@ twice (thresholds need the whole set before any label), so its floor is
 about 2x inference plus the PNG writes.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -28,6 +27,8 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from report import environment, write_result  # noqa: E402
 
 
 def parse_args():
@@ -121,19 +122,12 @@ def main():
         inference()  # warm-up (allocator, cudnn)
         t_plain = min(timed(inference, args.device) for _ in range(2))
         t_pass = min(timed(pseudo_label_pass, args.device) for _ in range(2))
-    result = dict(
-        device=(torch.cuda.get_device_name() if args.device.startswith(
-            'cuda') else f'cpu ({os.cpu_count()} cores)'),
-        torch=torch.__version__, depth=args.depth,
-        image_size=[args.height, args.width], num_images=args.num_images,
-        inference_s=t_plain, pseudo_label_pass_s=t_pass,
-        pseudo_label_pass_vs_inference=t_pass / t_plain)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    write_result(
+        dict(environment=environment(args.device), depth=args.depth,
+             image_size=[args.height, args.width],
+             num_images=args.num_images, inference_s=t_plain,
+             pseudo_label_pass_s=t_pass,
+             pseudo_label_pass_vs_inference=t_pass / t_plain), args.out)
 
 
 if __name__ == '__main__':
