@@ -9,7 +9,6 @@ pixel and image counts are gathered for a class-statistics JSON, and the
 import json
 import os
 import os.path as osp
-import tempfile
 from dataclasses import dataclass
 from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -17,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..fileio import write_png_atomic
 from .label_maps import (
     CITYSCAPES_IDS,
     IGNORE_INDEX,
@@ -91,22 +91,10 @@ def convert_label(path: str, fmt: LabelFormat,
                             f'(0..{fmt.max_id})')
     lut = id_to_train_id_lut(fmt.ids, size=fmt.max_id + 1)
     train_ids = lut[label]
-    _write_png(train_ids, path[:-len('.png')] + TRAIN_ID_SUFFIX)
+    write_png_atomic(train_ids, path[:-len('.png')] + TRAIN_ID_SUFFIX)
     counts = np.bincount(train_ids[train_ids != IGNORE_INDEX].ravel(),
                          minlength=len(fmt.ids))
     return np.stack([counts, counts > 0], axis=1).astype(np.int64)
-
-
-def _write_png(array: np.ndarray, path: str) -> None:
-    fd, tmp = tempfile.mkstemp(suffix='.png', dir=osp.dirname(path))
-    os.close(fd)
-    try:
-        if not cv2.imwrite(tmp, array):
-            raise OSError(f'could not write {path}')
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def _convert_one(item: Tuple[str, str], fmt: LabelFormat,

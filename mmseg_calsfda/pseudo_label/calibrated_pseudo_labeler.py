@@ -1,6 +1,3 @@
-import os
-import os.path as osp
-import tempfile
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -8,7 +5,6 @@ import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce, is_distributed
 from mmseg.registry import TASK_UTILS
-from PIL import Image
 from torch import Tensor
 
 SELECTIONS = ('calibrated', 'reference')
@@ -229,18 +225,3 @@ class CalibratedPseudoLabeler:
             kept_fraction=[round(float(f), 6) for f in frac],
             kept_pixels=[int(k) for k in kept],
             predicted_pixels=[int(p) for p in predicted])
-
-
-def write_png_atomic(label: np.ndarray, path: str) -> None:
-    """Writes a uint8 label PNG via a temporary file and a rename, so a
-    reader never sees a torn file."""
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.png.tmp', dir=osp.dirname(path))
-    os.close(fd)
-    try:
-        Image.fromarray(label).save(tmp, format='PNG')
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise

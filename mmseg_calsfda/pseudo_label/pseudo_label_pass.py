@@ -32,10 +32,8 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
 from ..datasets.pseudo_label_dataset import pseudo_label_path
-from .calibrated_pseudo_labeler import (
-    CalibratedPseudoLabeler,
-    write_png_atomic,
-)
+from ..fileio import write_png_atomic
+from .calibrated_pseudo_labeler import CalibratedPseudoLabeler
 
 
 def round_dir(out_root: str, round_idx: int) -> str:
