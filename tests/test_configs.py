@@ -37,6 +37,11 @@ def test_config_builds(path):
         assert cfg.load_from.endswith('.pth'), cfg.load_from
         cfg.load_from = None
     check_config(cfg)
+    # batches are padded to the training crop
+    crops = [step['crop_size'] for step in
+             cfg.train_dataloader.dataset.pipeline
+             if step['type'] == 'RandomCrop']
+    assert tuple(cfg.model.data_preprocessor.size) == tuple(crops[0])
     cfg.model.pretrained = None  # never download in tests
     model = MODELS.build(cfg.model)
     num_classes = model.decode_head.num_classes

@@ -21,6 +21,7 @@ model = dict(
     type='CalSFDASegmentor',
     stage='target',
     pretrained=None,
+    data_preprocessor=dict(size={{_base_.crop_size}}),
     value_head=dict(type='ECEValueNetHead', in_channels=2048, in_index=3),
     decode_head=dict(loss_decode=[
         dict(type='SymmetricCELoss', alpha=0.1, beta=1.0),

@@ -12,6 +12,7 @@ _base_ = [
 model = dict(
     type='CalSFDASegmentor',
     stage='source',
+    data_preprocessor=dict(size={{_base_.crop_size}}),
     decode_head=dict(loss_decode=[
         dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
         dict(

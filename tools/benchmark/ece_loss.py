@@ -15,16 +15,20 @@ synchronisation):
 """
 import argparse
 import os.path as osp
-import statistics
 import sys
-import time
 
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from report import environment, write_result  # noqa: E402
+from report import (  # noqa: E402,E501
+    environment,
+    peak_memory_mib,
+    reset_peak_memory,
+    timed,
+    write_result,
+)
 
 
 def parse_args():
@@ -44,22 +48,6 @@ def parse_args():
                         help='bf16 autocast for the training step')
     parser.add_argument('--out', help='JSON file to write')
     return parser.parse_args()
-
-
-def timed(fn, device: str, reps: int, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in seconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        if device.startswith('cuda'):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.startswith('cuda'):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_loss(args, size: int) -> dict:
@@ -92,10 +80,10 @@ def bench_loss(args, size: int) -> dict:
         with torch.no_grad():
             loss(logits, label)
 
-    t_ours = timed(ours, args.device, args.reps)
+    t_ours = timed(ours, args.device, args.reps, warmup=2)
     t_loop = timed(loop, args.device, args.loop_reps, warmup=1)
-    t_fwd = timed(ours_forward, args.device, args.reps)
-    t_tm = timed(torchmetrics, args.device, args.reps)
+    t_fwd = timed(ours_forward, args.device, args.reps, warmup=2)
+    t_tm = timed(torchmetrics, args.device, args.reps, warmup=2)
     return dict(
         shape=[args.batch, 19, size, size],
         diffece_fwd_bwd_s=t_ours, loop_fwd_bwd_s=t_loop,
@@ -148,14 +136,11 @@ def bench_step(args) -> dict:
         else:
             wrapper = OptimWrapper(optimizer=optim)
         model.train()
-        if args.device.startswith('cuda'):
-            torch.cuda.reset_peak_memory_stats()
+        reset_peak_memory(args.device)
         result[f'{name}_step_s'] = timed(
             lambda m=model, w=wrapper: m.train_step(data, w), args.device,
-            args.reps)
-        if args.device.startswith('cuda'):
-            result[f'{name}_peak_mem_mib'] = (
-                torch.cuda.max_memory_allocated() / 2**20)
+            args.reps, warmup=2)
+        result[f'{name}_peak_mem_mib'] = peak_memory_mib(args.device)
         del model, wrapper, optim
     result['diffece_step_overhead'] = (result['ce_diffece_step_s'] /
                                        result['ce_step_s'])

@@ -20,7 +20,6 @@ import os
 import os.path as osp
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -28,7 +27,7 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from report import environment, write_result  # noqa: E402
+from report import environment, timed, write_result  # noqa: E402
 
 
 def parse_args():
@@ -83,18 +82,8 @@ def build(args, root: str):
     return model, plain, loader, labeler_cfg
 
 
-def timed(fn, device: str) -> float:
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
-def main():
-    args = parse_args()
+def measure(args) -> dict:
+    """Times plain inference and the pass on the same generated images."""
     from mmseg.registry import TASK_UTILS
     from mmseg.utils import register_all_modules
 
@@ -119,15 +108,19 @@ def main():
                                   '_leftImg8bit.png')
             round_idx[0] += 1  # a new round each call: nothing is reused
 
-        inference()  # warm-up (allocator, cudnn)
-        t_plain = min(timed(inference, args.device) for _ in range(2))
-        t_pass = min(timed(pseudo_label_pass, args.device) for _ in range(2))
-    write_result(
-        dict(environment=environment(args.device), depth=args.depth,
-             image_size=[args.height, args.width],
-             num_images=args.num_images, inference_s=t_plain,
-             pseudo_label_pass_s=t_pass,
-             pseudo_label_pass_vs_inference=t_pass / t_plain), args.out)
+        timed(inference, args.device, reps=0, warmup=1)  # allocator, cudnn
+        t_plain = timed(inference, args.device, reps=3)
+        t_pass = timed(pseudo_label_pass, args.device, reps=3)
+    return dict(depth=args.depth, image_size=[args.height, args.width],
+                num_images=args.num_images, inference_s=t_plain,
+                pseudo_label_pass_s=t_pass,
+                pseudo_label_pass_vs_inference=t_pass / t_plain)
+
+
+def main():
+    args = parse_args()
+    write_result(dict(environment=environment(args.device), **measure(args)),
+                 args.out)
 
 
 if __name__ == '__main__':

@@ -3,7 +3,9 @@ import json
 import os
 import os.path as osp
 import platform
-from typing import Optional
+import statistics
+import time
+from typing import Callable, Optional
 
 import torch
 
@@ -33,3 +35,32 @@ def write_result(result: dict, out: Optional[str]) -> None:
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
         with open(out, 'w') as f:
             f.write(text + '\n')
+
+
+def timed(fn: Callable, device: str, reps: int = 1, warmup: int = 0) -> float:
+    """Median wall time of ``fn()`` in seconds, CUDA-synchronised."""
+    sync = torch.cuda.synchronize if device.startswith('cuda') else (
+        lambda: None)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_memory_mib(device: str) -> Optional[float]:
+    """Peak CUDA memory since the last reset (None on CPU)."""
+    if not device.startswith('cuda'):
+        return None
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def reset_peak_memory(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()

@@ -1,0 +1,193 @@
+"""Runs every Cal-SFDA benchmark; one JSON, one table.
+
+    python tools/benchmark/run_all.py                 # GPU, full sizes
+    python tools/benchmark/run_all.py --small         # CPU-sized
+
+Writes ``benchmarks/results/<device>-<date>.json`` and prints a table. All
+numbers that matter are ratios measured in this one run (medians after
+warm-up, CUDA-synchronised):
+
+* ``diffece_step_overhead``: DeepLabV2 train step CE + DiffECE / CE only
+  (fp32, and bf16 AMP on CUDA), with peak memory;
+* ``loss_vs_loop`` / ``loss_vs_torchmetrics``: the loss alone;
+* ``ece_metric``: ``ECEMetric`` over a stream of C x H x W logits vs
+  torchmetrics' ``MulticlassCalibrationError``, time and peak memory at two
+  stream lengths (ours must not grow with the number of pixels);
+* ``pseudo_label_pass_vs_inference``;
+* ``value_head_overhead``: forward with the value head / plain forward, and
+  one BN warm-up batch / one plain forward.
+"""
+import argparse
+import datetime
+import os.path as osp
+import sys
+
+import torch
+
+HERE = osp.dirname(osp.abspath(__file__))
+ROOT = osp.dirname(osp.dirname(HERE))
+sys.path[:0] = [ROOT, HERE]
+import ece_loss  # noqa: E402
+import pseudo_label_pass  # noqa: E402
+from report import (  # noqa: E402
+    environment,
+    peak_memory_mib,
+    reset_peak_memory,
+    timed,
+    write_result,
+)
+
+FULL = dict(batch=4, size=600, depth=101, reps=10, metric_images=50,
+            metric_shape=(19, 1024, 2048), pl_images=20, pl_size=(1024, 2048))
+SMALL = dict(batch=2, size=128, depth=50, reps=3, metric_images=6,
+             metric_shape=(19, 256, 512), pl_images=8, pl_size=(256, 512))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
+                        else 'cpu')
+    parser.add_argument('--small', action='store_true',
+                        help='CPU-sized inputs (the default on CPU)')
+    parser.add_argument('--out-dir', default=osp.join(ROOT, 'benchmarks',
+                                                      'results'))
+    args = parser.parse_args()
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        sys.exit('error: --device cuda, but no CUDA GPU is available')
+    return args
+
+
+def step_and_loss(device: str, sizes: dict) -> dict:
+    result = {}
+    precisions = [False] + ([True] if device.startswith('cuda') else [])
+    for amp in precisions:
+        args = argparse.Namespace(
+            device=device, batch=sizes['batch'], size=sizes['size'],
+            depth=sizes['depth'], reps=sizes['reps'], loop_reps=2, amp=amp)
+        result['step_bf16' if amp else 'step_fp32'] = ece_loss.bench_step(
+            args)
+    result['loss'] = ece_loss.bench_loss(args, sizes['size'])
+    return result
+
+
+def ece_metric_stream(device: str, sizes: dict) -> dict:
+    """ECEMetric vs torchmetrics over a stream of logits, at N and N/2
+    images: memory of ours must stay flat, torchmetrics' grows."""
+    from torchmetrics.classification import MulticlassCalibrationError
+
+    from mmseg_calsfda.evaluation import ECEMetric
+    num_classes, h, w = sizes['metric_shape']
+    g = torch.Generator(device=device).manual_seed(0)
+    logits = torch.randn(num_classes, h, w, generator=g, device=device)
+    label = torch.randint(0, num_classes, (1, h, w), generator=g,
+                          device=device)
+    sample = dict(seg_logits=dict(data=logits), gt_sem_seg=dict(data=label))
+    result = {}
+    for n in (sizes['metric_images'] // 2, sizes['metric_images']):
+
+        def ours():
+            metric = ECEMetric()
+            metric.dataset_meta = dict(classes=list(range(num_classes)))
+            for _ in range(n):
+                metric.process({}, [sample])
+            metric.evaluate(n)
+
+        def theirs():
+            metric = MulticlassCalibrationError(
+                num_classes, n_bins=10, norm='l1').to(device)
+            for _ in range(n):
+                metric.update(logits[None], label)
+            metric.compute()
+
+        for name, fn in (('ece_metric', ours), ('torchmetrics', theirs)):
+            reset_peak_memory(device)
+            result[f'{name}_{n}img_s'] = timed(fn, device)
+            result[f'{name}_{n}img_peak_mem_mib'] = peak_memory_mib(device)
+    result['shape'] = [sizes['metric_images'], num_classes, h, w]
+    return result
+
+
+def value_head_overhead(device: str, sizes: dict) -> dict:
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    from mmseg_calsfda.engine import warmup_bn_stats
+    cfg = Config.fromfile(osp.join(ROOT,
+                                   'configs/calsfda/deeplabv2_gta2cs.py'))
+    cfg.model.backbone.update(depth=sizes['depth'],
+                              norm_cfg=dict(type='BN', requires_grad=True))
+    model = MODELS.build(cfg.model).to(device).eval()
+    inputs = torch.randn(sizes['batch'], 3, sizes['size'], sizes['size'],
+                         device=device)
+    batch = dict(inputs=[(x * 50 + 128).clamp(0, 255).byte()
+                         for x in inputs.cpu()],
+                 data_samples=None)
+
+    def plain():
+        with torch.no_grad():
+            model.decode_head(model.extract_feat(inputs))
+
+    def with_value_head():
+        with torch.no_grad():
+            feats = model.extract_feat(inputs)
+            model.decode_head(feats)
+            model.value_head(feats)
+
+    def warmup_one_batch():
+        warmup_bn_stats(model, [batch], num_batches=1)
+
+    reps = sizes['reps']
+    t_plain = timed(plain, device, reps, warmup=2)
+    t_value = timed(with_value_head, device, reps, warmup=2)
+    t_warm = timed(warmup_one_batch, device, reps, warmup=1)
+    return dict(forward_s=t_plain, forward_with_value_head_s=t_value,
+                bn_warmup_batch_s=t_warm,
+                value_head_overhead=t_value / t_plain,
+                bn_warmup_batch_vs_forward=t_warm / t_plain)
+
+
+def table(result: dict) -> str:
+    rows = [('diffece_step_overhead fp32',
+             result['step_fp32']['diffece_step_overhead']),
+            ('loss_vs_loop', result['loss']['loss_vs_loop']),
+            ('loss_vs_torchmetrics', result['loss']['loss_vs_torchmetrics']),
+            ('pseudo_label_pass_vs_inference',
+             result['pseudo_label']['pseudo_label_pass_vs_inference']),
+            ('value_head_overhead',
+             result['value_head']['value_head_overhead']),
+            ('bn_warmup_batch_vs_forward',
+             result['value_head']['bn_warmup_batch_vs_forward'])]
+    if 'step_bf16' in result:
+        rows.insert(1, ('diffece_step_overhead bf16',
+                        result['step_bf16']['diffece_step_overhead']))
+    width = max(len(name) for name, _ in rows)
+    return '\n'.join(f'{name:<{width}}  {value:8.3f}' for name, value in rows)
+
+
+def main():
+    args = parse_args()
+    from mmseg.utils import register_all_modules
+
+    import mmseg_calsfda  # noqa: F401
+    register_all_modules()
+    small = args.small or not args.device.startswith('cuda')
+    sizes = SMALL if small else FULL
+    result = dict(environment=environment(args.device),
+                  sizes='small' if small else 'full')
+    result.update(step_and_loss(args.device, sizes))
+    result['ece_metric'] = ece_metric_stream(args.device, sizes)
+    height, width = sizes['pl_size']
+    result['pseudo_label'] = pseudo_label_pass.measure(argparse.Namespace(
+        device=args.device, depth=sizes['depth'], height=height, width=width,
+        num_images=sizes['pl_images'], warmup_batches=2))
+    result['value_head'] = value_head_overhead(args.device, sizes)
+    name = (torch.cuda.get_device_name().replace(' ', '_')
+            if args.device.startswith('cuda') else 'cpu')
+    out = osp.join(args.out_dir,
+                   f'{name}-{datetime.date.today().isoformat()}.json')
+    write_result(result, out)
+    print('\n' + table(result) + f'\n\nwritten to {out}')
+
+
+if __name__ == '__main__':
+    main()
