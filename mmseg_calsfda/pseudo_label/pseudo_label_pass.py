@@ -178,9 +178,12 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
             json.dump(summary, f, indent=2)
         os.replace(tmp, final)
         kept_all = float(kept.sum() / predicted.sum().clamp(min=1))
+        per_class = ', '.join(
+            f'{c}: {t:.3f}/{f:.0%}' for c, (t, f) in enumerate(
+                zip(summary['thresholds'], summary['kept_fraction'])))
         print_log(
             f'pseudo-labels round {round_idx}: cb_prop={cb_prop:.3f} '
             f'local_prop={local_prop:.3f}, kept {kept_all:.1%} of pixels; '
-            f'thresholds {summary["thresholds"]}', logger='current')
+            f'per class threshold/kept: {per_class}', logger='current')
     barrier()
     return load_round(out_root, round_idx)
