@@ -34,6 +34,10 @@ def test_config_builds(path):
         imports=['mmseg_calsfda'], allow_failed_imports=False)
     if cfg.load_from:  # a later stage names the previous stage's output
         assert cfg.load_from.startswith('work_dirs/'), cfg.load_from
+        # ... and must not fetch ImageNet weights it would overwrite
+        assert cfg.model.get('pretrained') is None
+        assert cfg.model.backbone.get('init_cfg') is None or \
+            cfg.model.backbone.init_cfg.type != 'Pretrained', path
         assert cfg.load_from.endswith('.pth'), cfg.load_from
         cfg.load_from = None
     check_config(cfg)

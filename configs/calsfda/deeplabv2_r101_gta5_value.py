@@ -10,6 +10,7 @@ _base_ = ['./deeplabv2_r101_gta5_source.py']
 load_from = 'work_dirs/deeplabv2_r101_gta5_source/best_cECE.pth'
 
 model = dict(
+    pretrained=None,  # every weight comes from load_from
     stage='value',
     freeze_segmentor=True,  # False: the MSE also trains the backbone
     value_head=dict(

@@ -8,6 +8,6 @@ _base_ = [
 load_from = 'work_dirs/segformer_mit-b2_gta5_source/best_cECE.pth'
 model = dict(
     pretrained=None,
-    backbone={{_base_.mit_b2_backbone}},
+    backbone={{_base_.mit_b2_backbone_from_checkpoint}},
     decode_head={{_base_.segformer_head}},
     value_head={{_base_.mit_b2_value_head}})

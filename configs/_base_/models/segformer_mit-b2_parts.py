@@ -42,3 +42,5 @@ segformer_optim_wrapper = dict(
             pos_block=dict(decay_mult=0.),
             norm=dict(decay_mult=0.),
             head=dict(lr_mult=10.))))
+# later stages start from load_from: no ImageNet download
+mit_b2_backbone_from_checkpoint = dict(mit_b2_backbone, init_cfg=None)
