@@ -105,6 +105,15 @@ class CalibratedPseudoLabeler:
         """Starts a new pass-1 accumulation."""
         self.histogram = None
 
+    def top1(self, probs: Tensor) -> Tuple[Tensor, Tensor]:
+        """Top-1 confidence and prediction (``N x H x W`` each) of
+        ``N x C x H x W`` probabilities; checks the class count."""
+        if probs.shape[1] != self.num_classes:
+            raise ValueError(
+                f'CalibratedPseudoLabeler(num_classes={self.num_classes}) got '
+                f'outputs with {probs.shape[1]} classes')
+        return probs.float().max(dim=1)
+
     def scores(self, probs: Tensor, est_ece: Tensor) -> Tuple[Tensor, Tensor]:
         """ECE-scaled scores ``s`` and predictions, both ``N x H x W``.
 
@@ -112,11 +121,7 @@ class CalibratedPseudoLabeler:
             probs (Tensor): ``N x C x H x W`` softmax probabilities.
             est_ece (Tensor): ``N`` estimated ECE per image.
         """
-        if probs.shape[1] != self.num_classes:
-            raise ValueError(
-                f'CalibratedPseudoLabeler(num_classes={self.num_classes}) got '
-                f'outputs with {probs.shape[1]} classes')
-        conf, pred = probs.float().max(dim=1)
+        conf, pred = self.top1(probs)
         return self.scale(conf, est_ece), pred
 
     @staticmethod
@@ -127,7 +132,13 @@ class CalibratedPseudoLabeler:
 
     def update(self, probs: Tensor, est_ece: Tensor) -> None:
         """Adds a batch's scores to the per-predicted-class histograms."""
-        score, pred = self.scores(probs, est_ece)
+        self.update_top1(*self.top1(probs), est_ece)
+
+    def update_top1(self, conf: Tensor, pred: Tensor,
+                    est_ece: Tensor) -> None:
+        """:meth:`update` from top-1 confidences and predictions."""
+        score = self.scale(conf, est_ece)
+        pred = pred.long()
         bins = (score * self.num_bins).long().clamp_(0, self.num_bins - 1)
         index = (pred * self.num_bins + bins).flatten()
         counts = torch.bincount(index, minlength=self.num_classes *
@@ -166,8 +177,7 @@ class CalibratedPseudoLabeler:
               round_idx: int) -> Tensor:
         """Pseudo-labels of a batch: ``N x H x W`` uint8 (``ignore_index``
         where not selected)."""
-        self.scores(probs, est_ece)  # checks the class count
-        conf, pred = probs.float().max(dim=1)
+        conf, pred = self.top1(probs)
         if self.selection == 'calibrated':
             return self.label_top1(conf, pred, est_ece, thresholds,
                                    round_idx)

@@ -78,11 +78,11 @@ def _first_half(model, dataloader: Iterable,
         os.makedirs(cache, exist_ok=True)
     for i, (probs, est, img_path) in enumerate(
             _outputs(model, dataloader, 'thresholds')):
-        labeler.update(probs, est)
+        conf, pred = labeler.top1(probs)
+        labeler.update_top1(conf, pred, est)
         if cache is not None:
-            conf, pred = probs[0].max(dim=0)
             torch.save(
-                dict(conf=conf.half().cpu(), pred=pred.byte().cpu(),
+                dict(conf=conf[0].half().cpu(), pred=pred[0].byte().cpu(),
                      est=est.float().cpu(), img_path=img_path),
                 osp.join(cache, f'{get_rank()}_{i:08d}.pt'))
 
