@@ -1,17 +1,7 @@
 # SYNTHIA-RAND-CITYSCAPES (labelled source), 16 classes: train on
 # data/synthia/train.txt, validate on data/synthia/val.txt (file stems;
-# written by tools/dataset_converters/synthia.py).
-_base_ = ['./gta5.py']
-dataset_type = 'SynthiaDataset'
-data_root = 'data/synthia/'
-train_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path='RGB', seg_map_path='GT/LABELS')))
-val_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path='RGB', seg_map_path='GT/LABELS')))
+# written by tools/dataset_converters/synthia.py). Pipelines as GTA5's.
+_base_ = ['./gta5.py', './synthia_data.py']
+train_dataloader = dict(dataset={{_base_.synthia_data}})
+val_dataloader = dict(dataset={{_base_.synthia_data}})
 test_dataloader = val_dataloader
