@@ -108,3 +108,20 @@ def test_resume_without_own_checkpoint_starts_from_load_from(
     assert runner.iter == 0
     for key, value in runner.model.state_dict().items():
         torch.testing.assert_close(value, trained[key])
+
+
+def test_selection_records_numpy_float32_metrics(synthetic_root, tmp_path,
+                                                 monkeypatch):
+    """Under NumPy 2, MMSeg's mIoU is a np.float32 (not a float): it must
+    still reach selection.json."""
+    import numpy as np
+    from mmseg.evaluation import IoUMetric
+    compute = IoUMetric.compute_metrics
+    monkeypatch.setattr(
+        IoUMetric, 'compute_metrics', lambda self, results: {
+            k: np.float32(v) for k, v in compute(self, results).items()})
+    cfg = tiny_source_cfg(synthetic_root, tmp_path, max_iters=2, interval=2)
+    RUNNERS.build(cfg).train()
+    summary = json.loads((tmp_path / 'selection.json').read_text())
+    assert isinstance(summary['selected']['mIoU'], float)
+    assert summary['oracle'] == summary['selected']

@@ -25,6 +25,7 @@ Each stage runs the real config from ``configs/calsfda/`` at CPU size
 import argparse
 import json
 import logging
+import numbers
 import os
 import os.path as osp
 import sys
@@ -114,7 +115,11 @@ def evaluate(cfg: Config, checkpoint: str, dataloader: dict, name: str,
         dict(type='ECEMetric', n_bins=10, output_dir=cfg.work_dir)
     ]
     cfg.custom_hooks = list(hooks)
-    return RUNNERS.build(cfg).test()
+    metrics = RUNNERS.build(cfg).test()
+    # MMSeg's metrics are numpy scalars (np.float32 under NumPy 2, which
+    # json cannot write)
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, numbers.Real)}
 
 
 def best_checkpoint(work_dir: str, key: str = 'cECE') -> str:
