@@ -1,22 +1,77 @@
-"""Atomic file writes: a reader never sees a torn file."""
+"""File writes for the pseudo-label pass and the converters: atomic (a
+reader never sees a torn file) and, where wanted, off the main thread."""
 import os
 import os.path as osp
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, List
 
 import numpy as np
 from PIL import Image
 
 
-def write_png_atomic(label: np.ndarray, path: str) -> None:
-    """Writes a uint8 label PNG via a temporary file and a rename, so a
-    reader never sees a torn file."""
+def write_png_atomic(label: np.ndarray, path: str,
+                     compress_level: int = 1) -> None:
+    """Writes a uint8 label PNG via a temporary file and a rename.
+
+    Args:
+        label (np.ndarray): H x W uint8 label map.
+        path (str): Destination; its folder is created.
+        compress_level (int): zlib level. Label maps are mostly flat, so
+            level 1 costs ~20% more bytes than PIL's default 6 and is ~5x
+            faster to write (it dominated the pseudo-label pass).
+    """
     os.makedirs(osp.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix='.png.tmp', dir=osp.dirname(path))
     os.close(fd)
     try:
-        Image.fromarray(label).save(tmp, format='PNG')
+        Image.fromarray(label).save(
+            tmp, format='PNG', compress_level=compress_level)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+class BackgroundWriter:
+    """Runs file writes on worker threads while the caller goes on.
+
+    PNG encoding and ``torch.save`` release the GIL, so writes overlap with
+    the model's next forward pass. At most ``max_pending`` writes wait at a
+    time (each holds its array), and :meth:`wait` re-raises the first
+    failed write.
+
+    Args:
+        num_threads (int): Worker threads. Default: 4.
+        max_pending (int): Queued writes before :meth:`submit` blocks.
+            Default: 32.
+    """
+
+    def __init__(self, num_threads: int = 4, max_pending: int = 32):
+        self._pool = ThreadPoolExecutor(num_threads,
+                                        thread_name_prefix='calsfda-write')
+        self._pending: List[Future] = []
+        self.max_pending = max_pending
+
+    def submit(self, fn: Callable, *args) -> None:
+        """Queues ``fn(*args)``."""
+        if len(self._pending) >= self.max_pending:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def wait(self) -> None:
+        """Blocks until every queued write is done."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def __enter__(self) -> 'BackgroundWriter':
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)

@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 from mmseg.registry import TASK_UTILS
 from PIL import Image
 
+from mmseg_calsfda.fileio import BackgroundWriter
 from mmseg_calsfda.pseudo_label import (
     CalibratedPseudoLabeler,
     write_png_atomic,
@@ -168,6 +169,24 @@ def test_png_write_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_png_atomic(label, str(tmp_path / 'a' / 'y.png'))
     assert sorted(os.listdir(tmp_path / 'a')) == ['x.png']
+
+
+def test_background_writer_finishes_and_reraises(tmp_path):
+    done = []
+
+    def write(i):
+        if i == 7:
+            raise OSError(f'disk full at {i}')
+        done.append(i)
+
+    with BackgroundWriter(num_threads=2, max_pending=3) as writer:
+        for i in range(6):
+            writer.submit(write, i)
+            assert len(writer._pending) <= 3
+    assert sorted(done) == list(range(6))  # all written when the block ends
+    with pytest.raises(OSError, match='disk full at 7'):
+        with BackgroundWriter(num_threads=2) as writer:
+            writer.submit(write, 7)
 
 
 class FakeSample:

@@ -25,6 +25,7 @@ from mmengine.dist import (
     all_reduce,
     barrier,
     get_rank,
+    get_world_size,
     is_distributed,
     is_main_process,
 )
@@ -32,7 +33,7 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
 from ..datasets.pseudo_label_dataset import pseudo_label_path
-from ..fileio import write_png_atomic
+from ..fileio import BackgroundWriter, write_png_atomic
 from .calibrated_pseudo_labeler import CalibratedPseudoLabeler
 
 
@@ -71,8 +72,8 @@ def _outputs(model, dataloader: Iterable, desc: str):
 
 
 def _first_half(model, dataloader: Iterable,
-                labeler: CalibratedPseudoLabeler,
-                cache: Optional[str]) -> None:
+                labeler: CalibratedPseudoLabeler, cache: Optional[str],
+                writer: BackgroundWriter) -> None:
     """Histograms of the whole set; keeps top-1 outputs in ``cache``."""
     if cache is not None:
         os.makedirs(cache, exist_ok=True)
@@ -81,30 +82,64 @@ def _first_half(model, dataloader: Iterable,
         conf, pred = labeler.top1(probs)
         labeler.update_top1(conf, pred, est)
         if cache is not None:
-            torch.save(
+            writer.submit(
+                torch.save,
                 dict(conf=conf[0].half().cpu(), pred=pred[0].byte().cpu(),
                      est=est.float().cpu(), img_path=img_path),
                 osp.join(cache, f'{get_rank()}_{i:08d}.pt'))
+    writer.wait()
 
 
 def _second_half(model, dataloader: Iterable,
                  labeler: CalibratedPseudoLabeler, thresholds,
                  round_idx: int, cache: Optional[str]):
-    """Yields ``(label, prediction, img_path)`` per image, on the CPU."""
+    """Yields ``(label, prediction, img_path)`` per image, on the device
+    the first half ran on (the histograms' device)."""
     if cache is None:
         for probs, est, img_path in _outputs(model, dataloader, 'labels'):
             label = labeler.label(probs, est, thresholds, round_idx)[0]
-            yield label.cpu(), probs[0].argmax(dim=0).cpu(), img_path
+            yield label, probs[0].argmax(dim=0), img_path
         return
+    device = labeler.histogram.device
     prefix = f'{get_rank()}_'
     for name in sorted(os.listdir(cache)):
         if not name.startswith(prefix):
             continue
         item = torch.load(osp.join(cache, name))
-        label = labeler.label_top1(item['conf'][None].float(),
-                                   item['pred'][None], item['est'],
-                                   thresholds, round_idx)[0]
-        yield label, item['pred'], item['img_path']
+        pred = item['pred'].to(device)
+        label = labeler.label_top1(
+            item['conf'][None].to(device).float(), pred[None],
+            item['est'].to(device), thresholds, round_idx)[0]
+        yield label, pred, item['img_path']
+
+
+def _write_labels(labels: Iterable, labeler: CalibratedPseudoLabeler,
+                  writer: BackgroundWriter, label_path) -> tuple:
+    """Writes ``(label, prediction, img_path)`` items as PNGs.
+
+    Returns:
+        tuple[Tensor, Tensor]: Per-class counts of kept and of predicted
+        pixels (counted where the labels are; float64, on the CPU).
+    """
+    num_classes = labeler.num_classes
+    counts = torch.zeros(2, num_classes + 1, dtype=torch.float64,
+                         device=labeler.histogram.device)
+    for label, pred, img_path in labels:
+        # ignored pixels land in the extra last bin
+        kept = label.masked_fill(label == labeler.ignore_index, num_classes)
+        counts[0] += torch.bincount(kept.flatten().long(),
+                                    minlength=num_classes + 1)
+        counts[1] += torch.bincount(pred.flatten().long(),
+                                    minlength=num_classes + 1)
+        writer.submit(write_png_atomic, label.to(torch.uint8).cpu().numpy(),
+                      label_path(img_path))
+    kept, predicted = counts[:, :num_classes].cpu()
+    return kept, predicted
+
+
+def _writer_threads() -> int:
+    """Threads for PNG and cache writes: this rank's share of the cores."""
+    return max(2, min(16, (os.cpu_count() or 2) // get_world_size()))
 
 
 def run_pseudo_label_pass(model, dataloader: Iterable,
@@ -142,22 +177,13 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
     cache = osp.join(tmp, '.outputs') \
         if labeler.selection == 'calibrated' else None
     labeler.reset()
-    _first_half(model, dataloader, labeler, cache)
-    thresholds = labeler.thresholds(round_idx)
-
-    num_classes = labeler.num_classes
-    kept = torch.zeros(num_classes, dtype=torch.float64)
-    predicted = torch.zeros(num_classes, dtype=torch.float64)
-    for label, pred, img_path in _second_half(model, dataloader, labeler,
-                                              thresholds, round_idx, cache):
-        predicted += torch.bincount(pred.flatten().long(),
-                                    minlength=num_classes).double()
-        valid = label != labeler.ignore_index
-        kept += torch.bincount(label[valid].long(),
-                               minlength=num_classes).double()
-        write_png_atomic(
-            label.numpy(),
-            pseudo_label_path(tmp, img_path, img_dir, img_suffix))
+    with BackgroundWriter(_writer_threads()) as writer:
+        _first_half(model, dataloader, labeler, cache, writer)
+        thresholds = labeler.thresholds(round_idx)
+        kept, predicted = _write_labels(
+            _second_half(model, dataloader, labeler, thresholds, round_idx,
+                         cache), labeler, writer,
+            lambda path: pseudo_label_path(tmp, path, img_dir, img_suffix))
     if is_distributed():
         all_reduce(kept)
         all_reduce(predicted)
