@@ -16,6 +16,7 @@ twice (thresholds need the whole set before any label), so its floor is
 about 2x inference plus the PNG writes.
 """
 import argparse
+import glob
 import os
 import os.path as osp
 import sys
@@ -23,6 +24,7 @@ import tempfile
 
 import numpy as np
 import torch
+from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -70,7 +72,7 @@ def build(args, root: str):
     loader_cfg = cfg.pseudo_label_dataloader
     loader_cfg.dataset.data_root = root
     loader_cfg.dataset.pipeline[1].scale = scale
-    loader_cfg.num_workers = 2
+    loader_cfg.num_workers = min(8, os.cpu_count() or 1)  # PNG decoding
     loader = Runner.build_dataloader(loader_cfg)
     model = MODELS.build(cfg.model).to(args.device).eval()
     plain_cfg = cfg.model.copy()
@@ -111,10 +113,28 @@ def measure(args) -> dict:
         inference()  # warm-up: allocator, cudnn
         t_plain = timed(inference, args.device, reps=3)
         t_pass = timed(pseudo_label_pass, args.device, reps=3)
+        png = png_cost(osp.join(root, 'pl'))
     return dict(depth=args.depth, image_size=[args.height, args.width],
                 num_images=args.num_images, inference_s=t_plain,
                 pseudo_label_pass_s=t_pass,
-                pseudo_label_pass_vs_inference=t_pass / t_plain)
+                pseudo_label_pass_vs_inference=t_pass / t_plain, **png)
+
+
+def png_cost(out_root: str) -> dict:
+    """Size of the last round's label PNGs and the single-thread time to
+    write one (labels of an untrained model are noisy: a worst case)."""
+    from mmseg_calsfda.fileio import write_png_atomic
+    last = max(d for d in os.listdir(out_root) if d.startswith('round_'))
+    paths = sorted(glob.glob(osp.join(out_root, last, '**', '*.png'),
+                             recursive=True))
+    labels = [np.array(Image.open(p)) for p in paths]
+    sizes = [osp.getsize(p) for p in paths]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = osp.join(tmp, 'x.png')
+        t_write = timed(
+            lambda: [write_png_atomic(label, out) for label in labels], 'cpu')
+    return dict(label_png_kib=sum(sizes) / len(sizes) / 1024,
+                png_write_s_per_image=t_write / len(labels))
 
 
 def main():

@@ -1,4 +1,5 @@
 """What every benchmark script records and how it writes its result."""
+import gc
 import json
 import os
 import os.path as osp
@@ -27,14 +28,17 @@ def environment(device: str) -> dict:
     return env
 
 
-def write_result(result: dict, out: Optional[str]) -> None:
-    """Prints the result as JSON and writes it to ``out`` if given."""
+def write_result(result: dict, out: Optional[str], echo: bool = True) -> None:
+    """Writes the result as JSON to ``out`` (if given) and to stdout (if
+    ``echo``)."""
     text = json.dumps(result, indent=2)
-    print(text)
+    if echo:
+        print(text)
     if out:
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-        with open(out, 'w') as f:
+        with open(out + '.tmp', 'w') as f:
             f.write(text + '\n')
+        os.replace(out + '.tmp', out)  # a reader never sees half a file
 
 
 def timed(fn: Callable, device: str, reps: int = 1, warmup: int = 0) -> float:
@@ -61,6 +65,10 @@ def peak_memory_mib(device: str) -> Optional[float]:
 
 
 def reset_peak_memory(device: str) -> None:
+    """Frees what earlier benchmarks left for the garbage collector (e.g.
+    torchmetrics' states in reference cycles), then resets the peak."""
+    gc.collect()
     if device.startswith('cuda'):
+        torch.cuda.empty_cache()
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

@@ -21,6 +21,7 @@ import argparse
 import datetime
 import os.path as osp
 import sys
+import traceback
 
 import torch
 
@@ -49,6 +50,9 @@ def parse_args():
                         else 'cpu')
     parser.add_argument('--small', action='store_true',
                         help='CPU-sized inputs (the default on CPU)')
+    parser.add_argument('--only', nargs='+', metavar='SECTION',
+                        help='run only these benchmarks (e.g. step_fp32 '
+                        'loss ece_metric pseudo_label value_head)')
     parser.add_argument('--out-dir', default=osp.join(ROOT, 'benchmarks',
                                                       'results'))
     args = parser.parse_args()
@@ -57,17 +61,16 @@ def parse_args():
     return args
 
 
-def step_and_loss(device: str, sizes: dict) -> dict:
-    result = {}
-    precisions = [False] + ([True] if device.startswith('cuda') else [])
-    for amp in precisions:
-        args = argparse.Namespace(
-            device=device, batch=sizes['batch'], size=sizes['size'],
-            depth=sizes['depth'], reps=sizes['reps'], loop_reps=2, amp=amp)
-        result['step_bf16' if amp else 'step_fp32'] = ece_loss.bench_step(
-            args)
-    result['loss'] = ece_loss.bench_loss(args, sizes['size'])
-    return result
+def step(device: str, sizes: dict, amp: bool) -> dict:
+    return ece_loss.bench_step(argparse.Namespace(
+        device=device, batch=sizes['batch'], size=sizes['size'],
+        depth=sizes['depth'], reps=sizes['reps'], amp=amp))
+
+
+def loss(device: str, sizes: dict) -> dict:
+    return ece_loss.bench_loss(argparse.Namespace(
+        device=device, batch=sizes['batch'], reps=sizes['reps'],
+        loop_reps=2), sizes['size'])
 
 
 def ece_metric_stream(device: str, sizes: dict) -> dict:
@@ -104,6 +107,14 @@ def ece_metric_stream(device: str, sizes: dict) -> dict:
             result[f'{name}_{n}img_s'] = timed(fn, device)
             result[f'{name}_{n}img_peak_mem_mib'] = peak_memory_mib(device)
     result['shape'] = [sizes['metric_images'], num_classes, h, w]
+    n = sizes['metric_images']
+    result['ece_metric_vs_torchmetrics'] = (
+        result[f'ece_metric_{n}img_s'] / result[f'torchmetrics_{n}img_s'])
+    if device.startswith('cuda'):  # peak memory at N / at N/2 images
+        for name in ('ece_metric', 'torchmetrics'):
+            result[f'{name}_peak_mem_growth'] = (
+                result[f'{name}_{n}img_peak_mem_mib'] /
+                result[f'{name}_{n // 2}img_peak_mem_mib'])
     return result
 
 
@@ -147,21 +158,43 @@ def value_head_overhead(device: str, sizes: dict) -> dict:
 
 
 def table(result: dict) -> str:
-    rows = [('diffece_step_overhead fp32',
-             result['step_fp32']['diffece_step_overhead']),
-            ('loss_vs_loop', result['loss']['loss_vs_loop']),
-            ('loss_vs_torchmetrics', result['loss']['loss_vs_torchmetrics']),
-            ('pseudo_label_pass_vs_inference',
-             result['pseudo_label']['pseudo_label_pass_vs_inference']),
-            ('value_head_overhead',
-             result['value_head']['value_head_overhead']),
-            ('bn_warmup_batch_vs_forward',
-             result['value_head']['bn_warmup_batch_vs_forward'])]
-    if 'step_bf16' in result:
-        rows.insert(1, ('diffece_step_overhead bf16',
-                        result['step_bf16']['diffece_step_overhead']))
-    width = max(len(name) for name, _ in rows)
-    return '\n'.join(f'{name:<{width}}  {value:8.3f}' for name, value in rows)
+    rows = [('diffece_step_overhead fp32', 'step_fp32',
+             'diffece_step_overhead'),
+            ('diffece_step_overhead bf16', 'step_bf16',
+             'diffece_step_overhead'),
+            ('loss_vs_loop', 'loss', 'loss_vs_loop'),
+            ('loss_vs_torchmetrics', 'loss', 'loss_vs_torchmetrics'),
+            ('ece_metric_vs_torchmetrics', 'ece_metric',
+             'ece_metric_vs_torchmetrics'),
+            ('pseudo_label_pass_vs_inference', 'pseudo_label',
+             'pseudo_label_pass_vs_inference'),
+            ('value_head_overhead', 'value_head', 'value_head_overhead'),
+            ('bn_warmup_batch_vs_forward', 'value_head',
+             'bn_warmup_batch_vs_forward')]
+    width = max(len(name) for name, _, _ in rows)
+    lines = []
+    for name, section, key in rows:
+        part = result.get(section)
+        if part is None:
+            continue
+        value = (f'{part[key]:8.3f}' if key in part else
+                 'failed: ' + part.get('error', '?').splitlines()[-1])
+        lines.append(f'{name:<{width}}  {value}')
+    return '\n'.join(lines)
+
+
+def sections(device: str, sizes: dict) -> dict:
+    """Every benchmark by the name its result is stored under."""
+    height, width = sizes['pl_size']
+    return dict(
+        step_fp32=lambda: step(device, sizes, amp=False),
+        step_bf16=lambda: step(device, sizes, amp=True),
+        loss=lambda: loss(device, sizes),
+        ece_metric=lambda: ece_metric_stream(device, sizes),
+        pseudo_label=lambda: pseudo_label_pass.measure(argparse.Namespace(
+            device=device, depth=sizes['depth'], height=height, width=width,
+            num_images=sizes['pl_images'], warmup_batches=2)),
+        value_head=lambda: value_head_overhead(device, sizes))
 
 
 def main():
@@ -174,18 +207,22 @@ def main():
     sizes = SMALL if small else FULL
     result = dict(environment=environment(args.device),
                   sizes='small' if small else 'full')
-    result.update(step_and_loss(args.device, sizes))
-    result['ece_metric'] = ece_metric_stream(args.device, sizes)
-    height, width = sizes['pl_size']
-    result['pseudo_label'] = pseudo_label_pass.measure(argparse.Namespace(
-        device=args.device, depth=sizes['depth'], height=height, width=width,
-        num_images=sizes['pl_images'], warmup_batches=2))
-    result['value_head'] = value_head_overhead(args.device, sizes)
     name = (torch.cuda.get_device_name().replace(' ', '_')
             if args.device.startswith('cuda') else 'cpu')
     out = osp.join(args.out_dir,
                    f'{name}-{datetime.date.today().isoformat()}.json')
-    write_result(result, out)
+    benchmarks = sections(args.device, sizes)
+    if not args.device.startswith('cuda'):
+        del benchmarks['step_bf16']  # AMP is a CUDA feature here
+    for section, run in benchmarks.items():
+        if args.only and section not in args.only:
+            continue
+        try:
+            result[section] = run()
+        except Exception:  # one failed benchmark must not lose the others
+            result[section] = dict(error=traceback.format_exc())
+            print(result[section]['error'], file=sys.stderr)
+        write_result(result, out, echo=False)  # partial results survive
     print('\n' + table(result) + f'\n\nwritten to {out}')
 
 

@@ -1,0 +1,136 @@
+"""CUDA-only behaviour: AMP through every stage, ECE math under autocast,
+the device-side label check. Skipped where no GPU is available (CI); run
+on a GPU machine with ``pytest tests/test_cuda.py``."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmseg_calsfda.calibration import bin_stats, ece_from_stats
+from mmseg_calsfda.evaluation import ECEMetric
+from mmseg_calsfda.models.losses import DiffECELoss
+from tests.utils import ROOT, tiny_cfg, tiny_source_cfg
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason='needs a CUDA GPU')
+
+
+def train_cli(config, *extra):
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    return subprocess.run(
+        [sys.executable, 'tools/train.py', config, *extra], cwd=ROOT,
+        env=env, capture_output=True, text=True, timeout=600)
+
+
+def last_scalars(work_dir):
+    """The train-time scalars of the last logged iteration."""
+    logs = sorted(work_dir.glob('*/vis_data/scalars.json'))
+    assert logs, f'no scalars.json under {work_dir}'
+    rows = [json.loads(line) for line in logs[-1].read_text().splitlines()]
+    return [r for r in rows if any(k.startswith('loss') for k in r)]
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_loss_under_autocast_is_float32(dtype):
+    g = torch.Generator(device='cuda').manual_seed(0)
+    conv = torch.nn.Conv2d(16, 19, 1).cuda()
+    feats = torch.randn(2, 16, 33, 47, device='cuda', generator=g) * 3
+    label = torch.randint(0, 19, (2, 33, 47), device='cuda', generator=g)
+    label[:, :3] = 255
+    loss = DiffECELoss()
+    with torch.autocast('cuda', dtype=dtype):
+        logits = conv(feats)
+        assert logits.dtype == dtype
+        amp = loss(logits, label)
+    assert amp.dtype == torch.float32
+    # identical float32 math on the same (rounded) logits
+    assert float(amp) == pytest.approx(float(loss(logits.float(), label)),
+                                       abs=1e-6)
+    # and close to the fp32 forward pass
+    assert float(amp) == pytest.approx(float(loss(conv(feats), label)),
+                                       abs=2e-2)
+
+
+def test_bin_stats_same_on_cuda_and_cpu():
+    g = torch.Generator().manual_seed(1)
+    conf = torch.rand(3, 5000, generator=g)
+    correct = torch.rand(3, 5000, generator=g) > 0.4
+    cpu = ece_from_stats(bin_stats(conf, correct, 15))
+    gpu = ece_from_stats(bin_stats(conf.cuda(), correct.cuda(), 15))
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-6)
+
+
+def test_ece_metric_fp16_logits_match_fp32():
+    g = torch.Generator(device='cuda').manual_seed(2)
+    logits = torch.randn(19, 64, 96, device='cuda', generator=g) * 2
+    label = torch.randint(0, 19, (1, 64, 96), device='cuda', generator=g)
+    values = []
+    for data in (logits, logits.half()):
+        metric = ECEMetric()
+        metric.dataset_meta = dict(classes=list(range(19)))
+        metric.process({}, [dict(seg_logits=dict(data=data),
+                                 gt_sem_seg=dict(data=label))])
+        values.append(metric.evaluate(1))
+    for key in ('ECE', 'cECE'):
+        assert values[1][key] == pytest.approx(values[0][key], abs=0.05)
+
+
+def test_bad_label_is_caught_on_the_first_cuda_call():
+    loss = DiffECELoss()
+    logits = torch.randn(1, 4, 5, 5, device='cuda')
+    label = torch.full((1, 5, 5), 7, device='cuda')
+    with pytest.raises(ValueError, match='7'):
+        loss(logits, label)
+
+
+def test_amp_through_every_stage(synthetic_root, tmp_path):
+    """tools/train.py --amp: source -> value -> target, chained by
+    load_from as a user runs them."""
+    src = tmp_path / 'src'
+    cfg = tiny_source_cfg(synthetic_root, src, max_iters=2)
+    cfg.dump(str(tmp_path / 'src.py'))
+    res = train_cli(str(tmp_path / 'src.py'), '--amp')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (src / 'best_cECE.pth').exists()
+    ckpt = torch.load(src / 'iter_2.pth', map_location='cpu',
+                      weights_only=False)
+    assert 'loss_scaler' in ckpt['optimizer']
+
+    value = tmp_path / 'value'
+    cfg = tiny_cfg('deeplabv2_r101_gta5_value.py', synthetic_root, value,
+                   max_iters=2, interval=2, lr=1e-3)
+    cfg.load_from = str(src / 'best_cECE.pth')
+    cfg.dump(str(tmp_path / 'value.py'))
+    res = train_cli(str(tmp_path / 'value.py'), '--amp')
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    target = tmp_path / 'target'
+    cfg = tiny_cfg('deeplabv2_gta2cs.py', synthetic_root, target,
+                   max_epochs=2, lr=1e-3)
+    cfg.load_from = str(value / 'iter_2.pth')
+    cfg.custom_hooks[0].epochs_per_round = 1
+    cfg.custom_hooks[0].bn_warmup_batches = 2
+    cfg.custom_hooks[1].num_batches = 2
+    cfg.dump(str(tmp_path / 'target.py'))
+    res = train_cli(str(tmp_path / 'target.py'), '--amp')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (target / 'pseudo_labels' / 'round_1' / 'summary.json').exists()
+    assert (target / 'best_estECE.pth').exists()
+    for work in (src, value, target):
+        rows = last_scalars(work)
+        assert rows, f'{work}: no loss logged'
+        losses = [v for k, v in rows[-1].items() if k.startswith('loss')]
+        assert all(v == v and abs(v) < 1e4 for v in losses), rows[-1]
+
+
+def test_demo_tiny_on_cuda(tmp_path):
+    res = subprocess.run(
+        [sys.executable, 'tools/demo.py', '--tiny', '--device', 'cuda',
+         '--work-dir', str(tmp_path)], cwd=ROOT, capture_output=True,
+        text=True, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    results = json.loads((tmp_path / 'results.json').read_text())
+    assert 0 <= results['adapted']['target_mIoU'] <= 100

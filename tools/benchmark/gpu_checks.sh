@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, in one go (a lent GPU machine's time is short):
+# the benchmark suite at full sizes, then the CUDA-only tests (AMP through
+# every stage, ECE math under autocast, the demo on CUDA).
+#
+#   bash tools/benchmark/gpu_checks.sh OUT_DIR [PYTHON]
+#
+# OUT_DIR gets env.txt, the benchmark JSON, bench.log and cuda_tests.log.
+# Each part has its own time limit (BENCH_TIMEOUT, TEST_TIMEOUT seconds), so
+# a hang in one still leaves the other's results.
+set -u
+out=${1:?usage: gpu_checks.sh OUT_DIR [PYTHON]}
+py=${2:-python}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+{
+    nvidia-smi -L
+    $py -c 'import torch, numpy, mmcv, mmengine, mmseg
+print("torch", torch.__version__, "cuda", torch.version.cuda,
+      "numpy", numpy.__version__, "mmcv", mmcv.__version__,
+      "mmengine", mmengine.__version__, "mmseg", mmseg.__version__)'
+} > "$out/env.txt" 2>&1
+cat "$out/env.txt"
+
+start=$SECONDS
+timeout "${BENCH_TIMEOUT:-300}" $py tools/benchmark/run_all.py \
+    --out-dir "$out" > "$out/bench.log" 2>&1
+echo "benchmark: exit $? after $((SECONDS - start)) s"
+tail -n 12 "$out/bench.log"
+
+start=$SECONDS
+timeout "${TEST_TIMEOUT:-240}" $py -m pytest -q -rs -p no:cacheprovider \
+    tests/test_cuda.py > "$out/cuda_tests.log" 2>&1
+echo "CUDA tests: exit $? after $((SECONDS - start)) s"
+tail -n 40 "$out/cuda_tests.log"
