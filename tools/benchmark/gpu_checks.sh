@@ -5,7 +5,8 @@
 #
 #   bash tools/benchmark/gpu_checks.sh OUT_DIR [PYTHON]
 #
-# OUT_DIR gets env.txt, the benchmark JSON, bench.log and cuda_tests.log.
+# OUT_DIR gets env.txt, the benchmark JSON, bench.log and cuda_tests.log
+# (and suite.log, see the end).
 # Each part has its own time limit (BENCH_TIMEOUT, TEST_TIMEOUT seconds), so
 # a hang in one still leaves the other's results.
 set -u
@@ -33,3 +34,14 @@ timeout "${TEST_TIMEOUT:-240}" $py -m pytest -q -rs -p no:cacheprovider \
     tests/test_cuda.py > "$out/cuda_tests.log" 2>&1
 echo "CUDA tests: exit $? after $((SECONDS - start)) s"
 tail -n 40 "$out/cuda_tests.log"
+
+# Optionally the whole suite on this machine (its torch/numpy, models on
+# CUDA): SUITE_TIMEOUT=seconds, run with pytest-xdist if it is installed.
+if [ -n "${SUITE_TIMEOUT:-}" ]; then
+    start=$SECONDS
+    timeout "$SUITE_TIMEOUT" $py -m pytest -q -p no:cacheprovider \
+        ${SUITE_ARGS:--n 8} tests --ignore tests/test_cuda.py \
+        > "$out/suite.log" 2>&1
+    echo "test suite: exit $? after $((SECONDS - start)) s"
+    grep -E "^(FAILED|ERROR)|passed|failed" "$out/suite.log" | tail -n 30
+fi
