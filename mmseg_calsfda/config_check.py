@@ -6,6 +6,7 @@ holds it -- and a missing ``load_from`` only after the model has been built.
 :func:`check_config` looks at every typed entry the Runner will build and
 raises a ``KeyError``/``FileNotFoundError`` that names the key path.
 """
+import os
 import os.path as osp
 from typing import Iterator, Tuple
 
@@ -101,3 +102,27 @@ def check_config(cfg: Config) -> None:
     if load_from and '://' not in load_from and not osp.isfile(load_from):
         raise FileNotFoundError(
             f'load_from = {load_from!r}: no such checkpoint file')
+
+
+def check_launcher_devices(launcher: str) -> None:
+    """Raises ``RuntimeError`` if torchrun started more processes on this
+    node than there are visible GPUs.
+
+    MMEngine then fails deep in its logger with an ``IndexError``. CPU-only
+    machines (no CUDA) train with gloo and are not affected.
+
+    Args:
+        launcher (str): The ``--launcher`` of tools/train.py or test.py.
+    """
+    import torch
+    if launcher != 'pytorch' or not torch.cuda.is_available():
+        return
+    local_rank = int(os.environ.get('LOCAL_RANK', 0))
+    num_gpus = torch.cuda.device_count()
+    if local_rank >= num_gpus:
+        visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+        raise RuntimeError(
+            f'process LOCAL_RANK={local_rank} has no GPU: {num_gpus} visible '
+            f'on this node (CUDA_VISIBLE_DEVICES={visible!r}). Start at most '
+            f'{num_gpus} process(es) per node (tools/dist_train.sh CONFIG '
+            f'{num_gpus}), or set CUDA_VISIBLE_DEVICES= to train on CPUs.')

@@ -13,7 +13,9 @@ def test_dist_train_two_processes(synthetic_root, tmp_path, free_port):
     cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)
     config = str(tmp_path / 'tiny.py')
     cfg.dump(config)
+    # CPU processes (gloo) also on a machine with GPUs
     env = dict(os.environ, PORT=str(free_port), OMP_NUM_THREADS='1',
+               CUDA_VISIBLE_DEVICES='',
                PATH=osp.dirname(sys.executable) + os.pathsep +
                os.environ['PATH'])
     res = subprocess.run(

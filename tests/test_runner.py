@@ -77,7 +77,7 @@ def test_load_from_mmengine_checkpoint(synthetic_root, tmp_path):
     runner = RUNNERS.build(cfg)
     runner.load_or_resume()
     for key, value in runner.model.state_dict().items():
-        torch.testing.assert_close(value, trained[key])
+        torch.testing.assert_close(value.cpu(), trained[key])
 
 
 def test_warmup_hook_restores_weight(synthetic_root, tmp_path):
@@ -107,7 +107,7 @@ def test_resume_without_own_checkpoint_starts_from_load_from(
     runner.load_or_resume()
     assert runner.iter == 0
     for key, value in runner.model.state_dict().items():
-        torch.testing.assert_close(value, trained[key])
+        torch.testing.assert_close(value.cpu(), trained[key])
 
 
 def test_selection_records_numpy_float32_metrics(synthetic_root, tmp_path,

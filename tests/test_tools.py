@@ -93,3 +93,22 @@ def test_amp_without_gpu_is_a_clear_message(tiny_config):
     res = run([sys.executable, 'tools/train.py', tiny_config, '--amp'])
     assert res.returncode != 0
     assert '--amp needs a CUDA GPU' in res.stderr
+
+
+def test_more_torchrun_processes_than_gpus_is_named(monkeypatch):
+    """On a GPU node, LOCAL_RANK beyond the visible GPUs fails early with
+    the fix, not with MMEngine's IndexError in its logger."""
+    import torch
+
+    from mmseg_calsfda.config_check import check_launcher_devices
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '0')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    check_launcher_devices('pytorch')
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    check_launcher_devices('none')  # not torchrun: nothing to check
+    with pytest.raises(RuntimeError, match=r"LOCAL_RANK=1 has no GPU: 1 "
+                       r"visible .*CUDA_VISIBLE_DEVICES='0'.*dist_train.sh "
+                       r'CONFIG 1'):
+        check_launcher_devices('pytorch')

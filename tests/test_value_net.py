@@ -249,7 +249,8 @@ def test_runner_stage_two_trains_only_the_head(synthetic_root, tmp_path):
     before = torch.load(stage1, map_location='cpu')['state_dict']
     after = runner.model.state_dict()
     for key, value in before.items():
-        torch.testing.assert_close(after[key], value, msg=key)  # frozen
+        torch.testing.assert_close(after[key].cpu(), value,
+                                   msg=key)  # frozen
     head = [k for k in after if k.startswith('value_head.')]
     assert head and any(k not in before for k in head)
     metrics = runner.val_loop.run()

@@ -110,6 +110,11 @@ def init_cpu_distributed(cfg: Config) -> None:
 
 def main():
     args = parse_args()
+    from mmseg_calsfda.config_check import check_launcher_devices
+    try:
+        check_launcher_devices(args.launcher)
+    except RuntimeError as e:
+        sys.exit(f'error: {e}')
     cfg = load_config(args)
     if args.amp:
         enable_amp(cfg)
