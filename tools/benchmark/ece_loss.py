@@ -15,6 +15,7 @@ synchronisation):
 """
 import argparse
 import os.path as osp
+import statistics
 import sys
 
 import torch
@@ -23,6 +24,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from report import (  # noqa: E402,E501
+    allocated_mib,
     environment,
     peak_memory_mib,
     reset_peak_memory,
@@ -125,23 +127,35 @@ def bench_step(args) -> dict:
                             pad_shape=(args.size, args.size)))
         samples.append(s)
     data = dict(inputs=imgs, data_samples=samples)
-    result = {}
     base = build_model(args, with_ece=False)
+    steps = {}
     for name, with_ece in (('ce', False), ('ce_diffece', True)):
         model = build_model(args, with_ece)
         model.load_state_dict(base.state_dict())
-        optim = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
-        if args.amp:
-            wrapper = AmpOptimWrapper(optimizer=optim, dtype='bfloat16')
-        else:
-            wrapper = OptimWrapper(optimizer=optim)
         model.train()
+        optim = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+        wrapper = (AmpOptimWrapper(optimizer=optim, dtype='bfloat16')
+                   if args.amp else OptimWrapper(optimizer=optim))
+        steps[name] = lambda m=model, w=wrapper: m.train_step(data, w)
+    del base
+    result = {}
+    for name, step in steps.items():  # warm-up, then peak memory of a step
+        timed(step, args.device, reps=1, warmup=1)
         reset_peak_memory(args.device)
-        result[f'{name}_step_s'] = timed(
-            lambda m=model, w=wrapper: m.train_step(data, w), args.device,
-            args.reps, warmup=2)
-        result[f'{name}_peak_mem_mib'] = peak_memory_mib(args.device)
-        del model, wrapper, optim
+        held = allocated_mib(args.device)  # both models and optimizers
+        step()
+        peak = peak_memory_mib(args.device)
+        result[f'{name}_peak_mem_mib'] = peak
+        # what the step itself adds (activations, gradients, loss)
+        result[f'{name}_step_mem_mib'] = (None if peak is None else
+                                          peak - held)
+    # interleaved (A B A B ...), so drift (clocks, caches) hits both alike
+    times = {name: [] for name in steps}
+    for _ in range(args.reps):
+        for name, step in steps.items():
+            times[name].append(timed(step, args.device))
+    for name, values in times.items():
+        result[f'{name}_step_s'] = statistics.median(values)
     result['diffece_step_overhead'] = (result['ce_diffece_step_s'] /
                                        result['ce_step_s'])
     result.update(batch=args.batch, size=args.size, depth=args.depth,

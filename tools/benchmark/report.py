@@ -64,6 +64,13 @@ def peak_memory_mib(device: str) -> Optional[float]:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
+def allocated_mib(device: str) -> Optional[float]:
+    """CUDA memory held by live tensors now (None on CPU)."""
+    if not device.startswith('cuda'):
+        return None
+    return torch.cuda.memory_allocated() / 2**20
+
+
 def reset_peak_memory(device: str) -> None:
     """Frees what earlier benchmarks left for the garbage collector (e.g.
     torchmetrics' states in reference cycles), then resets the peak."""

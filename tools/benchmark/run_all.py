@@ -40,7 +40,7 @@ from report import (  # noqa: E402
 
 FULL = dict(batch=4, size=600, depth=101, reps=10, metric_images=50,
             metric_shape=(19, 1024, 2048), pl_images=20, pl_size=(1024, 2048))
-SMALL = dict(batch=2, size=128, depth=50, reps=3, metric_images=6,
+SMALL = dict(batch=2, size=128, depth=50, reps=7, metric_images=6,
              metric_shape=(19, 256, 512), pl_images=8, pl_size=(256, 512))
 
 
