@@ -8,7 +8,7 @@ raises a ``KeyError``/``FileNotFoundError`` that names the key path.
 """
 import os
 import os.path as osp
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 from mmengine.config import Config
 from mmseg.registry import (
@@ -126,3 +126,23 @@ def check_launcher_devices(launcher: str) -> None:
             f'on this node (CUDA_VISIBLE_DEVICES={visible!r}). Start at most '
             f'{num_gpus} process(es) per node (tools/dist_train.sh CONFIG '
             f'{num_gpus}), or set CUDA_VISIBLE_DEVICES= to train on CPUs.')
+
+
+def find_sync_bn(node, path: str = 'model') -> Optional[str]:
+    """The key path of the first ``norm_cfg`` of type ``SyncBN`` in a model
+    config, or None."""
+    if isinstance(node, dict):
+        norm = node.get('norm_cfg')
+        if isinstance(norm, dict) and norm.get('type') == 'SyncBN':
+            return f'{path}.norm_cfg'
+        items = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = ((f'[{i}]', v) for i, v in enumerate(node))
+    else:
+        return None
+    for key, value in items:
+        sub = f'{path}{key}' if str(key).startswith('[') else f'{path}.{key}'
+        found = find_sync_bn(value, sub)
+        if found:
+            return found
+    return None

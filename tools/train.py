@@ -98,6 +98,11 @@ def init_cpu_distributed(cfg: Config) -> None:
     import torch.distributed as dist
     if cfg.launcher != 'pytorch' or torch.cuda.is_available():
         return
+    from mmseg_calsfda.config_check import find_sync_bn
+    sync_bn = find_sync_bn(cfg.model)
+    if sync_bn:
+        sys.exit(f'error: {sync_bn} is SyncBN, which needs CUDA; for CPU '
+                 f'processes use e.g. --cfg-options {sync_bn}.type=BN')
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper = cfg.get('model_wrapper_cfg') or dict(
