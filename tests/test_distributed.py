@@ -60,6 +60,17 @@ def test_dist_train_two_processes(synthetic_root, tmp_path, free_port):
     assert 'Distributed training: True' in out
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
     assert osp.islink(tmp_path / 'work' / 'best_cECE.pth')
+    # stage 2 on two processes: frozen segmentor, the value head trains
+    cfg = tiny_cfg('deeplabv2_r101_gta5_value.py', synthetic_root,
+                   tmp_path / 'value', max_iters=2, interval=2, lr=1e-3)
+    cfg.load_from = str(tmp_path / 'work' / 'best_cECE.pth')
+    cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)
+    config = str(tmp_path / 'value.py')
+    cfg.dump(config)
+    out = train(config, tmp_path / 'value', 2, free_port)
+    assert 'ece_spearman' in out
+    assert osp.islink(tmp_path / 'value' / 'best_ece_mse.pth')
 
 
 def test_stage1_two_processes_equal_one(synthetic_root, tmp_path, free_port):
