@@ -50,13 +50,18 @@ def deterministic(cfg, total_batch, num_procs):
     return cfg
 
 
-def test_dist_train_two_processes(synthetic_root, tmp_path, free_port):
-    cfg = tiny_source_cfg(synthetic_root, tmp_path / 'work', max_iters=2)
+def train_on_cpus(cfg, path, work_dir, port):
+    """Two gloo processes with plain BN (SyncBN is CUDA-only)."""
     cfg.env_cfg.dist_cfg = dict(backend='gloo')
     cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)
-    config = str(tmp_path / 'tiny.py')
-    cfg.dump(config)
-    out = train(config, tmp_path / 'work', 2, free_port)
+    cfg.dump(str(path))
+    return train(str(path), work_dir, 2, port)
+
+
+def test_dist_train_two_processes(synthetic_root, tmp_path, free_port):
+    cfg = tiny_source_cfg(synthetic_root, tmp_path / 'work', max_iters=2)
+    out = train_on_cpus(cfg, tmp_path / 'tiny.py', tmp_path / 'work',
+                        free_port)
     assert 'Distributed training: True' in out
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
     assert osp.islink(tmp_path / 'work' / 'best_cECE.pth')
@@ -64,11 +69,8 @@ def test_dist_train_two_processes(synthetic_root, tmp_path, free_port):
     cfg = tiny_cfg('deeplabv2_r101_gta5_value.py', synthetic_root,
                    tmp_path / 'value', max_iters=2, interval=2, lr=1e-3)
     cfg.load_from = str(tmp_path / 'work' / 'best_cECE.pth')
-    cfg.env_cfg.dist_cfg = dict(backend='gloo')
-    cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)
-    config = str(tmp_path / 'value.py')
-    cfg.dump(config)
-    out = train(config, tmp_path / 'value', 2, free_port)
+    out = train_on_cpus(cfg, tmp_path / 'value.py', tmp_path / 'value',
+                        free_port)
     assert 'ece_spearman' in out
     assert osp.islink(tmp_path / 'value' / 'best_ece_mse.pth')
 
