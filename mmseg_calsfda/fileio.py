@@ -70,8 +70,10 @@ class BackgroundWriter:
         return self
 
     def __exit__(self, exc_type, *_) -> None:
+        """Queued writes always finish; a write's error is raised unless
+        the block already raised one."""
         try:
             if exc_type is None:
                 self.wait()
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True)

@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -95,6 +96,31 @@ def test_freezing_schedule_within_a_round(synthetic_root, stage2, tmp_path):
     assert first[0][3]
     # epoch 1: backbone frozen (eval), decode head trains; value head never
     assert second[0][1] == {'decode_head'} and not second[0][3]
+
+
+def test_bn_warmup_of_the_backbone_before_the_pass(synthetic_root, stage2,
+                                                  tmp_path, monkeypatch):
+    """``bn_warmup_modules`` adds the backbone's BN layers to the warm-up
+    before the pass (AdaBN): the pass then labels with target statistics."""
+    from mmseg_calsfda.engine.hooks import self_training_hook
+    calls = []
+    warmup = self_training_hook.warmup_bn_stats
+
+    def record(model, data, num_batches, modules):
+        calls.append(tuple(modules))
+        return warmup(model, data, num_batches, modules)
+
+    monkeypatch.setattr(self_training_hook, 'warmup_bn_stats', record)
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[1], rounds=1,
+                     epochs_per_round=1)
+    cfg.custom_hooks[0].bn_warmup_modules = ('backbone', 'value_head')
+    runner = RUNNERS.build(cfg)
+    runner.train()
+    assert calls == [('backbone', 'value_head')]
+    log = next(tmp_path.glob('*/*.log')).read_text()
+    layers = re.search(r"re-estimated (\d+) BatchNorm layer\(s\) under "
+                       r"\['backbone', 'value_head'\]", log)
+    assert layers and int(layers.group(1)) > 1
 
 
 def test_resume_mid_round_reuses_finished_labels(synthetic_root, stage2,

@@ -74,6 +74,20 @@ def test_head_on_resnet_and_mit(backbone, in_channels, in_index):
     assert head.fc.in_features == 128 * 16 and head.fc.out_features == 1
 
 
+def test_avg_pool_sees_every_pixel_bilinear_does_not():
+    """At 32x32 -> 4x4, the bilinear resize reads only pixels near the
+    sample points; adaptive average pooling reads every pixel."""
+    feat = torch.zeros(1, 8, 32, 32)
+    feat[..., 0, 0] = 5.0  # one pixel far from any bilinear sample point
+    for pool, changes in (('bilinear', False), ('avg', True)):
+        head = MODELS.build(dict(type='ECEValueNetHead', in_channels=8,
+                                 channels=4, pool=pool)).eval()
+        assert (head((feat, )) != head((torch.zeros_like(feat), ))).item() \
+            is changes, pool
+    with pytest.raises(ValueError, match="pool must be 'bilinear' or 'avg'"):
+        MODELS.build(dict(type='ECEValueNetHead', pool='max'))
+
+
 def test_head_channel_mismatch_names_both_numbers():
     head = MODELS.build(dict(type='ECEValueNetHead', in_channels=2048))
     with pytest.raises(ValueError, match=r'in_channels=2048.*512 channels'):

@@ -17,6 +17,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import time
 from typing import Dict, Iterable, Optional
 
 import torch
@@ -177,13 +178,17 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
     cache = osp.join(tmp, '.outputs') \
         if labeler.selection == 'calibrated' else None
     labeler.reset()
+    start = time.perf_counter()
     with BackgroundWriter(_writer_threads()) as writer:
         _first_half(model, dataloader, labeler, cache, writer)
-        thresholds = labeler.thresholds(round_idx)
+        thresholds = labeler.thresholds(round_idx)  # syncs the device
+        halfway = time.perf_counter()
         kept, predicted = _write_labels(
             _second_half(model, dataloader, labeler, thresholds, round_idx,
                          cache), labeler, writer,
             lambda path: pseudo_label_path(tmp, path, img_dir, img_suffix))
+    seconds = dict(thresholds=round(halfway - start, 3),
+                   labels=round(time.perf_counter() - halfway, 3))
     if is_distributed():
         all_reduce(kept)
         all_reduce(predicted)
@@ -195,7 +200,8 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         class_weights=[
             round(float(w), 6) for w in labeler.class_weights(thresholds)
         ],
-        **labeler.summary(thresholds, kept, predicted))
+        **labeler.summary(thresholds, kept, predicted),
+        seconds=seconds)
     barrier()  # every rank's PNGs are in place
     if is_main_process():
         if cache is not None:
@@ -208,7 +214,9 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
             f'{c}: {t:.3f}/{f:.0%}' for c, (t, f) in enumerate(
                 zip(summary['thresholds'], summary['kept_fraction'])))
         print_log(
-            f'pseudo-labels round {round_idx}: cb_prop={cb_prop:.3f} '
+            f'pseudo-labels round {round_idx} ({seconds["thresholds"]:.1f} s '
+            f'thresholds, {seconds["labels"]:.1f} s labels on rank 0): '
+            f'cb_prop={cb_prop:.3f} '
             f'local_prop={local_prop:.3f}, kept {kept_all:.1%} of pixels; '
             f'per class threshold/kept: {per_class}', logger='current')
     barrier()

@@ -17,6 +17,7 @@ about 2x inference plus the PNG writes.
 """
 import argparse
 import glob
+import json
 import os
 import os.path as osp
 import sys
@@ -113,16 +114,17 @@ def measure(args) -> dict:
         inference()  # warm-up: allocator, cudnn
         t_plain = timed(inference, args.device, reps=3)
         t_pass = timed(pseudo_label_pass, args.device, reps=3)
-        png = png_cost(osp.join(root, 'pl'))
+        last = last_round(osp.join(root, 'pl'))
     return dict(depth=args.depth, image_size=[args.height, args.width],
                 num_images=args.num_images, inference_s=t_plain,
                 pseudo_label_pass_s=t_pass,
-                pseudo_label_pass_vs_inference=t_pass / t_plain, **png)
+                pseudo_label_pass_vs_inference=t_pass / t_plain, **last)
 
 
-def png_cost(out_root: str) -> dict:
-    """Size of the last round's label PNGs and the single-thread time to
-    write one (labels of an untrained model are noisy: a worst case)."""
+def last_round(out_root: str) -> dict:
+    """Size of the last round's label PNGs, the single-thread time to
+    write one (labels of an untrained model are noisy: a worst case), and
+    the time the last pass spent in its halves (thresholds, labels)."""
     from mmseg_calsfda.fileio import write_png_atomic
     last = max(d for d in os.listdir(out_root) if d.startswith('round_'))
     paths = sorted(glob.glob(osp.join(out_root, last, '**', '*.png'),
@@ -133,8 +135,12 @@ def png_cost(out_root: str) -> dict:
         out = osp.join(tmp, 'x.png')
         t_write = timed(
             lambda: [write_png_atomic(label, out) for label in labels], 'cpu')
+    with open(osp.join(out_root, last, 'summary.json')) as f:
+        seconds = json.load(f)['seconds']  # the pass's two halves
     return dict(label_png_kib=sum(sizes) / len(sizes) / 1024,
-                png_write_s_per_image=t_write / len(labels))
+                png_write_s_per_image=t_write / len(labels),
+                last_pass_thresholds_s=seconds['thresholds'],
+                last_pass_labels_s=seconds['labels'])
 
 
 def main():

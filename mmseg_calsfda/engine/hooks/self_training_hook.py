@@ -1,6 +1,6 @@
 import math
 import os.path as osp
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.hooks import Hook
@@ -49,8 +49,13 @@ class SelfTrainingHook(Hook):
         pseudo_labeler (dict): Config of a :class:`CalibratedPseudoLabeler`;
             ``num_classes`` defaults to the decode head's.
         epochs_per_round (int): Epochs per round.
-        bn_warmup_batches (int): Batches of the value head's BN warm-up before
-            each pass. Defaults to 50.
+        bn_warmup_batches (int): Batches of the BN warm-up before each
+            pass. Defaults to 50.
+        bn_warmup_modules (Sequence[str]): Whose BatchNorm statistics the
+            warm-up re-estimates on target: the value head's (METHOD.md's
+            default), or also e.g. ``'backbone'`` (AdaBN: the pseudo-labels
+            then come from target statistics). Defaults to
+            ``('value_head',)``.
         lr_decay (float): Learning-rate factor per round. Defaults to
             ``1 / sqrt(2)``.
         tent_first_epoch (bool): Train only the backbone's normalisation
@@ -65,6 +70,7 @@ class SelfTrainingHook(Hook):
                  pseudo_labeler: dict,
                  epochs_per_round: int,
                  bn_warmup_batches: int = 50,
+                 bn_warmup_modules: Sequence[str] = ('value_head', ),
                  lr_decay: float = 1 / math.sqrt(2),
                  tent_first_epoch: bool = True,
                  out_dir: Optional[str] = None) -> None:
@@ -75,6 +81,7 @@ class SelfTrainingHook(Hook):
         self.labeler_cfg = dict(pseudo_labeler)
         self.epochs_per_round = epochs_per_round
         self.bn_warmup_batches = bn_warmup_batches
+        self.bn_warmup_modules = tuple(bn_warmup_modules)
         self.lr_decay = lr_decay
         self.tent_first_epoch = tent_first_epoch
         self.out_dir = out_dir
@@ -154,7 +161,8 @@ class SelfTrainingHook(Hook):
         model = self._model(runner)
         model.eval()
         warmup_bn_stats(runner.model, self._dataloader,
-                        self.bn_warmup_batches, modules=('value_head', ))
+                        self.bn_warmup_batches,
+                        modules=self.bn_warmup_modules)
         dataset = self._dataloader.dataset
         summary = run_pseudo_label_pass(
             runner.model, self._dataloader, self.labeler, round_idx,

@@ -27,6 +27,10 @@ class ECEValueNetHead(BaseModule):
         pool_size (int): Side of the resized map. Defaults to 4.
         loss_weight (float): Weight of the MSE loss. Defaults to 1.0.
         align_corners (bool): Of the bilinear resize. Defaults to False.
+        pool (str): How the map is brought to ``pool_size``: ``'bilinear'``
+            (the reference: at stride 8 it samples a few pixels of the map)
+            or ``'avg'`` (adaptive average pooling: every pixel counts).
+            Defaults to ``'bilinear'``.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -37,6 +41,7 @@ class ECEValueNetHead(BaseModule):
                  pool_size: int = 4,
                  loss_weight: float = 1.0,
                  align_corners: bool = False,
+                 pool: str = 'bilinear',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         for name, value in (('in_channels', in_channels),
@@ -44,6 +49,9 @@ class ECEValueNetHead(BaseModule):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(
                     f'{name} must be a positive int, got {value!r}')
+        if pool not in ('bilinear', 'avg'):
+            raise ValueError(f"pool must be 'bilinear' or 'avg', got {pool!r}")
+        self.pool = pool
         self.in_channels = in_channels
         self.in_index = in_index
         self.pool_size = pool_size
@@ -74,9 +82,13 @@ class ECEValueNetHead(BaseModule):
             Tensor: ``N x 1`` estimates in (0, 1).
         """
         x = self.conv(self.bn(self._select(feats)))
-        x = F.interpolate(
-            x, size=(self.pool_size, self.pool_size), mode='bilinear',
-            align_corners=self.align_corners)
+        size = (self.pool_size, self.pool_size)
+        if self.pool == 'avg':
+            x = F.adaptive_avg_pool2d(x, size)
+        else:
+            x = F.interpolate(
+                x, size=size, mode='bilinear',
+                align_corners=self.align_corners)
         return torch.sigmoid(self.fc(x.flatten(1)))
 
     def loss(self, feats: Sequence[Tensor], target: Tensor) -> dict:
