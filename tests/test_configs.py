@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmseg.registry import DATASETS, MODELS
 
 from mmseg_calsfda.config_check import check_config
-from tests.utils import ROOT
+from tests.utils import ROOT, stage_config
 
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
@@ -96,3 +96,24 @@ def test_target_stage_reads_no_target_labels_for_training_or_selection():
     # labels only in the report
     assert ckpt.report_dataloader.dataset.data_prefix.seg_map_path == \
         'gtFine/val'
+
+
+@pytest.mark.parametrize('value, target', [
+    ('deeplabv2_r101_gta5_value.py', 'deeplabv2_gta2cs.py'),
+    ('deeplabv2_r101_synthia_value.py', 'deeplabv2_synthia2cs.py'),
+    ('segformer_mit-b2_gta5_value.py', 'segformer_mit-b2_gta2cs.py'),
+])
+def test_target_stage_builds_the_value_head_stage_two_trained(value, target):
+    """The head's pooling leaves no trace in the weights: a stage-3 config
+    that disagreed with its stage 2 would silently mis-estimate ECE."""
+    trained = MODELS.build(stage_config(value).model.value_head)
+    used = MODELS.build(stage_config(target).model.value_head)
+    for key in ('in_channels', 'in_index', 'pool', 'pool_size',
+                'align_corners'):
+        assert getattr(trained, key) == getattr(used, key), key
+    assert trained.state_dict().keys() == used.state_dict().keys()
+    for key, weight in trained.state_dict().items():
+        assert weight.shape == used.state_dict()[key].shape, key
+    steps = [p['type'] for p in stage_config(value).train_dataloader
+             .dataset.pipeline]
+    assert 'PhotoMetricDistortion' in steps

@@ -29,6 +29,7 @@ import numbers
 import os
 import os.path as osp
 import sys
+from typing import Optional
 
 from mmengine.config import Config
 from mmengine.logging import MMLogger
@@ -72,7 +73,7 @@ def generate_data(data_dir: str, size: dict, seed: int) -> None:
 
 
 def stage_config(args, size: dict, data_dir: str, name: str, work_dir: str,
-                 iters: int, lr: float, **kwargs) -> Config:
+                 iters: int, lr: Optional[float], **kwargs) -> Config:
     """A stage config as shipped, shrunk to a CPU-sized run."""
     cfg = shrink_config(
         Config.fromfile(osp.join(CONFIGS, name)), data_dir,
@@ -221,7 +222,7 @@ def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
     """Stage 3; returns (adapted, selection) from selection.json."""
     cfg = stage_config(
         args, size, data_dir, 'deeplabv2_gta2cs.py', 'stage3_target', 0,
-        lr=1e-3, max_epochs=size['rounds'] * size['epochs_per_round'])
+        lr=None, max_epochs=size['rounds'] * size['epochs_per_round'])
     cfg.load_from = osp.join(args.work_dir, stage2)
     self_training, bn_warmup = cfg.custom_hooks
     self_training.epochs_per_round = size['epochs_per_round']

