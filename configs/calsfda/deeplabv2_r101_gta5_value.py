@@ -28,27 +28,10 @@ model = dict(
 
 # The value net can only learn to tell a badly calibrated image from a good
 # one if its training images differ in calibration: a segmentor that fits
-# the source barely does. Strong appearance changes (colour, contrast,
-# brightness) make the source look shifted to different degrees.
+# the source barely does. The source crops under strong PhotoMetricDistortion
+# (colour, contrast, brightness, hue) look shifted to different degrees.
 train_dataloader = dict(
-    dataset=dict(pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations'),
-        dict(
-            type='RandomResize',
-            scale=(1280, 720),
-            ratio_range=(0.5, 1.5),
-            keep_ratio=True),
-        dict(type='RandomCrop', crop_size={{_base_.crop_size}}),
-        dict(type='RandomFlip', prob=0.5),
-        dict(
-            type='PhotoMetricDistortion',
-            brightness_delta=64,
-            contrast_range=(0.3, 1.7),
-            saturation_range=(0.2, 1.8),
-            hue_delta=36),
-        dict(type='PackSegInputs')
-    ]))
+    dataset=dict(pipeline={{_base_.value_train_pipeline}}))
 
 # Only the value head has trainable parameters.
 optimizer = dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=0)

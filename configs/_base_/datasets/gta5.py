@@ -17,6 +17,18 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
+# Stage 2 (the value net) trains on the same crops under strong appearance
+# change, so that its training images differ in calibration (see the value
+# configs).
+value_train_pipeline = train_pipeline[:-1] + [
+    dict(
+        type='PhotoMetricDistortion',
+        brightness_delta=64,
+        contrast_range=(0.3, 1.7),
+        saturation_range=(0.2, 1.8),
+        hue_delta=36),
+    dict(type='PackSegInputs')
+]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(1280, 720), keep_ratio=True),
