@@ -135,14 +135,13 @@ def find_sync_bn(node, path: str = 'model') -> Optional[str]:
         norm = node.get('norm_cfg')
         if isinstance(norm, dict) and norm.get('type') == 'SyncBN':
             return f'{path}.norm_cfg'
-        items = node.items()
+        children = ((f'{path}.{key}', value) for key, value in node.items())
     elif isinstance(node, (list, tuple)):
-        items = ((f'[{i}]', v) for i, v in enumerate(node))
+        children = ((f'{path}[{i}]', value) for i, value in enumerate(node))
     else:
         return None
-    for key, value in items:
-        sub = f'{path}{key}' if str(key).startswith('[') else f'{path}.{key}'
-        found = find_sync_bn(value, sub)
+    for sub_path, value in children:
+        found = find_sync_bn(value, sub_path)
         if found:
             return found
     return None

@@ -2,7 +2,6 @@
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import cv2
@@ -16,13 +15,12 @@ from mmseg_calsfda.datasets.converters import (
 )
 from mmseg_calsfda.datasets.label_maps import CITYSCAPES_IDS, SYNTHIA_IDS
 from mmseg_calsfda.datasets.synthetic import make_sample
-from tests.utils import ROOT
+from tests.utils import run_cli
 
 
 def run(tool, *args):
-    return subprocess.run(
-        [sys.executable, f'tools/dataset_converters/{tool}.py', *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return run_cli(
+        [sys.executable, f'tools/dataset_converters/{tool}.py', *args])
 
 
 def gta_tree(root, labels):

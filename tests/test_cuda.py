@@ -2,8 +2,6 @@
 the device-side label check. Skipped where no GPU is available (CI); run
 on a GPU machine with ``pytest tests/test_cuda.py``."""
 import json
-import os
-import subprocess
 import sys
 
 import pytest
@@ -12,25 +10,21 @@ import torch
 from mmseg_calsfda.calibration import bin_stats, ece_from_stats
 from mmseg_calsfda.evaluation import ECEMetric
 from mmseg_calsfda.models.losses import DiffECELoss
-from tests.utils import ROOT, tiny_cfg, tiny_source_cfg
+from tests.utils import run_cli, scalars, tiny_cfg, tiny_source_cfg
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason='needs a CUDA GPU')
 
 
 def train_cli(config, *extra):
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
-    return subprocess.run(
-        [sys.executable, 'tools/train.py', config, *extra], cwd=ROOT,
-        env=env, capture_output=True, text=True, timeout=600)
+    return run_cli([sys.executable, 'tools/train.py', config, *extra],
+                   timeout=600, PYTHONWARNINGS='ignore')
 
 
 def last_scalars(work_dir):
-    """The train-time scalars of the last logged iteration."""
-    logs = sorted(work_dir.glob('*/vis_data/scalars.json'))
-    assert logs, f'no scalars.json under {work_dir}'
-    rows = [json.loads(line) for line in logs[-1].read_text().splitlines()]
-    return [r for r in rows if any(k.startswith('loss') for k in r)]
+    """The train-time scalars (rows with a loss) of the latest run."""
+    return [r for r in scalars(work_dir) if any(k.startswith('loss')
+                                                 for k in r)]
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
@@ -127,10 +121,9 @@ def test_amp_through_every_stage(synthetic_root, tmp_path):
 
 
 def test_demo_tiny_on_cuda(tmp_path):
-    res = subprocess.run(
+    res = run_cli(
         [sys.executable, 'tools/demo.py', '--tiny', '--device', 'cuda',
-         '--work-dir', str(tmp_path)], cwd=ROOT, capture_output=True,
-        text=True, timeout=600)
+         '--work-dir', str(tmp_path)], timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     results = json.loads((tmp_path / 'results.json').read_text())
     assert 0 <= results['adapted']['target_mIoU'] <= 100

@@ -1,16 +1,13 @@
 """The README's main command, in its tiny mode: runs end to end."""
 import json
-import subprocess
 import sys
 
-from tests.utils import ROOT
+from tests.utils import run_cli
 
 
 def test_demo_tiny(tmp_path):
-    res = subprocess.run(
-        [sys.executable, 'tools/demo.py', '--tiny', '--work-dir',
-         str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-        timeout=600)
+    res = run_cli([sys.executable, 'tools/demo.py', '--tiny', '--work-dir',
+                   str(tmp_path)], timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     results = json.loads((tmp_path / 'results.json').read_text())
     keys = {'source_val_mIoU', 'target_mIoU', 'target_ECE', 'target_cECE'}

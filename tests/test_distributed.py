@@ -3,7 +3,6 @@ and gives the same results as one process with the same total batch."""
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.utils import ROOT, tiny_cfg, tiny_source_cfg
+from tests.utils import run_cli, tiny_cfg, tiny_source_cfg
 
 RANDOM_TRANSFORMS = ('RandomCrop', 'RandomFlip', 'PhotoMetricDistortion')
 
@@ -19,14 +18,12 @@ RANDOM_TRANSFORMS = ('RandomCrop', 'RandomFlip', 'PhotoMetricDistortion')
 def train(config, work_dir, num_procs, port):
     """tools/train.py (one process) or tools/dist_train.sh (torchrun); CPU
     processes (gloo) also on a machine with GPUs."""
-    env = dict(os.environ, PORT=str(port), OMP_NUM_THREADS='1',
-               CUDA_VISIBLE_DEVICES='',
-               PATH=osp.dirname(sys.executable) + os.pathsep +
-               os.environ['PATH'])
     cmd = (['bash', 'tools/dist_train.sh', config, str(num_procs)]
            if num_procs > 1 else [sys.executable, 'tools/train.py', config])
-    res = subprocess.run(cmd + ['--work-dir', str(work_dir)], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=600)
+    res = run_cli(cmd + ['--work-dir', str(work_dir)], timeout=600,
+                  PORT=str(port), OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='',
+                  PATH=osp.dirname(sys.executable) + os.pathsep +
+                  os.environ['PATH'])
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     return out

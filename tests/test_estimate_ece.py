@@ -3,18 +3,15 @@ import csv
 import json
 import os.path as osp
 import shutil
-import subprocess
 import sys
 
 import pytest
 
-from tests.utils import ROOT
+from tests.utils import run_cli
 
 
 def run(*args):
-    return subprocess.run(
-        [sys.executable, 'tools/estimate_ece.py', *args], cwd=ROOT,
-        capture_output=True, text=True, timeout=300)
+    return run_cli([sys.executable, 'tools/estimate_ece.py', *args])
 
 
 def target_images(synthetic_root):

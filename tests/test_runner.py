@@ -8,16 +8,7 @@ import torch
 from mmseg.registry import RUNNERS
 
 from mmseg_calsfda.models.losses import DiffECELoss
-from tests.utils import tiny_source_cfg
-
-
-def scalars(work_dir):
-    """The json log lines of the latest run in work_dir."""
-    import glob
-    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                     'scalars.json')))
-    with open(logs[-1]) as f:
-        return [json.loads(line) for line in f]
+from tests.utils import scalars, tiny_source_cfg
 
 
 def test_train_select_and_resume(synthetic_root, tmp_path):

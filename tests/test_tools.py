@@ -1,20 +1,16 @@
 """tools/train.py, tools/test.py and `mim train` as a user runs them, and
 the messages they give for bad input."""
-import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 
 import pytest
 
-from tests.utils import ROOT, tiny_source_cfg
+from tests.utils import run_cli, tiny_source_cfg
 
 
-def run(args, cwd=ROOT, timeout=300):
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+def run(args):
+    return run_cli(args, PYTHONWARNINGS='ignore')
 
 
 @pytest.fixture

@@ -83,6 +83,7 @@ def build_model(args):
     from mmseg.utils import register_all_modules
 
     import mmseg_calsfda  # noqa: F401
+    from mmseg_calsfda.models.segmentors import has_value_head
     register_all_modules()
     if not osp.isfile(args.config):
         sys.exit(f'error: config file {args.config!r} does not exist')
@@ -97,8 +98,7 @@ def build_model(args):
     model = MODELS.build(cfg.model)
     ckpt = load_checkpoint(model, args.checkpoint, map_location='cpu',
                            logger='silent')
-    if not any(k.startswith('value_head.') for k in ckpt.get('state_dict',
-                                                               ckpt)):
+    if not has_value_head(ckpt):
         sys.exit(f'error: {args.checkpoint!r} has no value head weights; '
                  'train one with a stage-2 config (e.g. '
                  'configs/calsfda/deeplabv2_r101_gta5_value.py)')

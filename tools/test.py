@@ -71,11 +71,6 @@ def trigger_visualization_hook(cfg, args):
 
 def main():
     args = parse_args()
-    from mmseg_calsfda.config_check import check_launcher_devices
-    try:
-        check_launcher_devices(args.launcher)
-    except RuntimeError as e:
-        sys.exit(f'error: {e}')
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
 

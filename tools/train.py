@@ -52,7 +52,13 @@ def parse_args():
 def load_config(args) -> Config:
     """Loads ``args.config`` with ``--cfg-options``, ``--launcher`` and the
     work_dir (CLI > config > ./work_dirs/<config name>); exits with a
-    one-line message if the file is missing."""
+    one-line message if the file is missing or torchrun started more
+    processes than this node has GPUs."""
+    from mmseg_calsfda.config_check import check_launcher_devices
+    try:
+        check_launcher_devices(args.launcher)
+    except RuntimeError as e:
+        sys.exit(f'error: {e}')
     if not osp.isfile(args.config):
         sys.exit(f'error: config file {args.config!r} does not exist')
     cfg = Config.fromfile(args.config)
@@ -115,11 +121,6 @@ def init_cpu_distributed(cfg: Config) -> None:
 
 def main():
     args = parse_args()
-    from mmseg_calsfda.config_check import check_launcher_devices
-    try:
-        check_launcher_devices(args.launcher)
-    except RuntimeError as e:
-        sys.exit(f'error: {e}')
     cfg = load_config(args)
     if args.amp:
         enable_amp(cfg)

@@ -28,6 +28,7 @@ from report import (  # noqa: E402,E501
     environment,
     peak_memory_mib,
     reset_peak_memory,
+    stage_config,
     timed,
     write_result,
 )
@@ -94,15 +95,8 @@ def bench_loss(args, size: int) -> dict:
 
 
 def build_model(args, with_ece: bool):
-    from mmengine.config import Config
     from mmseg.registry import MODELS
-    cfg = Config.fromfile(
-        osp.join(ROOT, 'configs/calsfda/deeplabv2_r101_gta5_source.py'))
-    cfg.model.pretrained = None
-    cfg.model.backbone.depth = args.depth
-    cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)
-    if args.depth < 50:
-        cfg.model.decode_head.in_channels = 512
+    cfg = stage_config('deeplabv2_r101_gta5_source.py', args.depth)
     cfg.model.data_preprocessor.size = (args.size, args.size)
     if not with_ece:
         cfg.model.decode_head.loss_decode = cfg.model.decode_head.loss_decode[

@@ -30,7 +30,12 @@ from PIL import Image
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from report import environment, timed, write_result  # noqa: E402
+from report import (  # noqa: E402
+    environment,
+    stage_config,
+    timed,
+    write_result,
+)
 
 
 def parse_args():
@@ -59,16 +64,9 @@ def write_images(root: str, args) -> str:
 
 
 def build(args, root: str):
-    from mmengine.config import Config
     from mmengine.runner import Runner
     from mmseg.registry import MODELS
-    cfg = Config.fromfile(
-        osp.join(ROOT, 'configs/calsfda/deeplabv2_gta2cs.py'))
-    cfg.model.backbone.depth = args.depth
-    cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)
-    if args.depth < 50:
-        cfg.model.decode_head.in_channels = 512
-        cfg.model.value_head.in_channels = 512
+    cfg = stage_config('deeplabv2_gta2cs.py', args.depth)
     scale = (args.width // 2, args.height // 2)  # evaluation resolution
     loader_cfg = cfg.pseudo_label_dataloader
     loader_cfg.dataset.data_root = root

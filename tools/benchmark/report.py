@@ -1,4 +1,5 @@
-"""What every benchmark script records and how it writes its result."""
+"""What every benchmark script records, how it writes its result, and the
+model configs they time."""
 import gc
 import json
 import os
@@ -9,6 +10,24 @@ import time
 from typing import Callable, Optional
 
 import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def stage_config(name: str, depth: int):
+    """A shipped stage config (``configs/calsfda/<name>``) with a ResNet of
+    ``depth`` and plain BN (one process: no SyncBN), no pretrained weights.
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'calsfda', name))
+    cfg.model.pretrained = None
+    cfg.model.backbone.update(depth=depth,
+                              norm_cfg=dict(type='BN', requires_grad=True))
+    if depth < 50:  # BasicBlock ResNets end with 512 channels, not 2048
+        cfg.model.decode_head.in_channels = 512
+        if cfg.model.get('value_head'):
+            cfg.model.value_head.in_channels = 512
+    return cfg
 
 
 def environment(device: str) -> dict:

@@ -34,6 +34,7 @@ from report import (  # noqa: E402
     environment,
     peak_memory_mib,
     reset_peak_memory,
+    stage_config,
     timed,
     write_result,
 )
@@ -119,14 +120,10 @@ def ece_metric_stream(device: str, sizes: dict) -> dict:
 
 
 def value_head_overhead(device: str, sizes: dict) -> dict:
-    from mmengine.config import Config
     from mmseg.registry import MODELS
 
     from mmseg_calsfda.engine import warmup_bn_stats
-    cfg = Config.fromfile(osp.join(ROOT,
-                                   'configs/calsfda/deeplabv2_gta2cs.py'))
-    cfg.model.backbone.update(depth=sizes['depth'],
-                              norm_cfg=dict(type='BN', requires_grad=True))
+    cfg = stage_config('deeplabv2_gta2cs.py', sizes['depth'])
     model = MODELS.build(cfg.model).to(device).eval()
     inputs = torch.randn(sizes['batch'], 3, sizes['size'], sizes['size'],
                          device=device)

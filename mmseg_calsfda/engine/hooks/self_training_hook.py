@@ -11,6 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
 from ...models.losses import SymmetricCELoss
+from ...models.segmentors import has_value_head
 from ...pseudo_label.pseudo_label_pass import run_pseudo_label_pass
 from ..bn_warmup import warmup_bn_stats
 
@@ -141,8 +142,7 @@ class SelfTrainingHook(Hook):
         if not path or runner.cfg.get('resume') or not osp.isfile(path):
             return
         ckpt = torch.load(path, map_location='cpu', mmap=True)
-        if not any(k.startswith('value_head.')
-                   for k in ckpt.get('state_dict', ckpt)):
+        if not has_value_head(ckpt):
             raise ValueError(
                 f'load_from = {path!r} holds no value head: target '
                 'adaptation starts from a stage-2 checkpoint, which a '

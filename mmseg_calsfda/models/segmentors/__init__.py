@@ -1,3 +1,3 @@
-from .calsfda_segmentor import CalSFDASegmentor
+from .calsfda_segmentor import CalSFDASegmentor, has_value_head
 
-__all__ = ['CalSFDASegmentor']
+__all__ = ['CalSFDASegmentor', 'has_value_head']

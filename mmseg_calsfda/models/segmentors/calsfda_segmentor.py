@@ -14,6 +14,13 @@ from ...calibration import CLASS_AVERAGES, check_n_bins, classwise_ece
 STAGES = ('source', 'value', 'target')
 
 
+def has_value_head(checkpoint: dict) -> bool:
+    """Whether a checkpoint (or a bare state dict) holds the weights of a
+    :class:`CalSFDASegmentor`'s value head, i.e. comes from stage 2 or 3."""
+    state = checkpoint.get('state_dict', checkpoint)
+    return any(key.startswith('value_head.') for key in state)
+
+
 @MODELS.register_module()
 class CalSFDASegmentor(EncoderDecoder):
     """Encoder-decoder with an ECE value head, for every Cal-SFDA stage.
