@@ -112,3 +112,13 @@ def test_two_processes_equal_one(tmp_path, free_port):
     mp.spawn(_worker, args=(2, free_port, out_file), nprocs=2)
     logits, labels = make_data(5, n=5)
     assert torch.load(out_file) == run_metric(logits, labels)
+
+
+def test_scalar_metrics_keeps_numbers_of_every_kind():
+    import numpy as np
+
+    from mmseg_calsfda.evaluation import scalar_metrics
+    out = scalar_metrics(dict(a=np.float32(1.5), b=2, c=torch.tensor(0.25),
+                              d='text', e=torch.ones(3), f=[1.0]))
+    assert out == dict(a=1.5, b=2.0, c=0.25)
+    assert all(type(v) is float for v in out.values())

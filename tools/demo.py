@@ -25,7 +25,6 @@ Each stage runs the real config from ``configs/calsfda/`` at CPU size
 import argparse
 import json
 import logging
-import numbers
 import os
 import os.path as osp
 import sys
@@ -35,6 +34,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmseg.registry import RUNNERS
 
+from mmseg_calsfda.evaluation import scalar_metrics
 from mmseg_calsfda.toy import set_run_name, shrink_config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -116,11 +116,7 @@ def evaluate(cfg: Config, checkpoint: str, dataloader: dict, name: str,
         dict(type='ECEMetric', n_bins=10, output_dir=cfg.work_dir)
     ]
     cfg.custom_hooks = list(hooks)
-    metrics = RUNNERS.build(cfg).test()
-    # MMSeg's metrics are numpy scalars (np.float32 under NumPy 2, which
-    # json cannot write)
-    return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, numbers.Real)}
+    return scalar_metrics(RUNNERS.build(cfg).test())
 
 
 def best_checkpoint(work_dir: str, key: str = 'cECE') -> str:

@@ -1,5 +1,4 @@
 import json
-import numbers
 import os
 import os.path as osp
 from typing import Dict, Optional, Union
@@ -9,13 +8,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmseg.registry import HOOKS
 
-
-def _is_scalar(value) -> bool:
-    """Python and numpy numbers and one-element tensors. (Under NumPy 2,
-    MMSeg's ``mIoU`` is a ``np.float32``, which is not a ``float``.)"""
-    if torch.is_tensor(value):
-        return value.numel() == 1
-    return isinstance(value, numbers.Real)
+from ...evaluation.scalars import scalar_metrics
 
 
 @HOOKS.register_module()
@@ -95,8 +88,7 @@ class ECECheckpointHook(CheckpointHook):
         history = list(runner.message_hub.get_info(self._history_key, []))
         history.append(
             dict(iter=runner.iter, epoch=runner.epoch,
-                 **{k: float(v) for k, v in record.items()
-                    if _is_scalar(v)}))
+                 **scalar_metrics(record)))
         runner.message_hub.update_info(self._history_key, history)
         if is_main_process():
             self._link_best()
