@@ -134,7 +134,8 @@ def bench_step(args) -> dict:
     del base
     result = {}
     for name, step in steps.items():  # warm-up, then peak memory of a step
-        timed(step, args.device, reps=1, warmup=1)
+        step()
+        step()
         reset_peak_memory(args.device)
         held = allocated_mib(args.device)  # both models and optimizers
         step()
