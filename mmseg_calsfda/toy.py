@@ -76,7 +76,8 @@ def shrink_config(cfg: Config,
     height, width = image_size
     model = cfg.model
     model.pretrained = None
-    model.data_preprocessor.size = (crop, crop)
+    if model.data_preprocessor.get('size') is not None:
+        model.data_preprocessor.size = (crop, crop)  # else: whole images
     if model.backbone.type == 'MixVisionTransformer':
         dims = [base_channels * 2**i for i in range(4)]
         model.backbone.update(embed_dims=base_channels,

@@ -3,8 +3,11 @@ import glob
 import os.path as osp
 
 import pytest
+import torch
 from mmengine.config import Config
+from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS
+from mmseg.structures import SegDataSample
 
 from mmseg_calsfda.config_check import check_config
 from tests.utils import ROOT, stage_config
@@ -41,11 +44,16 @@ def test_config_builds(path):
         assert cfg.load_from.endswith('.pth'), cfg.load_from
         cfg.load_from = None
     check_config(cfg)
-    # batches are padded to the training crop
+    # batches are padded to the training crop, or whole images to the
+    # batch's largest
     crops = [step['crop_size'] for step in
              cfg.train_dataloader.dataset.pipeline
              if step['type'] == 'RandomCrop']
-    assert tuple(cfg.model.data_preprocessor.size) == tuple(crops[0])
+    preprocessor = cfg.model.data_preprocessor
+    if crops:
+        assert tuple(preprocessor.size) == tuple(crops[0])
+    else:
+        assert preprocessor.size is None and preprocessor.size_divisor
     cfg.model.pretrained = None  # never download in tests
     model = MODELS.build(cfg.model)
     num_classes = model.decode_head.num_classes
@@ -78,6 +86,28 @@ def test_value_stage_loads_stage_one_and_trains_the_head_only():
     assert cfg.model.value_head.type == 'ECEValueNetHead'
     assert cfg.val_evaluator[0].type == 'EstimatedECEMetric'
     assert cfg.val_evaluator[0].with_labels
+
+
+def test_value_stage_trains_on_whole_images_at_the_evaluation_scale():
+    """Stage 3 estimates the ECE of whole images: stage 2 learns on them
+    (GTA5 images differ slightly in size, so batches are padded)."""
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/calsfda/deeplabv2_r101_gta5_value.py'))
+    steps = {p['type']: p for p in cfg.train_dataloader.dataset.pipeline}
+    assert 'RandomCrop' not in steps and 'RandomResize' not in steps
+    test_resize = [p for p in cfg.test_pipeline if p['type'] == 'Resize']
+    assert steps['Resize'] == test_resize[0]
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    images = [torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
+              for h, w in ((703, 1280), (705, 1278))]
+    samples = []
+    for img in images:
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(
+            data=torch.zeros((1, ) + img.shape[1:], dtype=torch.uint8))
+        samples.append(sample)
+    out = preprocessor(dict(inputs=images, data_samples=samples), True)
+    assert out['inputs'].shape == (2, 3, 712, 1280)
 
 
 def test_target_stage_reads_no_target_labels_for_training_or_selection():

@@ -3,8 +3,9 @@
 #   loads the stage-1 checkpoint with the lowest source cECE
 #   segmentor frozen (backbone + decode head: no gradients, BN in eval mode);
 #   only ECEValueNetHead trains: MSE to the DETACHED per-image class-level ECE
-#   strong photometric augmentation: source images whose ECE varies the way
-#     it will on the target (see README, "Choices")
+#   whole images (not crops) under strong photometric augmentation: source
+#     images whose ECE varies the way it will on the target (see README,
+#     "Differences from the reference code")
 #   validation on source val: estimate vs truth (MSE, Pearson, Spearman)
 # Next stage: deeplabv2_gta2cs.py adapts this checkpoint to Cityscapes.
 _base_ = ['./deeplabv2_r101_gta5_source.py']
@@ -13,6 +14,8 @@ load_from = 'work_dirs/deeplabv2_r101_gta5_source/best_cECE.pth'
 
 model = dict(
     pretrained=None,  # every weight comes from load_from
+    # whole images (see value_train_pipeline): pad a batch to its largest
+    data_preprocessor=dict(size=None, size_divisor=8),
     stage='value',
     freeze_segmentor=True,  # False: the MSE also trains the backbone
     value_head=dict(
@@ -28,8 +31,9 @@ model = dict(
 
 # The value net can only learn to tell a badly calibrated image from a good
 # one if its training images differ in calibration: a segmentor that fits
-# the source barely does. The source crops under strong PhotoMetricDistortion
-# (colour, contrast, brightness, hue) look shifted to different degrees.
+# the source barely does. Whole source images at the evaluation scale (what
+# the head sees in stage 3), under strong PhotoMetricDistortion (colour,
+# contrast, brightness, hue), look shifted to different degrees.
 train_dataloader = dict(
     dataset=dict(pipeline={{_base_.value_train_pipeline}}))
 

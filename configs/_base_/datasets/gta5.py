@@ -17,10 +17,15 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
-# Stage 2 (the value net) trains on the same crops under strong appearance
-# change, so that its training images differ in calibration (see the value
-# configs).
-value_train_pipeline = train_pipeline[:-1] + [
+# Stage 2 (the value net) learns what it is used for in stage 3: the ECE of
+# a *whole* image at the evaluation scale (crops hold fewer classes, and the
+# class-level ECE averages over classes), under strong appearance change, so
+# that its training images differ in calibration (see the value configs).
+value_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='Resize', scale=(1280, 720), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
     dict(
         type='PhotoMetricDistortion',
         brightness_delta=64,
