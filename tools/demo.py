@@ -16,7 +16,12 @@
 4. stage 3: adapts to the unlabelled target in self-training rounds and
    keeps the checkpoint with the lowest *estimated* ECE; target val labels
    are read only to report that choice beside the oracle and the last
-   checkpoint;
+   checkpoint. Each round here is one epoch, the norm-affine (TENT-like)
+   one: on this benchmark the decode-head epochs that follow it amplify
+   the confidently wrong pseudo-labels (cars labelled truck, sidewalk
+   labelled road) and lose mIoU at every learning rate tried, and they
+   leave the backbone -- all the value head reads -- unchanged, so the
+   label-free selection could not see them (README, "Demo results");
 5. writes ``WORK_DIR/results.json`` and ``results.md``.
 
 Each stage runs the real config from ``configs/calsfda/`` at CPU size
@@ -43,7 +48,7 @@ CONFIGS = osp.join(ROOT, 'configs', 'calsfda')
 SIZES = dict(
     full=dict(height=128, width=256, source_train=200, source_val=50,
               target_train=200, target_val=50, iters=400, value_iters=300,
-              crop=128, warmup_batches=25, rounds=2, epochs_per_round=3),
+              crop=128, warmup_batches=25, rounds=3, epochs_per_round=1),
     tiny=dict(height=64, width=128, source_train=8, source_val=4,
               target_train=6, target_val=4, iters=4, value_iters=2, crop=64,
               warmup_batches=2, rounds=1, epochs_per_round=2))
