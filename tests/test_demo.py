@@ -16,6 +16,8 @@ def test_demo_tiny(tmp_path):
         assert 0 <= results['source_only'][key] <= 100
     assert {'target_mIoU', 'target_cECE'} <= set(results['ce_only'])
     assert {'target_mIoU', 'target_ECE', 'target_cECE'} <= set(
+        results['adabn_only'])
+    assert {'target_mIoU', 'target_ECE', 'target_cECE'} <= set(
         results['adapted'])
     assert {'ece_selected_mIoU', 'oracle_mIoU', 'last_mIoU'} <= set(
         results['selection'])

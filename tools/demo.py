@@ -12,7 +12,8 @@
 3. stage 2: trains the ECE value head on the frozen stage-1 model and
    measures, on held-out labelled target images, how well its estimates rank
    the true per-image class-level ECE (Spearman), with and without the BN
-   warm-up on unlabelled target images;
+   warm-up on unlabelled target images; as a baseline it evaluates that
+   model with target BN statistics and nothing trained (AdaBN alone);
 4. stage 3: adapts to the unlabelled target in self-training rounds and
    keeps the checkpoint with the lowest *estimated* ECE; target val labels
    are read only to report that choice beside the oracle and the last
@@ -149,6 +150,8 @@ def write_results(work_dir: str, results: dict) -> None:
         _row('stage 1, CE + DiffECE', 'target val', src, 'target_'),
         _row('stage 1, CE only (twin)', 'target val', results['ce_only'],
              'target_'),
+        _row('stage 2, AdaBN only (no training)', 'target val',
+             results['adabn_only'], 'target_'),
         _row('adapted (ECE-selected)', 'target val', results['adapted'],
              'target_'), '',
         '| checkpoint choice (target val mIoU) | mIoU |', '|---|---|',
@@ -219,6 +222,22 @@ def run_value_stage(args, size, data_dir, stage1: str) -> dict:
         mean_estimated_ECE_no_warmup=without['estECE'])
 
 
+def run_adabn_baseline(args, size, data_dir, stage2: str) -> dict:
+    """The stage-2 model with target BN statistics and nothing trained: how
+    much of the adaptation BatchNorm re-estimation alone gives."""
+    cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_value.py',
+                       'stage2_value', size['value_iters'], lr=None)
+    warmup = dict(type='BNWarmupHook', before='test',
+                  num_batches=size['warmup_batches'],
+                  modules=('backbone', 'value_head'),
+                  dataloader=target_dataloader(cfg, data_dir, 'train'))
+    target = evaluate(cfg, osp.join(args.work_dir, stage2),
+                      target_dataloader(cfg, data_dir, 'val'),
+                      'target_val_adabn', hooks=[warmup])
+    return dict(target_mIoU=target['mIoU'], target_ECE=target['ECE'],
+                target_cECE=target['cECE'])
+
+
 def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
     """Stage 3; returns (adapted, selection) from selection.json."""
     cfg = stage_config(
@@ -268,6 +287,8 @@ def main():
     results['ce_only'] = run_source_stage(args, size, data_dir, False)
     results['ece_estimation'] = run_value_stage(
         args, size, data_dir, results['source_only']['checkpoint'])
+    results['adabn_only'] = run_adabn_baseline(
+        args, size, data_dir, results['ece_estimation']['checkpoint'])
     results['adapted'], results['selection'] = run_target_stage(
         args, size, data_dir, results['ece_estimation']['checkpoint'])
     MMLogger.get_current_instance().setLevel(logging.WARNING)
