@@ -125,6 +125,20 @@ def evaluate(cfg: Config, checkpoint: str, dataloader: dict, name: str,
     return scalar_metrics(RUNNERS.build(cfg).test())
 
 
+def scores(metrics: dict, prefix: str) -> dict:
+    """mIoU, ECE and cECE of an evaluation, under ``prefix``."""
+    return {prefix + key: metrics[key] for key in ('mIoU', 'ECE', 'cECE')}
+
+
+def target_bn_warmup(cfg: Config, size: dict, data_dir: str,
+                     modules=('value_head', )) -> dict:
+    """A hook re-estimating ``modules``' BN statistics on target train
+    images before testing."""
+    return dict(type='BNWarmupHook', before='test',
+                num_batches=size['warmup_batches'], modules=modules,
+                dataloader=target_dataloader(cfg, data_dir, 'train'))
+
+
 def best_checkpoint(work_dir: str, key: str = 'cECE') -> str:
     names = [f for f in os.listdir(work_dir) if f.startswith(f'best_{key}_')]
     if len(names) != 1:
@@ -185,19 +199,17 @@ def run_source_stage(args, size, data_dir, ece_loss: bool = True) -> dict:
     ckpt = best_checkpoint(cfg.work_dir)
     target = evaluate(cfg, ckpt, target_dataloader(cfg, data_dir, 'val'),
                       'target_val')
-    if not ece_loss:
-        return dict(checkpoint=osp.relpath(ckpt, args.work_dir),
-                    target_mIoU=target['mIoU'], target_ECE=target['ECE'],
-                    target_cECE=target['cECE'])
-    source = evaluate(cfg, ckpt, cfg.val_dataloader, 'source_val')
-    return dict(
-        checkpoint=osp.relpath(ckpt, args.work_dir),
-        source_val_mIoU=source['mIoU'], source_val_ECE=source['ECE'],
-        source_val_cECE=source['cECE'], target_mIoU=target['mIoU'],
-        target_ECE=target['ECE'], target_cECE=target['cECE'])
+    result = dict(checkpoint=osp.relpath(ckpt, args.work_dir))
+    if ece_loss:
+        source = evaluate(cfg, ckpt, cfg.val_dataloader, 'source_val')
+        result.update(scores(source, 'source_val_'))
+    return dict(result, **scores(target, 'target_'))
 
 
-def run_value_stage(args, size, data_dir, stage1: str) -> dict:
+def run_value_stage(args, size, data_dir, stage1: str) -> tuple:
+    """Stage 2; returns (ECE estimation on target val, the AdaBN-only
+    baseline: the stage-2 model with target BN statistics and nothing
+    trained -- how much of the adaptation BN re-estimation alone gives)."""
     cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_value.py',
                        'stage2_value', size['value_iters'], lr=1e-3)
     cfg.load_from = osp.join(args.work_dir, stage1)
@@ -205,13 +217,15 @@ def run_value_stage(args, size, data_dir, stage1: str) -> dict:
     ckpt = osp.join(cfg.work_dir, f'iter_{size["value_iters"]}.pth')
     target_val = target_dataloader(cfg, data_dir, 'val')
     metric = [dict(type='EstimatedECEMetric', with_labels=True)]
-    warmup = dict(type='BNWarmupHook', before='test',
-                  num_batches=size['warmup_batches'],
-                  dataloader=target_dataloader(cfg, data_dir, 'train'))
     without = evaluate(cfg, ckpt, target_val, 'target_val_no_warmup', metric)
     with_warmup = evaluate(cfg, ckpt, target_val, 'target_val_warmup',
-                           metric, hooks=[warmup])
-    return dict(
+                           metric,
+                           hooks=[target_bn_warmup(cfg, size, data_dir)])
+    adabn = evaluate(
+        cfg, ckpt, target_val, 'target_val_adabn',
+        hooks=[target_bn_warmup(cfg, size, data_dir,
+                                ('backbone', 'value_head'))])
+    estimation = dict(
         checkpoint=osp.relpath(ckpt, args.work_dir),
         spearman=with_warmup['ece_spearman'],
         pearson=with_warmup['ece_pearson'],
@@ -220,22 +234,7 @@ def run_value_stage(args, size, data_dir, stage1: str) -> dict:
         spearman_no_warmup=without['ece_spearman'],
         pearson_no_warmup=without['ece_pearson'],
         mean_estimated_ECE_no_warmup=without['estECE'])
-
-
-def run_adabn_baseline(args, size, data_dir, stage2: str) -> dict:
-    """The stage-2 model with target BN statistics and nothing trained: how
-    much of the adaptation BatchNorm re-estimation alone gives."""
-    cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_value.py',
-                       'stage2_value', size['value_iters'], lr=None)
-    warmup = dict(type='BNWarmupHook', before='test',
-                  num_batches=size['warmup_batches'],
-                  modules=('backbone', 'value_head'),
-                  dataloader=target_dataloader(cfg, data_dir, 'train'))
-    target = evaluate(cfg, osp.join(args.work_dir, stage2),
-                      target_dataloader(cfg, data_dir, 'val'),
-                      'target_val_adabn', hooks=[warmup])
-    return dict(target_mIoU=target['mIoU'], target_ECE=target['ECE'],
-                target_cECE=target['cECE'])
+    return estimation, scores(adabn, 'target_')
 
 
 def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
@@ -258,8 +257,7 @@ def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
                       'target_val')
     adapted = dict(
         checkpoint=osp.relpath(ckpt, args.work_dir), epoch=chosen['epoch'],
-        estimated_ECE=chosen['estECE'], target_mIoU=target['mIoU'],
-        target_ECE=target['ECE'], target_cECE=target['cECE'])
+        estimated_ECE=chosen['estECE'], **scores(target, 'target_'))
     summary = dict(
         ece_selected_mIoU=chosen['mIoU'],
         oracle_mIoU=selection['oracle']['mIoU'],
@@ -285,10 +283,8 @@ def main():
 
     results = dict(source_only=run_source_stage(args, size, data_dir))
     results['ce_only'] = run_source_stage(args, size, data_dir, False)
-    results['ece_estimation'] = run_value_stage(
+    results['ece_estimation'], results['adabn_only'] = run_value_stage(
         args, size, data_dir, results['source_only']['checkpoint'])
-    results['adabn_only'] = run_adabn_baseline(
-        args, size, data_dir, results['ece_estimation']['checkpoint'])
     results['adapted'], results['selection'] = run_target_stage(
         args, size, data_dir, results['ece_estimation']['checkpoint'])
     MMLogger.get_current_instance().setLevel(logging.WARNING)
