@@ -91,7 +91,8 @@ def shrink_config(cfg: Config,
         model.decode_head.in_channels = feat_channels
     if model.decode_head.type == 'DLV2Head':
         model.decode_head.dilations = (2, 4, 6, 8)
-    if model.get('value_head'):
+    if model.get('value_head') and model.get('value_input',
+                                             'backbone') == 'backbone':
         model.value_head.in_channels = feat_channels
 
     for loader in _loaders(cfg):

@@ -154,6 +154,16 @@ def test_checkpoint_without_value_head_names_the_stage(synthetic_root,
         RUNNERS.build(cfg).train()
 
 
+def test_value_head_unlike_stage_two_names_value_input(synthetic_root,
+                                                      stage2, tmp_path):
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[1])
+    cfg.model.value_input = 'backbone'  # stage 2 read the probabilities
+    cfg.model.value_head.in_channels = 64
+    with pytest.raises(ValueError, match=r'value_head\.bn\.weight has shape '
+                       r'\(19,\), the model.s \(64,\).*value_input'):
+        RUNNERS.build(cfg).train()
+
+
 def test_num_classes_disagreement_names_all_three(synthetic_root, stage2,
                                                   tmp_path):
     cfg = target_cfg(synthetic_root, tmp_path, stage2[1])

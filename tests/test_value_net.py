@@ -150,6 +150,61 @@ def test_predict_puts_estimate_in_metainfo():
     assert out[0].seg_logits.data.shape == (NUM_CLASSES, 32, 32)
 
 
+def probs_segmentor(**kwargs):
+    return tiny_segmentor(
+        value_input='probs',
+        value_head=dict(type='ECEValueNetHead', channels=16), **kwargs)
+
+
+def test_probs_input_reads_the_class_probabilities():
+    model = probs_segmentor().eval()
+    assert model.value_head.in_channels == NUM_CLASSES
+    data = model.data_preprocessor(batch(), False)
+    with torch.no_grad():
+        feats = model.extract_feat(data['inputs'])
+        probs = model.decode_head.forward(feats).softmax(dim=1)
+        expected = model.value_head((probs, )).squeeze(1)
+        torch.testing.assert_close(model.estimate_ece(data['inputs']),
+                                   expected)
+        out = model.predict(data['inputs'], data['data_samples'])
+    assert [s.est_ece for s in out] == pytest.approx(expected.tolist())
+    assert out[0].seg_logits.data.shape == (NUM_CLASSES, 32, 32)
+
+
+def test_probs_input_value_stage_trains_only_the_head():
+    model = probs_segmentor()
+    model.train()
+    data = model.data_preprocessor(batch(), True)
+    model.loss(data['inputs'], data['data_samples'])[
+        'value.loss_value'].backward()
+    trained = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert trained == {n for n, _ in model.value_head.named_parameters(
+        prefix='value_head')}
+
+
+def test_probs_input_warmup_sees_the_probabilities():
+    model = probs_segmentor().eval()
+    batches = [batch(n=2, seed=i) for i in range(2)]
+    with torch.no_grad():
+        probs = torch.cat([
+            model.decode_head.forward(model.extract_feat(
+                model.data_preprocessor(b, False)['inputs'])).softmax(1)
+            for b in batches
+        ])
+    warmup_bn_stats(model, batches, num_batches=2)
+    torch.testing.assert_close(
+        model.value_head.bn.running_mean,
+        probs.transpose(0, 1).flatten(1).mean(1), rtol=1e-5, atol=1e-6)
+
+
+def test_probs_input_bad_config_names_the_key():
+    with pytest.raises(ValueError, match='value_head.in_channels.*'
+                       r'in_channels=64, in_index=3'):
+        tiny_segmentor(value_input='probs')
+    with pytest.raises(ValueError, match='value_input must be one of'):
+        tiny_segmentor(value_input='logits')
+
+
 def test_stage_value_needs_a_value_head():
     with pytest.raises(ValueError, match='value_head'):
         tiny_segmentor(value_head=None)

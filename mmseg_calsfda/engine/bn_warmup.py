@@ -75,11 +75,12 @@ def _warmup_forward(model: nn.Module, inputs: Tensor,
                     modules: Sequence[str]) -> None:
     """Runs the parts of the model whose BatchNorm layers are warmed up."""
     feats = model.extract_feat(inputs)
-    if getattr(model, 'value_head', None) is not None:
-        model.value_head(feats)
+    logits = None
     if any(m.split('.')[0] in ('decode_head', 'auxiliary_head')
            for m in modules):
-        model.decode_head.forward(feats)
+        logits = model.decode_head.forward(feats)
+    if getattr(model, 'value_head', None) is not None:
+        model.value_head(model.value_inputs(feats, logits))
 
 
 @torch.no_grad()

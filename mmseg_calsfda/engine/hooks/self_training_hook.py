@@ -115,7 +115,7 @@ class SelfTrainingHook(Hook):
             raise ValueError(
                 'SelfTrainingHook needs a model with a value head; adapt a '
                 'stage-2 checkpoint (configs/calsfda/*_value.py)')
-        self._check_load_from(runner)
+        self._check_load_from(runner, model)
         head_classes = model.decode_head.num_classes
         cfg = dict(self.labeler_cfg)
         cfg.setdefault('num_classes', head_classes)
@@ -136,8 +136,9 @@ class SelfTrainingHook(Hook):
             group.setdefault('round_base_lr', group['lr'])
 
     @staticmethod
-    def _check_load_from(runner) -> None:
-        """A fresh run must start from a checkpoint with a value head."""
+    def _check_load_from(runner, model) -> None:
+        """A fresh run must start from a checkpoint whose value head is the
+        one ``model.value_head`` / ``model.value_input`` describe."""
         path = runner.cfg.get('load_from')
         if not path or runner.cfg.get('resume') or not osp.isfile(path):
             return
@@ -148,6 +149,16 @@ class SelfTrainingHook(Hook):
                 'adaptation starts from a stage-2 checkpoint, which a '
                 '"value" config writes (e.g. configs/calsfda/'
                 'deeplabv2_r101_gta5_value.py, best_ece_mse.pth)')
+        state = ckpt.get('state_dict', ckpt)
+        for key, param in model.value_head.state_dict(
+                prefix='value_head.').items():
+            if key in state and state[key].shape != param.shape:
+                raise ValueError(
+                    f'load_from = {path!r}: {key} has shape '
+                    f'{tuple(state[key].shape)}, the model\'s '
+                    f'{tuple(param.shape)}; model.value_head and '
+                    'model.value_input must be as in the stage-2 config '
+                    'that trained it')
 
     # ------------------------------------------------------------- epochs
     def before_train_epoch(self, runner) -> None:

@@ -1,4 +1,4 @@
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -12,6 +12,7 @@ from torch import Tensor
 from ...calibration import CLASS_AVERAGES, check_n_bins, classwise_ece
 
 STAGES = ('source', 'value', 'target')
+VALUE_INPUTS = ('backbone', 'probs')
 
 
 def has_value_head(checkpoint: dict) -> bool:
@@ -38,6 +39,11 @@ class CalSFDASegmentor(EncoderDecoder):
     * ``'target'``: the decode head's losses on pseudo-labels; the value head
       is frozen (it never trains on target data).
 
+    ``value_input`` chooses what the value head reads: the backbone outputs
+    (the reference) or the decode head's class probabilities at its own
+    resolution, a ``(softmax(logits), )`` tuple -- then the value head's
+    ``in_channels`` is the number of classes and may be left out.
+
     :meth:`predict` works as in MMSeg and, with a value head, also puts the
     estimate in each data sample's metainfo as ``est_ece``.
 
@@ -51,6 +57,8 @@ class CalSFDASegmentor(EncoderDecoder):
         ece_temperature (float, optional): LogSumExp temperature of the
             target's confidence (None: max probability). Defaults to 1e-5.
         ece_class_average (str): ``'all'`` or ``'present'``.
+        value_input (str): ``'backbone'`` or ``'probs'`` (see above).
+            Defaults to ``'backbone'``.
         **kwargs: Arguments of :class:`EncoderDecoder`.
     """
 
@@ -61,17 +69,23 @@ class CalSFDASegmentor(EncoderDecoder):
                  ece_n_bins: int = 10,
                  ece_temperature: Optional[float] = 1e-5,
                  ece_class_average: str = 'all',
+                 value_input: str = 'backbone',
                  **kwargs) -> None:
         super().__init__(**kwargs)
         if stage not in STAGES:
             raise ValueError(f'stage must be one of {STAGES}, got {stage!r}')
+        if value_input not in VALUE_INPUTS:
+            raise ValueError(f'value_input must be one of {VALUE_INPUTS}, '
+                             f'got {value_input!r}')
         if ece_class_average not in CLASS_AVERAGES:
             raise ValueError(f'ece_class_average must be one of '
                              f'{CLASS_AVERAGES}, got {ece_class_average!r}')
         if stage == 'value' and value_head is None:
             raise ValueError("stage='value' needs a value_head, e.g. "
                              "dict(type='ECEValueNetHead', in_channels=2048)")
-        self.value_head = MODELS.build(value_head) if value_head else None
+        self.value_input = value_input
+        self.value_head = MODELS.build(
+            self._value_head_cfg(value_head)) if value_head else None
         self.stage = stage
         self.freeze_segmentor = freeze_segmentor
         self.ece_n_bins = check_n_bins(ece_n_bins)
@@ -82,9 +96,44 @@ class CalSFDASegmentor(EncoderDecoder):
         for module in self.frozen_modules():
             module.requires_grad_(False)
 
+    def _value_head_cfg(self, cfg: dict) -> dict:
+        """With ``value_input='probs'`` the head reads one map of
+        ``num_classes`` channels."""
+        if self.value_input == 'backbone':
+            return cfg
+        classes = self.decode_head.num_classes
+        if (cfg.get('in_channels', classes) != classes
+                or cfg.get('in_index', -1) not in (0, -1)):
+            raise ValueError(
+                "value_input='probs': the value head reads one map of "
+                f'{classes} class probabilities; leave value_head.'
+                'in_channels and in_index out (got in_channels='
+                f"{cfg.get('in_channels')!r}, in_index="
+                f"{cfg.get('in_index')!r})")
+        return dict(cfg, in_channels=classes, in_index=-1)
+
     @property
     def with_value_head(self) -> bool:
         return self.value_head is not None
+
+    def value_inputs(self,
+                     feats: Sequence[Tensor],
+                     seg_logits: Optional[Tensor] = None) -> Tuple[Tensor]:
+        """What the value head reads (see ``value_input``).
+
+        Args:
+            feats (tuple[Tensor]): Backbone (and neck) outputs.
+            seg_logits (Tensor, optional): The decode head's output on
+                ``feats``, if already computed.
+
+        Returns:
+            tuple[Tensor]: ``feats``, or ``(softmax(seg_logits), )``.
+        """
+        if self.value_input == 'backbone':
+            return feats
+        if seg_logits is None:
+            seg_logits = self.decode_head.forward(feats)
+        return (seg_logits.float().softmax(dim=1), )
 
     def frozen_modules(self) -> List[nn.Module]:
         """Modules that neither train nor update BatchNorm statistics."""
@@ -112,7 +161,9 @@ class CalSFDASegmentor(EncoderDecoder):
             feats = self.extract_feat(inputs)
             seg_logits = self.decode_head.forward(feats)
         target = self.true_ece(seg_logits, data_samples)
-        return add_prefix(self.value_head.loss(feats, target), 'value')
+        losses = self.value_head.loss(
+            self.value_inputs(feats, seg_logits), target)
+        return add_prefix(losses, 'value')
 
     def true_ece(self, seg_logits: Tensor,
                  data_samples: SampleList) -> Tensor:
@@ -138,7 +189,8 @@ class CalSFDASegmentor(EncoderDecoder):
                 'estimate_ece needs a value head: train one with a stage-2 '
                 "config (model.stage='value', e.g. "
                 'configs/calsfda/deeplabv2_r101_gta5_value.py)')
-        return self.value_head(self.extract_feat(inputs)).squeeze(1)
+        feats = self.extract_feat(inputs)
+        return self.value_head(self.value_inputs(feats)).squeeze(1)
 
     def predict(self,
                 inputs: Tensor,
@@ -160,12 +212,15 @@ class CalSFDASegmentor(EncoderDecoder):
             ]
         batch_img_metas = [sample.metainfo for sample in data_samples]
         feats = self.extract_feat(inputs)
+        logits = None
         if self.test_cfg.get('mode', 'whole') == 'whole':
-            seg_logits = self.decode_head.predict(feats, batch_img_metas,
-                                                  self.test_cfg)
+            logits = self.decode_head.forward(feats)
+            seg_logits = self.decode_head.predict_by_feat(
+                logits, batch_img_metas)
         else:
             seg_logits = self.inference(inputs, batch_img_metas)
-        estimates = self.value_head(feats).squeeze(1).float().cpu().tolist()
+        estimates = self.value_head(self.value_inputs(feats, logits))
+        estimates = estimates.squeeze(1).float().cpu().tolist()
         results = self.postprocess_result(seg_logits, data_samples)
         for sample, estimate in zip(results, estimates):
             sample.set_metainfo(dict(est_ece=estimate))
