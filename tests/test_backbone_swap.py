@@ -23,7 +23,8 @@ def test_mit_through_all_three_stages(synthetic_root, tmp_path):
     runner = RUNNERS.build(target)
     runner.train()
     assert type(runner.model.backbone).__name__ == 'MixVisionTransformer'
-    assert runner.model.value_head.in_channels == 128
+    # the value head reads SegformerHead's class probabilities
+    assert runner.model.value_head.in_channels == 19
     selection = json.loads((tmp_path / 'target' / 'selection.json')
                            .read_text())
     assert 'estECE' in selection['selected']

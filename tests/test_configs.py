@@ -136,14 +136,15 @@ def test_target_stage_reads_no_target_labels_for_training_or_selection():
 def test_target_stage_builds_the_value_head_stage_two_trained(value, target):
     """The head's pooling leaves no trace in the weights: a stage-3 config
     that disagreed with its stage 2 would silently mis-estimate ECE."""
-    trained = MODELS.build(stage_config(value).model.value_head)
-    used = MODELS.build(stage_config(target).model.value_head)
+    value_cfg, target_cfg = stage_config(value), stage_config(target)
+    assert value_cfg.model.value_input == target_cfg.model.value_input
+    trained = MODELS.build(value_cfg.model).value_head
+    used = MODELS.build(target_cfg.model).value_head
     for key in ('in_channels', 'in_index', 'pool', 'pool_size',
                 'align_corners'):
         assert getattr(trained, key) == getattr(used, key), key
     assert trained.state_dict().keys() == used.state_dict().keys()
     for key, weight in trained.state_dict().items():
         assert weight.shape == used.state_dict()[key].shape, key
-    steps = [p['type'] for p in stage_config(value).train_dataloader
-             .dataset.pipeline]
+    steps = [p['type'] for p in value_cfg.train_dataloader.dataset.pipeline]
     assert 'PhotoMetricDistortion' in steps

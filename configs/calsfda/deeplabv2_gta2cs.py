@@ -23,8 +23,8 @@ model = dict(
     pretrained=None,
     data_preprocessor=dict(size={{_base_.crop_size}}),
     # as trained in stage 2 (deeplabv2_r101_gta5_value.py)
-    value_head=dict(
-        type='ECEValueNetHead', in_channels=2048, in_index=3, pool='avg'),
+    value_input='probs',
+    value_head=dict(type='ECEValueNetHead', pool='avg'),
     decode_head=dict(loss_decode=[
         dict(type='SymmetricCELoss', alpha=0.1, beta=1.0),
         # eta: the reference never sets it; the normalised term lies in

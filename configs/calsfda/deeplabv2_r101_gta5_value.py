@@ -1,5 +1,5 @@
 # Cal-SFDA stage 2 -- the value net: learns to predict an image's class-level
-# ECE from backbone features, on the labelled source.
+# ECE from the segmentor's class-probability map, on the labelled source.
 #   loads the stage-1 checkpoint with the lowest source cECE
 #   segmentor frozen (backbone + decode head: no gradients, BN in eval mode);
 #   only ECEValueNetHead trains: MSE to the DETACHED per-image class-level ECE
@@ -18,12 +18,12 @@ model = dict(
     data_preprocessor=dict(size=None, size_divisor=8),
     stage='value',
     freeze_segmentor=True,  # False: the MSE also trains the backbone
+    # the value head reads the decode head's class probabilities (19
+    # channels at stride 8); 'backbone' + in_channels=2048, in_index=3 is the
+    # reference's last ResNet feature map (README, "Differences")
+    value_input='probs',
     value_head=dict(
-        type='ECEValueNetHead',
-        in_channels=2048,
-        in_index=3,
-        channels=128,
-        pool_size=4,
+        type='ECEValueNetHead', channels=128, pool_size=4,
         pool='avg'),  # the stage-3 config must say the same
     ece_n_bins=10,
     ece_temperature=1e-5,

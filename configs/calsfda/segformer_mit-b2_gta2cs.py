@@ -7,5 +7,4 @@ _base_ = [
 load_from = 'work_dirs/segformer_mit-b2_gta5_value/best_ece_mse.pth'
 model = dict(
     backbone={{_base_.mit_b2_backbone_from_checkpoint}},
-    decode_head={{_base_.segformer_head}},
-    value_head={{_base_.mit_b2_value_head}})
+    decode_head={{_base_.segformer_head}})

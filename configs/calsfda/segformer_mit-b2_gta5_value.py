@@ -1,5 +1,5 @@
-# Stage 2 with SegFormer (MiT-B2): the value head on MiT's last stage;
-# same recipe as deeplabv2_r101_gta5_value.py.
+# Stage 2 with SegFormer (MiT-B2): the value head on SegformerHead's class
+# probabilities; same recipe as deeplabv2_r101_gta5_value.py.
 _base_ = [
     './deeplabv2_r101_gta5_value.py',
     '../_base_/models/segformer_mit-b2_parts.py'
@@ -9,5 +9,4 @@ load_from = 'work_dirs/segformer_mit-b2_gta5_source/best_cECE.pth'
 model = dict(
     pretrained=None,
     backbone={{_base_.mit_b2_backbone_from_checkpoint}},
-    decode_head={{_base_.segformer_head}},
-    value_head={{_base_.mit_b2_value_head}})
+    decode_head={{_base_.segformer_head}})

@@ -2,7 +2,9 @@
 # any Cal-SFDA stage config: inherit the stage config and this file, then
 #   model = dict(pretrained=None, backbone={{_base_.mit_b2_backbone}},
 #                decode_head={{_base_.segformer_head}})
-# Everything else of the stage (losses, value head, hooks) stays as it is.
+# Everything else of the stage (losses, value head, hooks) stays as it is:
+# the value head reads the decode head's class probabilities, whatever the
+# backbone.
 mit_b2_backbone = dict(
     _delete_=True,
     type='MixVisionTransformer',
@@ -30,8 +32,6 @@ segformer_head = dict(
     channels=256,
     dropout_ratio=0.1,
     norm_cfg=dict(type='SyncBN', requires_grad=True))
-# the value head reads MiT's last stage (512 channels, stride 32)
-mit_b2_value_head = dict(in_channels=512, in_index=3)
 segformer_optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
