@@ -9,8 +9,9 @@
    source-val class-level ECE, and evaluates it on source and target val
    (mIoU, ECE, cECE);
    A CE-only twin (same recipe without DiffECE) is trained for comparison;
-3. stage 2: trains the ECE value head on the frozen stage-1 model and
-   measures, on held-out labelled target images, how well its estimates rank
+3. stage 2: trains the ECE value head (it reads the segmentor's class
+   probabilities, at the config's learning rate) on the frozen stage-1
+   model and measures, on held-out labelled target images, how well its estimates rank
    the true per-image class-level ECE (Spearman), with and without the BN
    warm-up on unlabelled target images; as a baseline it evaluates that
    model with target BN statistics and nothing trained (AdaBN alone);
@@ -211,7 +212,7 @@ def run_value_stage(args, size, data_dir, stage1: str) -> tuple:
     baseline: the stage-2 model with target BN statistics and nothing
     trained -- how much of the adaptation BN re-estimation alone gives)."""
     cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_value.py',
-                       'stage2_value', size['value_iters'], lr=1e-3)
+                       'stage2_value', size['value_iters'], lr=None)
     cfg.load_from = osp.join(args.work_dir, stage1)
     RUNNERS.build(cfg).train()
     ckpt = osp.join(cfg.work_dir, f'iter_{size["value_iters"]}.pth')
