@@ -11,19 +11,19 @@
    A CE-only twin (same recipe without DiffECE) is trained for comparison;
 3. stage 2: trains the ECE value head (it reads the segmentor's class
    probabilities, at the config's learning rate) on the frozen stage-1
-   model and measures, on held-out labelled target images, how well its estimates rank
-   the true per-image class-level ECE (Spearman), with and without the BN
-   warm-up on unlabelled target images; as a baseline it evaluates that
-   model with target BN statistics and nothing trained (AdaBN alone);
+   model and measures, on held-out labelled target images, how well its
+   estimates rank the true per-image class-level ECE (Spearman), with and
+   without the BN warm-up on unlabelled target images; as a baseline it
+   evaluates that model with target BN statistics and nothing trained
+   (AdaBN alone);
 4. stage 3: adapts to the unlabelled target in self-training rounds and
    keeps the checkpoint with the lowest *estimated* ECE; target val labels
    are read only to report that choice beside the oracle and the last
    checkpoint. Each round here is one epoch, the norm-affine (TENT-like)
    one: on this benchmark the decode-head epochs that follow it amplify
    the confidently wrong pseudo-labels (cars labelled truck, sidewalk
-   labelled road) and lose mIoU at every learning rate tried, and they
-   leave the backbone -- all the value head reads -- unchanged, so the
-   label-free selection could not see them (README, "Demo results");
+   labelled road) and lose mIoU at every learning rate tried (README,
+   "Demo results");
 5. writes ``WORK_DIR/results.json`` and ``results.md``.
 
 Each stage runs the real config from ``configs/calsfda/`` at CPU size
