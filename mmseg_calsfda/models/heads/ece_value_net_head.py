@@ -18,11 +18,13 @@ class ECEValueNetHead(BaseModule):
     class-level ECE (see :func:`mmseg_calsfda.calibration.classwise_ece`), so
     that ECE can be *estimated* on unlabelled target images. Its BatchNorm
     statistics are re-estimated on target data before use (``BNWarmupHook``).
+    What it reads -- a backbone output (the reference) or the decode head's
+    class probabilities -- is chosen by ``CalSFDASegmentor.value_input``.
 
     Args:
-        in_channels (int): Channels of the chosen backbone feature.
-            Defaults to 2048 (ResNet-101).
-        in_index (int): Which backbone output to read. Defaults to -1.
+        in_channels (int): Channels of the map it reads. Defaults to 2048
+            (ResNet-101's last stage).
+        in_index (int): Which of the given maps to read. Defaults to -1.
         channels (int): Channels after the 1x1 conv. Defaults to 128.
         pool_size (int): Side of the resized map. Defaults to 4.
         loss_weight (float): Weight of the MSE loss. Defaults to 1.0.
@@ -68,7 +70,7 @@ class ECEValueNetHead(BaseModule):
         if feat.shape[1] != self.in_channels:
             raise ValueError(
                 f'{self.__class__.__name__}: in_channels={self.in_channels} '
-                f'but the backbone feature at in_index={self.in_index} has '
+                f'but the input at in_index={self.in_index} has '
                 f'{feat.shape[1]} channels')
         return feat
 
