@@ -25,7 +25,8 @@ def stage_config(name: str, depth: int):
                               norm_cfg=dict(type='BN', requires_grad=True))
     if depth < 50:  # BasicBlock ResNets end with 512 channels, not 2048
         cfg.model.decode_head.in_channels = 512
-        if cfg.model.get('value_head'):
+        if cfg.model.get('value_input', 'backbone') == 'backbone' and \
+                cfg.model.get('value_head'):
             cfg.model.value_head.in_channels = 512
     return cfg
 

@@ -138,8 +138,8 @@ def value_head_overhead(device: str, sizes: dict) -> dict:
     def with_value_head():
         with torch.no_grad():
             feats = model.extract_feat(inputs)
-            model.decode_head(feats)
-            model.value_head(feats)
+            logits = model.decode_head(feats)
+            model.value_head(model.value_inputs(feats, logits))
 
     def warmup_one_batch():
         warmup_bn_stats(model, [batch], num_batches=1)

@@ -1,0 +1,43 @@
+"""The benchmark sections run against the shipped configs (no timings are
+checked: they belong in benchmarks/results, not in unit tests)."""
+import argparse
+import importlib
+import math
+import os.path as osp
+import sys
+
+import pytest
+
+from tests.utils import ROOT
+
+
+@pytest.fixture(scope='module')
+def run_all():
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'benchmark'))
+    try:
+        yield importlib.import_module('run_all')
+    finally:
+        sys.path.remove(osp.join(ROOT, 'tools', 'benchmark'))
+
+
+def finite_positive(result, *keys):
+    for key in keys:
+        assert math.isfinite(result[key]) and result[key] > 0, key
+
+
+def test_value_head_section_on_the_target_config(run_all):
+    # ResNet-18 (512 channels) exercises report.stage_config's resizing
+    result = run_all.value_head_overhead(
+        'cpu', dict(depth=18, batch=1, size=64, reps=1))
+    finite_positive(result, 'forward_s', 'forward_with_value_head_s',
+                    'bn_warmup_batch_s', 'value_head_overhead',
+                    'bn_warmup_batch_vs_forward')
+
+
+def test_pseudo_label_section_writes_labels(run_all):
+    result = run_all.pseudo_label_pass.measure(argparse.Namespace(
+        device='cpu', depth=18, height=64, width=128, num_images=2,
+        warmup_batches=1))
+    finite_positive(result, 'inference_s', 'pseudo_label_pass_s',
+                    'pseudo_label_pass_vs_inference', 'label_png_kib')
+    assert result['image_size'] == [64, 128]
