@@ -12,6 +12,8 @@ from typing import Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
 
+from .models.segmentors import value_head_reads_backbone
+
 
 def _loaders(cfg: Config):
     """Every dataloader config: the Runner's and those inside hooks."""
@@ -91,8 +93,7 @@ def shrink_config(cfg: Config,
         model.decode_head.in_channels = feat_channels
     if model.decode_head.type == 'DLV2Head':
         model.decode_head.dilations = (2, 4, 6, 8)
-    if model.get('value_head') and model.get('value_input',
-                                             'backbone') == 'backbone':
+    if value_head_reads_backbone(model):
         model.value_head.in_channels = feat_channels
 
     for loader in _loaders(cfg):

@@ -19,14 +19,15 @@ def stage_config(name: str, depth: int):
     ``depth`` and plain BN (one process: no SyncBN), no pretrained weights.
     """
     from mmengine.config import Config
+
+    from mmseg_calsfda.models.segmentors import value_head_reads_backbone
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'calsfda', name))
     cfg.model.pretrained = None
     cfg.model.backbone.update(depth=depth,
                               norm_cfg=dict(type='BN', requires_grad=True))
     if depth < 50:  # BasicBlock ResNets end with 512 channels, not 2048
         cfg.model.decode_head.in_channels = 512
-        if cfg.model.get('value_input', 'backbone') == 'backbone' and \
-                cfg.model.get('value_head'):
+        if value_head_reads_backbone(cfg.model):
             cfg.model.value_head.in_channels = 512
     return cfg
 

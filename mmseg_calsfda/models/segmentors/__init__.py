@@ -1,3 +1,7 @@
-from .calsfda_segmentor import CalSFDASegmentor, has_value_head
+from .calsfda_segmentor import (
+    CalSFDASegmentor,
+    has_value_head,
+    value_head_reads_backbone,
+)
 
-__all__ = ['CalSFDASegmentor', 'has_value_head']
+__all__ = ['CalSFDASegmentor', 'has_value_head', 'value_head_reads_backbone']

@@ -22,6 +22,14 @@ def has_value_head(checkpoint: dict) -> bool:
     return any(key.startswith('value_head.') for key in state)
 
 
+def value_head_reads_backbone(model_cfg: dict) -> bool:
+    """Whether a :class:`CalSFDASegmentor` config has a value head that reads
+    a backbone feature map, so that its ``in_channels`` follow the backbone
+    (with ``value_input='probs'`` they follow ``num_classes``)."""
+    return bool(model_cfg.get('value_head')) and model_cfg.get(
+        'value_input', 'backbone') == 'backbone'
+
+
 @MODELS.register_module()
 class CalSFDASegmentor(EncoderDecoder):
     """Encoder-decoder with an ECE value head, for every Cal-SFDA stage.
