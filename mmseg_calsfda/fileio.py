@@ -3,8 +3,10 @@ reader never sees a torn file) and, where wanted, off the main thread."""
 import os
 import os.path as osp
 import tempfile
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, List
+from itertools import islice
+from typing import Any, Callable, Iterable, Iterator, List
 
 import numpy as np
 from PIL import Image
@@ -77,3 +79,28 @@ class BackgroundWriter:
                 self.wait()
         finally:
             self._pool.shutdown(wait=True)
+
+
+def prefetch(fn: Callable, items: Iterable, depth: int = 4) -> Iterator[Any]:
+    """Yields ``fn(item)`` for each item, in order, computing up to
+    ``depth`` results ahead on as many threads (for reads that release the
+    GIL, e.g. ``torch.load``).
+
+    Args:
+        fn (Callable): Called once per item, on a worker thread.
+        items (Iterable): The inputs.
+        depth (int): Results computed ahead. Default: 4.
+    """
+    items = iter(items)
+    with ThreadPoolExecutor(depth, thread_name_prefix='calsfda-read') as pool:
+        ahead = deque(pool.submit(fn, item) for item in islice(items, depth))
+        try:
+            while ahead:
+                result = ahead.popleft().result()
+                for item in items:  # keep ``depth`` reads in flight
+                    ahead.append(pool.submit(fn, item))
+                    break
+                yield result
+        finally:
+            for future in ahead:  # the consumer stopped early
+                future.cancel()

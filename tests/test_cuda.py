@@ -10,6 +10,8 @@ import torch
 from mmseg_calsfda.calibration import bin_stats, ece_from_stats
 from mmseg_calsfda.evaluation import ECEMetric
 from mmseg_calsfda.models.losses import DiffECELoss
+from mmseg_calsfda.pseudo_label import CalibratedPseudoLabeler
+from mmseg_calsfda.pseudo_label.calibrated_pseudo_labeler import count_values
 from tests.utils import run_cli, scalars, tiny_cfg, tiny_source_cfg
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -70,6 +72,31 @@ def test_ece_metric_fp16_logits_match_fp32():
         values.append(metric.evaluate(1))
     for key in ('ECE', 'cECE'):
         assert values[1][key] == pytest.approx(values[0][key], abs=0.05)
+
+
+def test_pseudo_labels_per_image_never_wait_for_the_gpu():
+    """The per-image work of a pseudo-label pass queues on the GPU without
+    a host sync (bincount, .item(), blocking copies would raise here), and
+    gives the CPU's labels and thresholds."""
+    g = torch.Generator().manual_seed(3)
+    probs = torch.softmax(torch.randn(2, 19, 64, 96, generator=g) * 3, 1)
+    est = torch.tensor([0.1, 0.3])
+    results = {}
+    for device in ('cpu', 'cuda'):
+        labeler = CalibratedPseudoLabeler(num_classes=19)
+        tau = torch.full((19, ), 0.4)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode('error')
+        try:
+            conf, pred = labeler.top1(probs.to(device))
+            labeler.update_top1(conf, pred, est)
+            label = labeler.label_top1(conf, pred, est, tau, 1)
+            counts = count_values(pred, 20)
+        finally:
+            torch.cuda.set_sync_debug_mode('default')
+        results[device] = (label.cpu(), counts.cpu(), labeler.thresholds(1))
+    for cpu, gpu in zip(results['cpu'], results['cuda']):
+        torch.testing.assert_close(gpu, cpu)
 
 
 def test_bad_label_is_caught_on_the_first_cuda_call():

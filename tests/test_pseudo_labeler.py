@@ -8,15 +8,18 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mmseg.registry import TASK_UTILS
 from PIL import Image
 
-from mmseg_calsfda.fileio import BackgroundWriter
+from mmseg_calsfda.fileio import BackgroundWriter, prefetch
 from mmseg_calsfda.pseudo_label import (
     CalibratedPseudoLabeler,
     write_png_atomic,
 )
 from mmseg_calsfda.pseudo_label import pseudo_label_pass as pass_mod
+from mmseg_calsfda.pseudo_label.calibrated_pseudo_labeler import count_values
 
 C = 6
 
@@ -189,6 +192,46 @@ def test_background_writer_finishes_and_reraises(tmp_path):
             writer.submit(write, 7)
 
 
+def test_prefetch_yields_every_result_in_order_with_bounded_lookahead():
+    started, events = [], []
+
+    def read(i):
+        started.append(i)
+        return i * i
+
+    results = []
+    for value in prefetch(read, iter(range(10)), depth=3):
+        results.append(value)
+        events.append(max(started))
+    assert results == [i * i for i in range(10)]
+    # never more than ``depth`` reads ahead of the one being consumed
+    assert all(ahead <= i + 3 for i, ahead in enumerate(events))
+    assert list(prefetch(read, [], depth=3)) == []
+
+
+def test_prefetch_reraises_and_stops_when_the_consumer_stops():
+    def read(i):
+        if i == 2:
+            raise OSError(f'unreadable {i}')
+        return i
+
+    with pytest.raises(OSError, match='unreadable 2'):
+        list(prefetch(read, range(5), depth=2))
+    started = []
+    gen = prefetch(started.append, range(100), depth=2)
+    next(gen)
+    gen.close()
+    assert len(started) <= 3
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 9), max_size=50), st.integers(10, 13))
+def test_count_values_is_bincount(values, size):
+    values = torch.tensor(values, dtype=torch.uint8)
+    assert torch.equal(count_values(values, size),
+                       torch.bincount(values.long(), minlength=size))
+
+
 class FakeSample:
 
     def __init__(self, logits, est, img_path):
@@ -251,6 +294,13 @@ def test_pass_is_resumable(tmp_path, monkeypatch):
     assert files == [f'{i}.png' for i in range(4)]
     assert not osp.exists(osp.join(out, 'round_0', '.outputs'))
     assert summary['round'] == 0 and len(summary['thresholds']) == C
+    # the counts in the summary are those of the written labels
+    written = np.stack([np.array(Image.open(osp.join(out, 'round_0', 'city',
+                                                     f)))
+                        for f in files])
+    assert summary['kept_pixels'] == [int((written == c).sum())
+                                      for c in range(C)]
+    assert sum(summary['predicted_pixels']) == written.size
     # a finished round is reused without running the model
     again = FakeModel()
     assert pass_mod.run_pseudo_label_pass(again, loader, *args) == summary

@@ -11,6 +11,19 @@ SELECTIONS = ('calibrated', 'reference')
 GROWTHS = ('linear', 'reference')
 
 
+def count_values(values: Tensor, size: int) -> Tensor:
+    """Occurrences of each value in ``[0, size)`` (int64, ``size``).
+
+    ``torch.bincount`` reads the input's min and max back to the host, i.e.
+    waits for the device on every call; scattering into a fixed-size
+    tensor does not, so a pass over many images can queue its work ahead.
+    """
+    values = values.flatten().long()
+    return torch.zeros(size, dtype=torch.long,
+                       device=values.device).scatter_add_(
+                           0, values, torch.ones_like(values))
+
+
 @TASK_UTILS.register_module()
 class CalibratedPseudoLabeler:
     """ECE-calibrated, class-balanced pseudo-labels (METHOD.md, stage 3).
@@ -127,8 +140,8 @@ class CalibratedPseudoLabeler:
     @staticmethod
     def scale(conf: Tensor, est_ece: Tensor) -> Tensor:
         """``s = (1 - e) * conf`` for ``N x H x W`` top-1 confidences."""
-        return conf.float() * (1 - est_ece.float().to(conf.device)).view(
-            -1, 1, 1)
+        est_ece = est_ece.float().to(conf.device, non_blocking=True)
+        return conf.float() * (1 - est_ece).view(-1, 1, 1)
 
     def update(self, probs: Tensor, est_ece: Tensor) -> None:
         """Adds a batch's scores to the per-predicted-class histograms."""
@@ -140,10 +153,9 @@ class CalibratedPseudoLabeler:
         score = self.scale(conf, est_ece)
         pred = pred.long()
         bins = (score * self.num_bins).long().clamp_(0, self.num_bins - 1)
-        index = (pred * self.num_bins + bins).flatten()
-        counts = torch.bincount(index, minlength=self.num_classes *
-                                self.num_bins).view(self.num_classes, -1)
-        counts = counts.double()
+        counts = count_values(pred * self.num_bins + bins,
+                              self.num_classes * self.num_bins)
+        counts = counts.view(self.num_classes, -1).double()
         self.histogram = counts if self.histogram is None else (
             self.histogram + counts.to(self.histogram.device))
 
@@ -182,7 +194,7 @@ class CalibratedPseudoLabeler:
             return self.label_top1(conf, pred, est_ece, thresholds,
                                    round_idx)
         # the reference: unscaled probabilities, any class passes
-        tau = thresholds.to(probs.device)
+        tau = thresholds.to(probs.device, non_blocking=True)
         keep = (probs.float() >= tau.view(1, -1, 1, 1)).any(dim=1)
         return self._finish(keep, conf, pred, round_idx)
 
@@ -195,7 +207,7 @@ class CalibratedPseudoLabeler:
         if self.selection != 'calibrated':
             raise RuntimeError("selection='reference' needs every class's "
                                'probability: use label()')
-        tau = thresholds.to(conf.device)
+        tau = thresholds.to(conf.device, non_blocking=True)
         keep = self.scale(conf, est_ece) >= tau[pred.long()]
         return self._finish(keep, conf.float(), pred, round_idx)
 
@@ -213,7 +225,9 @@ class CalibratedPseudoLabeler:
         k = int(np.ceil(local_prop * flat.shape[1]))
         if k == 0:
             return torch.zeros_like(conf, dtype=torch.bool)
-        kth = flat.topk(k, dim=1).values[:, -1:]
+        # the k-th largest value; unsorted top-k is the cheapest way there
+        kth = flat.topk(k, dim=1, sorted=False).values.min(
+            dim=1, keepdim=True).values
         return (flat >= kth).view_as(conf)
 
     def class_weights(self, thresholds: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ import os
 import os.path as osp
 import shutil
 import time
+from functools import partial
 from typing import Dict, Iterable, Optional
 
 import torch
@@ -32,10 +33,11 @@ from mmengine.dist import (
 )
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
+from torch import Tensor
 
 from ..datasets.pseudo_label_dataset import pseudo_label_path
-from ..fileio import BackgroundWriter, write_png_atomic
-from .calibrated_pseudo_labeler import CalibratedPseudoLabeler
+from ..fileio import BackgroundWriter, prefetch, write_png_atomic
+from .calibrated_pseudo_labeler import CalibratedPseudoLabeler, count_values
 
 
 def round_dir(out_root: str, round_idx: int) -> str:
@@ -53,7 +55,8 @@ def load_round(out_root: str, round_idx: int) -> Dict:
 
 
 def _outputs(model, dataloader: Iterable, desc: str):
-    """Yields ``(probs 1 x C x H x W, est_ece (1,), img_path)`` per image."""
+    """Yields ``(probs 1 x C x H x W, est_ece (1,) on the CPU, img_path)``
+    per image."""
     progress = ProgressBar(len(dataloader)) if is_main_process() else None
     if progress is not None:
         print_log(f'pseudo-labels: {desc}', logger='current')
@@ -66,10 +69,37 @@ def _outputs(model, dataloader: Iterable, desc: str):
                         'starts from a stage-2 checkpoint (e.g. from '
                         'configs/calsfda/deeplabv2_r101_gta5_value.py)')
                 logits = sample.seg_logits.data[None]
-                est = torch.tensor([sample.est_ece], device=logits.device)
+                est = torch.tensor([float(sample.est_ece)])
                 yield F.softmax(logits.float(), dim=1), est, sample.img_path
             if progress is not None:
                 progress.update()
+
+
+# The per-image work below never waits for the device on the main thread:
+# copies to the host happen on writer threads, reads of the top-1 cache run
+# ahead on reader threads, and counts are scattered, not bincount-ed.
+
+
+def _save_top1(conf: Tensor, pred: Tensor, est: Tensor, img_path: str,
+               path: str) -> None:
+    """Copies an image's top-1 outputs to the host and saves them."""
+    torch.save(dict(conf=conf.cpu(), pred=pred.cpu(), est=est.cpu(),
+                    img_path=img_path), path)
+
+
+def _load_top1(path: str, pin: bool) -> Dict:
+    """Reads what :func:`_save_top1` saved; pinned for an asynchronous
+    copy to a GPU if ``pin``."""
+    item = torch.load(path)
+    if pin:
+        for key in ('conf', 'pred'):
+            item[key] = item[key].pin_memory()
+    return item
+
+
+def _write_label(label: Tensor, path: str) -> None:
+    """Copies a label map to the host and writes it as a PNG."""
+    write_png_atomic(label.to(torch.uint8).cpu().numpy(), path)
 
 
 def _first_half(model, dataloader: Iterable,
@@ -83,11 +113,9 @@ def _first_half(model, dataloader: Iterable,
         conf, pred = labeler.top1(probs)
         labeler.update_top1(conf, pred, est)
         if cache is not None:
-            writer.submit(
-                torch.save,
-                dict(conf=conf[0].half().cpu(), pred=pred[0].byte().cpu(),
-                     est=est.float().cpu(), img_path=img_path),
-                osp.join(cache, f'{get_rank()}_{i:08d}.pt'))
+            path = osp.join(cache, f'{get_rank()}_{i:08d}.pt')
+            writer.submit(_save_top1, conf[0].half(), pred[0].byte(), est,
+                          img_path, path)
     writer.wait()
 
 
@@ -103,15 +131,15 @@ def _second_half(model, dataloader: Iterable,
         return
     device = labeler.histogram.device
     prefix = f'{get_rank()}_'
-    for name in sorted(os.listdir(cache)):
-        if not name.startswith(prefix):
-            continue
-        item = torch.load(osp.join(cache, name))
-        pred = item['pred'].to(device)
-        label = labeler.label_top1(
-            item['conf'][None].to(device).float(), pred[None],
-            item['est'].to(device), thresholds, round_idx)[0]
-        yield label, pred, item['img_path']
+    paths = [osp.join(cache, name) for name in sorted(os.listdir(cache))
+             if name.startswith(prefix)]
+    load = partial(_load_top1, pin=device.type == 'cuda')
+    for item in prefetch(load, paths):
+        conf = item['conf'][None].to(device, non_blocking=True).float()
+        pred = item['pred'][None].to(device, non_blocking=True)
+        label = labeler.label_top1(conf, pred, item['est'], thresholds,
+                                   round_idx)[0]
+        yield label, pred[0], item['img_path']
 
 
 def _write_labels(labels: Iterable, labeler: CalibratedPseudoLabeler,
@@ -123,18 +151,15 @@ def _write_labels(labels: Iterable, labeler: CalibratedPseudoLabeler,
         pixels (counted where the labels are; float64, on the CPU).
     """
     num_classes = labeler.num_classes
-    counts = torch.zeros(2, num_classes + 1, dtype=torch.float64,
+    counts = torch.zeros(2, num_classes + 1, dtype=torch.long,
                          device=labeler.histogram.device)
     for label, pred, img_path in labels:
         # ignored pixels land in the extra last bin
         kept = label.masked_fill(label == labeler.ignore_index, num_classes)
-        counts[0] += torch.bincount(kept.flatten().long(),
-                                    minlength=num_classes + 1)
-        counts[1] += torch.bincount(pred.flatten().long(),
-                                    minlength=num_classes + 1)
-        writer.submit(write_png_atomic, label.to(torch.uint8).cpu().numpy(),
-                      label_path(img_path))
-    kept, predicted = counts[:, :num_classes].cpu()
+        counts[0] += count_values(kept, num_classes + 1)
+        counts[1] += count_values(pred, num_classes + 1)
+        writer.submit(_write_label, label, label_path(img_path))
+    kept, predicted = counts[:, :num_classes].double().cpu()
     return kept, predicted
 
 
