@@ -3,6 +3,8 @@ ranks, atomic writes and the resumable pass."""
 import os
 import os.path as osp
 
+import cv2
+import mmcv
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from mmseg.registry import TASK_UTILS
 from PIL import Image
 
+from mmseg_calsfda import fileio
 from mmseg_calsfda.fileio import BackgroundWriter, prefetch
 from mmseg_calsfda.pseudo_label import (
     CalibratedPseudoLabeler,
@@ -160,15 +163,38 @@ def test_two_processes_equal_one(tmp_path, free_port):
         assert torch.equal(labels_r, labels[rank::2])
 
 
+@pytest.mark.parametrize('kind', ['noise', 'flat', 'one_row'])
+def test_label_png_reads_back_exactly(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    label = {'noise': rng.integers(0, 256, (37, 53)),
+             'flat': np.full((40, 64), 255),
+             'one_row': rng.integers(0, 19, (1, 300))}[kind].astype(np.uint8)
+    path = str(tmp_path / 'a' / 'x.png')
+    write_png_atomic(label, path)
+    with Image.open(path) as img:  # Pillow, as MMSeg's LoadAnnotations
+        assert img.mode == 'L' and np.array_equal(np.array(img), label)
+    assert np.array_equal(cv2.imread(path, cv2.IMREAD_UNCHANGED), label)
+    assert np.array_equal(
+        mmcv.imfrombytes(open(path, 'rb').read(), flag='unchanged',
+                         backend='pillow'), label)
+
+
+def test_bad_label_array_is_named(tmp_path):
+    with pytest.raises(ValueError, match='int64 of shape \\(2, 3\\)'):
+        write_png_atomic(np.zeros((2, 3), np.int64), str(tmp_path / 'x.png'))
+    with pytest.raises(ValueError, match='shape \\(2, 3, 3\\)'):
+        write_png_atomic(np.zeros((2, 3, 3), np.uint8),
+                         str(tmp_path / 'x.png'))
+
+
 def test_png_write_is_atomic(tmp_path, monkeypatch):
     label = np.random.default_rng(0).integers(0, 255, (8, 9), np.uint8)
     path = str(tmp_path / 'a' / 'x.png')
     write_png_atomic(label, path)
-    assert np.array_equal(np.array(Image.open(path)), label)
     # a failure mid-write leaves neither a torn file nor a temporary one
     def boom(*args, **kwargs):
         raise OSError('disk full')
-    monkeypatch.setattr(Image.Image, 'save', boom)
+    monkeypatch.setattr(fileio.os, 'replace', boom)
     with pytest.raises(OSError):
         write_png_atomic(label, str(tmp_path / 'a' / 'y.png'))
     assert sorted(os.listdir(tmp_path / 'a')) == ['x.png']
