@@ -15,7 +15,6 @@ synchronisation):
 """
 import argparse
 import os.path as osp
-import statistics
 import sys
 
 import torch
@@ -26,6 +25,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from report import (  # noqa: E402,E501
     allocated_mib,
     environment,
+    interleaved,
     peak_memory_mib,
     reset_peak_memory,
     stage_config,
@@ -144,13 +144,8 @@ def bench_step(args) -> dict:
         # what the step itself adds (activations, gradients, loss)
         result[f'{name}_step_mem_mib'] = (None if peak is None else
                                           peak - held)
-    # interleaved (A B A B ...), so drift (clocks, caches) hits both alike
-    times = {name: [] for name in steps}
-    for _ in range(args.reps):
-        for name, step in steps.items():
-            times[name].append(timed(step, args.device))
-    for name, values in times.items():
-        result[f'{name}_step_s'] = statistics.median(values)
+    for name, seconds in interleaved(steps, args.device, args.reps).items():
+        result[f'{name}_step_s'] = seconds
     result['diffece_step_overhead'] = (result['ce_diffece_step_s'] /
                                        result['ce_step_s'])
     result.update(batch=args.batch, size=args.size, depth=args.depth,

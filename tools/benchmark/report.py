@@ -7,7 +7,7 @@ import os.path as osp
 import platform
 import statistics
 import time
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -76,6 +76,18 @@ def timed(fn: Callable, device: str, reps: int = 1, warmup: int = 0) -> float:
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved(fns: Dict[str, Callable], device: str,
+                reps: int) -> Dict[str, float]:
+    """Median wall time of each ``fns[name]()``, timed in turn (A B A B
+    ...) so that drift (clocks, caches, the page cache) hits all alike."""
+    times = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            times[name].append(timed(fn, device))
+    return {name: statistics.median(values)
+            for name, values in times.items()}
 
 
 def peak_memory_mib(device: str) -> Optional[float]:

@@ -13,7 +13,8 @@ warm-up, CUDA-synchronised):
 * ``ece_metric``: ``ECEMetric`` over a stream of C x H x W logits vs
   torchmetrics' ``MulticlassCalibrationError``, time and peak memory at two
   stream lengths (ours must not grow with the number of pixels);
-* ``pseudo_label_pass_vs_inference``;
+* ``pseudo_label_pass_vs_inference`` (estimates, thresholds, labels, PNG
+  writes) and ``round_start_vs_inference`` (the same plus the BN warm-up);
 * ``value_head_overhead``: forward with the value head / plain forward, and
   one BN warm-up batch / one plain forward.
 """
@@ -40,7 +41,7 @@ from report import (  # noqa: E402
 )
 
 FULL = dict(batch=4, size=600, depth=101, reps=10, metric_images=50,
-            metric_shape=(19, 1024, 2048), pl_images=20, pl_size=(1024, 2048))
+            metric_shape=(19, 1024, 2048), pl_images=50, pl_size=(1024, 2048))
 SMALL = dict(batch=2, size=128, depth=50, reps=7, metric_images=6,
              metric_shape=(19, 256, 512), pl_images=8, pl_size=(256, 512))
 
@@ -165,6 +166,8 @@ def table(result: dict) -> str:
              'ece_metric_vs_torchmetrics'),
             ('pseudo_label_pass_vs_inference', 'pseudo_label',
              'pseudo_label_pass_vs_inference'),
+            ('round_start_vs_inference (+ BN warm-up)', 'pseudo_label',
+             'round_start_vs_inference'),
             ('value_head_overhead', 'value_head', 'value_head_overhead'),
             ('bn_warmup_batch_vs_forward', 'value_head',
              'bn_warmup_batch_vs_forward')]
@@ -190,7 +193,7 @@ def sections(device: str, sizes: dict) -> dict:
         ece_metric=lambda: ece_metric_stream(device, sizes),
         pseudo_label=lambda: pseudo_label_pass.measure(argparse.Namespace(
             device=device, depth=sizes['depth'], height=height, width=width,
-            num_images=sizes['pl_images'], warmup_batches=2)),
+            num_images=sizes['pl_images'], warmup_batches=2, reps=3)),
         value_head=lambda: value_head_overhead(device, sizes))
 
 
