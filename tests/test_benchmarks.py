@@ -34,11 +34,14 @@ def test_value_head_section_on_the_target_config(run_all):
                     'bn_warmup_batch_vs_forward')
 
 
-def test_pseudo_label_section_writes_labels(run_all):
+def test_pseudo_label_section_writes_labels_and_a_profile(run_all, tmp_path):
+    profile = tmp_path / 'out' / 'profile.txt'
     result = run_all.pseudo_label_pass.measure(argparse.Namespace(
         device='cpu', depth=18, height=64, width=128, num_images=2,
-        warmup_batches=1, reps=1))
+        warmup_batches=1, reps=1), str(profile))
     finite_positive(result, 'inference_s', 'pseudo_label_pass_s',
                     'bn_warmup_s', 'pseudo_label_pass_vs_inference',
                     'round_start_vs_inference', 'label_png_kib')
     assert result['image_size'] == [64, 128]
+    text = profile.read_text()
+    assert 'Self CPU time total' in text and 'aten::' in text

@@ -5,8 +5,9 @@
 #
 #   bash tools/benchmark/gpu_checks.sh OUT_DIR [PYTHON]
 #
-# OUT_DIR gets env.txt, the benchmark JSON, bench.log and cuda_tests.log
-# (and suite.log, see the end).
+# OUT_DIR gets env.txt, the benchmark JSON, bench.log, a profile of one
+# pseudo-label pass (pseudo_label_pass_profile.txt) and cuda_tests.log (and
+# suite.log, see the end).
 # Each part has its own time limit (BENCH_TIMEOUT, TEST_TIMEOUT seconds), so
 # a hang in one still leaves the other's results.
 set -u
@@ -25,7 +26,7 @@ cat "$out/env.txt"
 
 start=$SECONDS
 timeout "${BENCH_TIMEOUT:-300}" $py tools/benchmark/run_all.py \
-    --out-dir "$out" > "$out/bench.log" 2>&1
+    --out-dir "$out" --profile-pass > "$out/bench.log" 2>&1
 echo "benchmark: exit $? after $((SECONDS - start)) s"
 tail -n 12 "$out/bench.log"
 

@@ -24,6 +24,7 @@ import os
 import os.path as osp
 import sys
 import tempfile
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -52,6 +53,9 @@ def parse_args():
     parser.add_argument('--warmup-batches', type=int, default=2)
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--out', help='JSON file to write')
+    parser.add_argument('--profile', metavar='TXT',
+                        help='also profile one more pass and write the '
+                        'busiest operators (CPU and CUDA) to this file')
     return parser.parse_args()
 
 
@@ -92,8 +96,9 @@ def build(args, root: str):
     return model, plain, loader, warmup_loader, labeler_cfg
 
 
-def measure(args) -> dict:
-    """Times plain inference and the pass on the same generated images."""
+def measure(args, profile: Optional[str] = None) -> dict:
+    """Times plain inference and the pass on the same generated images;
+    with ``profile``, writes a profile of one more pass there."""
     from mmseg.registry import TASK_UTILS
     from mmseg.utils import register_all_modules
 
@@ -126,6 +131,8 @@ def measure(args) -> dict:
             dict(inference=inference, bn_warmup=bn_warmup,
                  pseudo_label_pass=pseudo_label_pass), args.device, args.reps)
         last = last_round(osp.join(root, 'pl'))
+        if profile:
+            write_profile(pseudo_label_pass, args.device, profile)
     t_plain, t_pass = seconds['inference'], seconds['pseudo_label_pass']
     return dict(depth=args.depth, image_size=[args.height, args.width],
                 num_images=args.num_images,
@@ -135,6 +142,26 @@ def measure(args) -> dict:
                 pseudo_label_pass_vs_inference=t_pass / t_plain,
                 round_start_vs_inference=(t_pass + seconds['bn_warmup']) /
                 t_plain, **last)
+
+
+def write_profile(fn: Callable, device: str, path: str) -> None:
+    """Profiles ``fn()`` and writes its busiest operators by self time, on
+    the CPU (host-side waits such as ``cudaStreamSynchronize`` show here)
+    and on the GPU."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device.startswith('cuda'):
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        fn()
+    events = prof.key_averages()
+    tables = [events.table(sort_by='self_cpu_time_total', row_limit=30)]
+    if device.startswith('cuda'):
+        tables.append(events.table(sort_by='self_device_time_total',
+                                   row_limit=20))
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('\n\n'.join(tables))
 
 
 def last_round(out_root: str) -> dict:
@@ -168,8 +195,9 @@ def last_round(out_root: str) -> dict:
 
 def main():
     args = parse_args()
-    write_result(dict(environment=environment(args.device), **measure(args)),
-                 args.out)
+    write_result(
+        dict(environment=environment(args.device),
+             **measure(args, args.profile)), args.out)
 
 
 if __name__ == '__main__':

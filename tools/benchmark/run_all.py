@@ -23,6 +23,7 @@ import datetime
 import os.path as osp
 import sys
 import traceback
+from typing import Optional
 
 import torch
 
@@ -57,6 +58,9 @@ def parse_args():
                         'loss ece_metric pseudo_label value_head)')
     parser.add_argument('--out-dir', default=osp.join(ROOT, 'benchmarks',
                                                       'results'))
+    parser.add_argument('--profile-pass', action='store_true',
+                        help='also profile one pseudo-label pass: '
+                        '<out-dir>/pseudo_label_pass_profile.txt')
     args = parser.parse_args()
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         sys.exit('error: --device cuda, but no CUDA GPU is available')
@@ -183,8 +187,10 @@ def table(result: dict) -> str:
     return '\n'.join(lines)
 
 
-def sections(device: str, sizes: dict) -> dict:
-    """Every benchmark by the name its result is stored under."""
+def sections(device: str, sizes: dict,
+             pass_profile: Optional[str] = None) -> dict:
+    """Every benchmark by the name its result is stored under; the pass is
+    profiled into ``pass_profile`` if given."""
     height, width = sizes['pl_size']
     return dict(
         step_fp32=lambda: step(device, sizes, amp=False),
@@ -193,7 +199,8 @@ def sections(device: str, sizes: dict) -> dict:
         ece_metric=lambda: ece_metric_stream(device, sizes),
         pseudo_label=lambda: pseudo_label_pass.measure(argparse.Namespace(
             device=device, depth=sizes['depth'], height=height, width=width,
-            num_images=sizes['pl_images'], warmup_batches=2, reps=3)),
+            num_images=sizes['pl_images'], warmup_batches=2, reps=3),
+                                                     pass_profile),
         value_head=lambda: value_head_overhead(device, sizes))
 
 
@@ -211,7 +218,10 @@ def main():
             if args.device.startswith('cuda') else 'cpu')
     out = osp.join(args.out_dir,
                    f'{name}-{datetime.date.today().isoformat()}.json')
-    benchmarks = sections(args.device, sizes)
+    benchmarks = sections(
+        args.device, sizes,
+        osp.join(args.out_dir, 'pseudo_label_pass_profile.txt')
+        if args.profile_pass else None)
     if not args.device.startswith('cuda'):
         del benchmarks['step_bf16']  # AMP is a CUDA feature here
     for section, run in benchmarks.items():
