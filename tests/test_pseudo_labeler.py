@@ -353,6 +353,21 @@ def test_cached_and_direct_labels_agree(tmp_path):
         assert (written != direct.numpy()).sum() <= 2
 
 
+def test_a_cache_that_cannot_fit_fails_before_the_pass(tmp_path,
+                                                      monkeypatch):
+    loader = fake_loader(tmp_path, n=3)
+    monkeypatch.setattr(pass_mod.shutil, 'disk_usage',
+                        lambda path: type('U', (), dict(free=100))())
+    model = FakeModel()
+    with pytest.raises(RuntimeError,
+                       match=r'needs about 0\.0 GiB in .*round_0\.tmp.*'
+                       r'3 images x 30 pixels x 3 bytes.*0\.0 GiB are free'):
+        pass_mod.run_pseudo_label_pass(
+            model, loader, build(), 0, str(tmp_path / 'pl'),
+            str(tmp_path / 'img'), '_leftImg8bit.png')
+    assert model.calls == 1  # stopped at the first image
+
+
 def test_reference_selection_runs_the_model_twice(tmp_path):
     loader = fake_loader(tmp_path)
     model = FakeModel(fail_after=6)

@@ -102,6 +102,23 @@ def _write_label(label: Tensor, path: str) -> None:
     write_png_atomic(label.to(torch.uint8).cpu().numpy(), path)
 
 
+def _check_cache_space(cache: str, pixels_per_image: int,
+                       dataloader: Iterable) -> None:
+    """Fails early, naming the folder and sizes, when the top-1 cache of
+    the whole target set (3 bytes per pixel, every rank's share) will not
+    fit on the disk, instead of an ``OSError`` minutes into the pass."""
+    num_images = len(getattr(dataloader, 'dataset', dataloader))
+    needed = num_images * pixels_per_image * 3
+    free = shutil.disk_usage(cache).free
+    if needed > free:
+        raise RuntimeError(
+            f'pseudo-labels: the top-1 cache of this round needs about '
+            f'{needed / 2**30:.1f} GiB in {cache} ({num_images} images x '
+            f'{pixels_per_image} pixels x 3 bytes; deleted when the round is '
+            f'published), but only {free / 2**30:.1f} GiB are free there. '
+            f'Free some space or use a work_dir on a larger disk.')
+
+
 def _first_half(model, dataloader: Iterable,
                 labeler: CalibratedPseudoLabeler, cache: Optional[str],
                 writer: BackgroundWriter) -> None:
@@ -113,6 +130,8 @@ def _first_half(model, dataloader: Iterable,
         conf, pred = labeler.top1(probs)
         labeler.update_top1(conf, pred, est)
         if cache is not None:
+            if i == 0:
+                _check_cache_space(cache, conf[0].numel(), dataloader)
             path = osp.join(cache, f'{get_rank()}_{i:08d}.pt')
             writer.submit(_save_top1, conf[0].half(), pred[0].byte(), est,
                           img_path, path)
