@@ -136,9 +136,9 @@ def prefetch(fn: Callable, items: Iterable, depth: int = 4) -> Iterator[Any]:
         try:
             while ahead:
                 result = ahead.popleft().result()
-                for item in items:  # keep ``depth`` reads in flight
-                    ahead.append(pool.submit(fn, item))
-                    break
+                # keep ``depth`` reads in flight
+                ahead.extend(pool.submit(fn, item)
+                             for item in islice(items, 1))
                 yield result
         finally:
             for future in ahead:  # the consumer stopped early

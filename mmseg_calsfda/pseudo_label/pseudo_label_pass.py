@@ -82,8 +82,9 @@ def _outputs(model, dataloader: Iterable, desc: str):
 
 def _save_top1(conf: Tensor, pred: Tensor, est: Tensor, img_path: str,
                path: str) -> None:
-    """Copies an image's top-1 outputs to the host and saves them."""
-    torch.save(dict(conf=conf.cpu(), pred=pred.cpu(), est=est.cpu(),
+    """Copies an image's top-1 outputs to the host and saves them (with
+    its estimate, already on the host)."""
+    torch.save(dict(conf=conf.cpu(), pred=pred.cpu(), est=est,
                     img_path=img_path), path)
 
 
@@ -205,8 +206,9 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         img_suffix (str): Image suffix, replaced by ``.png``.
 
     Returns:
-        dict: The round summary (thresholds, class weights, kept fractions,
-        the folder of the labels as ``dir``).
+        dict: The round summary (thresholds, class weights, kept fractions
+        and pixel counts, the seconds of the two halves); the labels are in
+        :func:`round_dir`.
     """
     summary = load_round(out_root, round_idx)
     if summary:

@@ -19,7 +19,6 @@ and reports ``pseudo_label_pass_vs_inference`` and, warm-up included,
 """
 import argparse
 import glob
-import json
 import os
 import os.path as osp
 import sys
@@ -105,6 +104,7 @@ def measure(args, profile: Optional[str] = None) -> dict:
     import mmseg_calsfda  # noqa: F401
     from mmseg_calsfda.engine import warmup_bn_stats
     from mmseg_calsfda.pseudo_label import run_pseudo_label_pass
+    from mmseg_calsfda.pseudo_label.pseudo_label_pass import round_dir
     register_all_modules()
     with tempfile.TemporaryDirectory() as root:
         img_dir = write_images(root, args)
@@ -119,18 +119,21 @@ def measure(args, profile: Optional[str] = None) -> dict:
         def bn_warmup():
             warmup_bn_stats(model, warmup_loader, args.warmup_batches)
 
-        def pseudo_label_pass(round_idx=[0]):
-            run_pseudo_label_pass(model, loader, labeler, round_idx[0],
-                                  osp.join(root, 'pl'), img_dir,
-                                  '_leftImg8bit.png')
-            round_idx[0] += 1  # a new round each call: nothing is reused
+        pl_root, summaries = osp.join(root, 'pl'), []
+
+        def pseudo_label_pass():
+            # a new round each call: nothing is reused
+            summaries.append(
+                run_pseudo_label_pass(model, loader, labeler, len(summaries),
+                                      pl_root, img_dir, '_leftImg8bit.png'))
 
         inference()  # warm-up: allocator, cudnn, loader workers
         bn_warmup()  # the pass runs with target statistics, as in a round
         seconds = interleaved(
             dict(inference=inference, bn_warmup=bn_warmup,
                  pseudo_label_pass=pseudo_label_pass), args.device, args.reps)
-        last = last_round(osp.join(root, 'pl'))
+        last = last_round(round_dir(pl_root, len(summaries) - 1),
+                          summaries[-1])
         if profile:
             write_profile(pseudo_label_pass, args.device, profile)
     t_plain, t_pass = seconds['inference'], seconds['pseudo_label_pass']
@@ -164,15 +167,13 @@ def write_profile(fn: Callable, device: str, path: str) -> None:
         f.write('\n\n'.join(tables))
 
 
-def last_round(out_root: str) -> dict:
-    """Size of the last round's label PNGs, the single-thread time to
-    write one, ours and Pillow's (labels of an untrained model are noisy: a
-    worst case), and the time the last pass spent in its halves
-    (thresholds, labels)."""
+def last_round(folder: str, summary: dict) -> dict:
+    """Size of a round's label PNGs (in ``folder``), the single-thread time
+    to write one, ours and Pillow's (labels of an untrained model are noisy:
+    a worst case), and the time its pass spent in its halves (thresholds,
+    labels; from its ``summary``)."""
     from mmseg_calsfda.fileio import write_png_atomic
-    last = max((d for d in os.listdir(out_root) if d.startswith('round_')),
-               key=lambda d: int(d[len('round_'):]))
-    paths = sorted(glob.glob(osp.join(out_root, last, '**', '*.png'),
+    paths = sorted(glob.glob(osp.join(folder, '**', '*.png'),
                              recursive=True))
     labels = [np.array(Image.open(p)) for p in paths]
     sizes = [osp.getsize(p) for p in paths]
@@ -184,8 +185,7 @@ def last_round(out_root: str) -> dict:
             Image.fromarray(label).save(out, format='PNG', compress_level=1)
             for label in labels
         ], 'cpu')
-    with open(osp.join(out_root, last, 'summary.json')) as f:
-        seconds = json.load(f)['seconds']  # the pass's two halves
+    seconds = summary['seconds']
     return dict(label_png_kib=sum(sizes) / len(sizes) / 1024,
                 png_write_s_per_image=t_write / len(labels),
                 pillow_png_write_s_per_image=t_pillow / len(labels),
