@@ -172,7 +172,13 @@ def smooth_max_confidence(probs: Tensor,
         Tensor: The confidence, ``dim`` removed.
     """
     probs = probs.float()
-    conf = torch.logsumexp(probs / temperature, dim=dim) * temperature
+    top = probs.detach().amax(dim=dim, keepdim=True)
+    # ``t * logsumexp(p / t)`` shifted by the maximum. Terms below e^-80
+    # vanish next to the maximum's e^0 in float32; clamping them there keeps
+    # them off the CPU's slow ``exp`` underflow path (4x on every element
+    # but the top one when t is small).
+    scaled = ((probs - top) / temperature).clamp(min=-80.0)
+    conf = top.squeeze(dim) + temperature * scaled.exp().sum(dim).log()
     return conf.clamp(max=1.0)
 
 
@@ -219,15 +225,16 @@ def classwise_ece(logits: Tensor,
     """
     num_imgs, num_classes = logits.shape[:2]
     probs = F.softmax(logits.float(), dim=1)
+    top, pred = probs.max(dim=1)
     if temperature is None:
-        conf = probs.max(dim=1).values
+        conf = top
     else:
         conf = smooth_max_confidence(probs, temperature)
     label = label.long()
     valid = (label != ignore_index) & (label >= 0) & (label < num_classes)
     pixel_weight = valid if weight is None else valid * weight
     target = torch.where(valid, label, 0)
-    correct = probs.detach().argmax(dim=1) == target
+    correct = pred == target
     image = torch.arange(num_imgs, device=label.device).view(-1, 1, 1)
     stats = bin_stats(
         conf,

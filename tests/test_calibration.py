@@ -196,6 +196,26 @@ def test_smooth_max_confidence_limits():
     assert (smooth <= 1).all()
 
 
+@pytest.mark.parametrize('temperature', [1e-5, 1e-3, 0.1, 1.0])
+@pytest.mark.parametrize('dim', [0, 1])
+def test_smooth_max_confidence_is_scaled_logsumexp(temperature, dim):
+    """The shifted, clamped form equals ``t * logsumexp(p / t)`` (in
+    float64, the textbook form) in value and gradient, ties included."""
+    logits = torch.randn(3, 5, 4, 4) * 4
+    logits[0, :2] = 1.0  # a tie for the maximum in image 0
+    probs = torch.softmax(logits, dim=dim).requires_grad_()
+    ours = smooth_max_confidence(probs, temperature, dim=dim)
+    ref_in = probs.detach().double().requires_grad_()
+    ref = (temperature * torch.logsumexp(ref_in / temperature,
+                                         dim=dim)).clamp(max=1.0)
+    torch.testing.assert_close(ours.double(), ref, atol=1e-6, rtol=0)
+    weight = torch.rand_like(ours)
+    (ours * weight).sum().backward()
+    (ref * weight.double()).sum().backward()
+    torch.testing.assert_close(probs.grad.double(), ref_in.grad, atol=1e-5,
+                               rtol=1e-5)
+
+
 def test_check_labels_names_bad_values():
     label = torch.tensor([[0, 1, 255, 7]])
     with pytest.raises(ValueError, match=r'\[7\].*\[0, 5\).*ignore_index=255'):
