@@ -154,6 +154,36 @@ def mean_over_classes(class_ece: Tensor, class_count: Tensor,
     return class_ece.sum(-1) / present.clamp(min=1)
 
 
+def _shifted_exp(probs: Tensor, top: Tensor, temperature: float) -> Tensor:
+    """``exp((p - max p) / t)``. Terms below e^-80 are 0 next to the
+    maximum's e^0 in float32; clamping them there keeps them off the CPU's
+    ``exp`` underflow path, 4x slower, which every element but the maximum
+    takes when ``t`` is small."""
+    return ((probs - top) / temperature).clamp_(min=-80.0).exp_()
+
+
+class _SmoothMax(torch.autograd.Function):
+    """``t * logsumexp(p / t)`` over ``dim``, computed shifted by the
+    maximum. Its gradient, ``softmax(p / t)``, is recomputed from ``p`` in
+    the backward pass rather than kept: the softmax that made ``p`` keeps
+    ``p`` anyway, so the smooth maximum holds no tensor of its own."""
+
+    @staticmethod
+    def forward(ctx, probs: Tensor, temperature: float,
+                dim: int) -> Tensor:
+        top = probs.amax(dim=dim, keepdim=True)
+        total = _shifted_exp(probs, top, temperature).sum(dim, keepdim=True)
+        ctx.save_for_backward(probs, top, total)
+        ctx.temperature, ctx.dim = temperature, dim
+        return (top + temperature * total.log()).squeeze(dim)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple:
+        probs, top, total = ctx.saved_tensors
+        weight = _shifted_exp(probs, top, ctx.temperature).div_(total)
+        return weight.mul_(grad.unsqueeze(ctx.dim)), None, None
+
+
 def smooth_max_confidence(probs: Tensor,
                           temperature: float,
                           dim: int = 1) -> Tensor:
@@ -171,14 +201,7 @@ def smooth_max_confidence(probs: Tensor,
     Returns:
         Tensor: The confidence, ``dim`` removed.
     """
-    probs = probs.float()
-    top = probs.detach().amax(dim=dim, keepdim=True)
-    # ``t * logsumexp(p / t)`` shifted by the maximum. Terms below e^-80
-    # vanish next to the maximum's e^0 in float32; clamping them there keeps
-    # them off the CPU's slow ``exp`` underflow path (4x on every element
-    # but the top one when t is small).
-    scaled = ((probs - top) / temperature).clamp(min=-80.0)
-    conf = top.squeeze(dim) + temperature * scaled.exp().sum(dim).log()
+    conf = _SmoothMax.apply(probs.float(), temperature, dim)
     return conf.clamp(max=1.0)
 
 
@@ -224,7 +247,7 @@ def classwise_ece(logits: Tensor,
         differentiable w.r.t. ``logits`` through the confidences.
     """
     num_imgs, num_classes = logits.shape[:2]
-    probs = F.softmax(logits.float(), dim=1)
+    probs = F.softmax(logits, dim=1, dtype=torch.float32)
     top, pred = probs.max(dim=1)
     if temperature is None:
         conf = top

@@ -70,7 +70,8 @@ def _outputs(model, dataloader: Iterable, desc: str):
                         'configs/calsfda/deeplabv2_r101_gta5_value.py)')
                 logits = sample.seg_logits.data[None]
                 est = torch.tensor([float(sample.est_ece)])
-                yield F.softmax(logits.float(), dim=1), est, sample.img_path
+                probs = F.softmax(logits, dim=1, dtype=torch.float32)
+                yield probs, est, sample.img_path
             if progress is not None:
                 progress.update()
 

@@ -100,7 +100,7 @@ class ECEMetric(BaseMetric):
                 f'seg_logits {tuple(logits.shape)} and gt_sem_seg '
                 f'{tuple(label.shape)} differ in size')
         check_labels(label, num_classes, self.ignore_index)
-        conf, pred = F.softmax(logits.float(), dim=0).max(dim=0)
+        conf, pred = F.softmax(logits, dim=0, dtype=torch.float32).max(dim=0)
         valid = label != self.ignore_index
         target = torch.where(valid, label.long(), 0)
         correct = pred == target

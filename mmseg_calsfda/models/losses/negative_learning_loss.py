@@ -44,7 +44,7 @@ class NegativeLearningLoss(nn.Module):
                 ignore_index: int = 255,
                 **kwargs) -> Tensor:
         """Args: ``cls_score`` N x C x H x W logits. Returns the loss."""
-        probs = F.softmax(cls_score.float(), dim=1)
+        probs = F.softmax(cls_score, dim=1, dtype=torch.float32)
         self.last_k = k = self.draw_k(probs.shape[1])
         p_n = probs.topk(k, dim=1).values[:, k - 1]
         loss = -torch.log((1 - p_n).clamp(min=1e-5, max=1)).mean()

@@ -141,7 +141,7 @@ class CalSFDASegmentor(EncoderDecoder):
             return feats
         if seg_logits is None:
             seg_logits = self.decode_head.forward(feats)
-        return (seg_logits.float().softmax(dim=1), )
+        return (seg_logits.softmax(dim=1, dtype=torch.float32), )
 
     def frozen_modules(self) -> List[nn.Module]:
         """Modules that neither train nor update BatchNorm statistics."""
