@@ -216,6 +216,27 @@ def test_smooth_max_confidence_is_scaled_logsumexp(temperature, dim):
                                rtol=1e-5)
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_classwise_ece_saves_one_full_size_tensor(dtype):
+    """Backward needs the probabilities, which the softmax keeps; the smooth
+    maximum shares them instead of saving a tensor of its own."""
+    logits, label = random_batch(0, c=19)
+    logits = logits.to(dtype).requires_grad_()
+    full = logits.numel() * 4  # the float32 probabilities
+    storages = set()
+
+    def pack(tensor):
+        if tensor.numel() * tensor.element_size() >= full:
+            storages.add(tensor.untyped_storage().data_ptr())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        ece = classwise_ece(logits, label, 10, 1e-5)
+    assert len(storages) == 1
+    ece.mean().backward()
+    assert torch.isfinite(logits.grad).all()
+
+
 def test_check_labels_names_bad_values():
     label = torch.tensor([[0, 1, 255, 7]])
     with pytest.raises(ValueError, match=r'\[7\].*\[0, 5\).*ignore_index=255'):
