@@ -248,11 +248,11 @@ def classwise_ece(logits: Tensor,
     """
     num_imgs, num_classes = logits.shape[:2]
     probs = F.softmax(logits, dim=1, dtype=torch.float32)
-    top, pred = probs.max(dim=1)
     if temperature is None:
-        conf = top
+        conf, pred = probs.max(dim=1)
     else:
         conf = smooth_max_confidence(probs, temperature)
+        pred = probs.detach().max(dim=1).indices
     label = label.long()
     valid = (label != ignore_index) & (label >= 0) & (label < num_classes)
     pixel_weight = valid if weight is None else valid * weight
