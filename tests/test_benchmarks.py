@@ -45,3 +45,11 @@ def test_pseudo_label_section_writes_labels_and_a_profile(run_all, tmp_path):
     assert result['image_size'] == [64, 128]
     text = profile.read_text()
     assert 'Self CPU time total' in text and 'aten::' in text
+
+
+def test_loss_section_compares_with_cross_entropy(run_all):
+    result = run_all.loss('cpu', dict(batch=1, size=16, reps=1))
+    finite_positive(result, 'loss_vs_loop', 'loss_vs_torchmetrics',
+                    'loss_vs_ce', 'loss_vs_ce_bf16', 'ce_fwd_bwd_s',
+                    'ce_bf16_fwd_bwd_s', 'diffece_bf16_fwd_bwd_s')
+    assert 'loss_vs_ce bf16' in run_all.table(dict(loss=result))

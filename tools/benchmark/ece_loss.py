@@ -10,6 +10,9 @@ synchronisation):
 * ``loss_vs_torchmetrics``: torchmetrics' top-label
   ``multiclass_calibration_error`` / ``DiffECELoss`` forward (different
   quantity, same data: how a standard calibration metric compares);
+* ``loss_vs_ce`` / ``loss_vs_ce_bf16``: ``DiffECELoss`` / cross-entropy,
+  forward + backward on the same float32 / bfloat16 logits, timed in turn
+  (what the loss adds to a step, apart from the network);
 * ``diffece_step_overhead``: a DeepLabV2-R101 training step with CE + DiffECE
   / the same step with CE only, on the same batch.
 """
@@ -18,6 +21,7 @@ import os.path as osp
 import sys
 
 import torch
+import torch.nn.functional as F
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -67,13 +71,17 @@ def bench_loss(args, size: int) -> dict:
     logits, label = logits.to(args.device), label.to(args.device)
     loss = DiffECELoss()
 
-    def ours():
-        x = logits.clone().requires_grad_()
-        loss(x, label).backward()
+    def fwd_bwd(fn, dtype=torch.float32):
+        def run():
+            x = logits.to(dtype, copy=True).requires_grad_()
+            fn(x, label).backward()
+        return run
 
-    def loop():
-        x = logits.clone().requires_grad_()
-        loop_classwise_ece(x, label, 10, 1e-5).mean().backward()
+    def cross_entropy(x, y):
+        return F.cross_entropy(x, y, ignore_index=255)
+
+    def loop_reference(x, y):
+        return loop_classwise_ece(x, y, 10, 1e-5).mean()
 
     def torchmetrics():
         multiclass_calibration_error(logits, label, num_classes=19,
@@ -83,15 +91,23 @@ def bench_loss(args, size: int) -> dict:
         with torch.no_grad():
             loss(logits, label)
 
-    t_ours = timed(ours, args.device, args.reps, warmup=2)
-    t_loop = timed(loop, args.device, args.loop_reps, warmup=1)
+    result = dict(shape=[args.batch, 19, size, size])
+    for dtype, suffix in ((torch.float32, ''), (torch.bfloat16, '_bf16')):
+        times = interleaved(dict(ce=fwd_bwd(cross_entropy, dtype),
+                                 diffece=fwd_bwd(loss, dtype)),
+                            args.device, args.reps, warmup=2)
+        result.update({f'ce{suffix}_fwd_bwd_s': times['ce'],
+                       f'diffece{suffix}_fwd_bwd_s': times['diffece'],
+                       f'loss_vs_ce{suffix}': times['diffece'] / times['ce']})
+    t_loop = timed(fwd_bwd(loop_reference), args.device, args.loop_reps,
+                   warmup=1)
     t_fwd = timed(ours_forward, args.device, args.reps, warmup=2)
     t_tm = timed(torchmetrics, args.device, args.reps, warmup=2)
-    return dict(
-        shape=[args.batch, 19, size, size],
-        diffece_fwd_bwd_s=t_ours, loop_fwd_bwd_s=t_loop,
-        diffece_fwd_s=t_fwd, torchmetrics_s=t_tm,
-        loss_vs_loop=t_loop / t_ours, loss_vs_torchmetrics=t_tm / t_fwd)
+    result.update(
+        loop_fwd_bwd_s=t_loop, diffece_fwd_s=t_fwd, torchmetrics_s=t_tm,
+        loss_vs_loop=t_loop / result['diffece_fwd_bwd_s'],
+        loss_vs_torchmetrics=t_tm / t_fwd)
+    return result
 
 
 def build_model(args, with_ece: bool):

@@ -78,10 +78,14 @@ def timed(fn: Callable, device: str, reps: int = 1, warmup: int = 0) -> float:
     return statistics.median(times)
 
 
-def interleaved(fns: Dict[str, Callable], device: str,
-                reps: int) -> Dict[str, float]:
+def interleaved(fns: Dict[str, Callable], device: str, reps: int,
+                warmup: int = 0) -> Dict[str, float]:
     """Median wall time of each ``fns[name]()``, timed in turn (A B A B
-    ...) so that drift (clocks, caches, the page cache) hits all alike."""
+    ...) so that drift (clocks, caches, the page cache) hits all alike,
+    after ``warmup`` untimed calls of each."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
     times = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():

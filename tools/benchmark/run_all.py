@@ -9,7 +9,8 @@ warm-up, CUDA-synchronised):
 
 * ``diffece_step_overhead``: DeepLabV2 train step CE + DiffECE / CE only
   (fp32, and bf16 AMP on CUDA), with peak memory;
-* ``loss_vs_loop`` / ``loss_vs_torchmetrics``: the loss alone;
+* ``loss_vs_loop`` / ``loss_vs_torchmetrics`` / ``loss_vs_ce``: the loss
+  alone (the last vs cross-entropy, fp32 and bf16 logits);
 * ``ece_metric``: ``ECEMetric`` over a stream of C x H x W logits vs
   torchmetrics' ``MulticlassCalibrationError``, time and peak memory at two
   stream lengths (ours must not grow with the number of pixels);
@@ -166,6 +167,9 @@ def table(result: dict) -> str:
              'diffece_step_overhead'),
             ('loss_vs_loop', 'loss', 'loss_vs_loop'),
             ('loss_vs_torchmetrics', 'loss', 'loss_vs_torchmetrics'),
+            ('loss_vs_ce fp32 (DiffECE / CE, fwd + bwd)', 'loss',
+             'loss_vs_ce'),
+            ('loss_vs_ce bf16', 'loss', 'loss_vs_ce_bf16'),
             ('ece_metric_vs_torchmetrics', 'ece_metric',
              'ece_metric_vs_torchmetrics'),
             ('pseudo_label_pass_vs_inference', 'pseudo_label',
