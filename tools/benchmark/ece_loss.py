@@ -11,8 +11,9 @@ synchronisation):
   ``multiclass_calibration_error`` / ``DiffECELoss`` forward (different
   quantity, same data: how a standard calibration metric compares);
 * ``loss_vs_ce`` / ``loss_vs_ce_bf16``: ``DiffECELoss`` / cross-entropy,
-  forward + backward on the same float32 / bfloat16 logits, timed in turn
-  (what the loss adds to a step, apart from the network);
+  forward + backward on the same float32 logits / bfloat16 logits under
+  bf16 autocast, timed in turn (what the loss adds to a step, apart from
+  the network);
 * ``diffece_step_overhead``: a DeepLabV2-R101 training step with CE + DiffECE
   / the same step with CE only, on the same batch.
 """
@@ -72,9 +73,17 @@ def bench_loss(args, size: int) -> dict:
     loss = DiffECELoss()
 
     def fwd_bwd(fn, dtype=torch.float32):
+        """``fn``'s forward + backward on a copy of the logits; bf16 logits
+        under bf16 autocast, as in an AMP step."""
+        autocast = torch.autocast(args.device.split(':')[0],
+                                  dtype=torch.bfloat16,
+                                  enabled=dtype == torch.bfloat16)
+
         def run():
             x = logits.to(dtype, copy=True).requires_grad_()
-            fn(x, label).backward()
+            with autocast:
+                value = fn(x, label)
+            value.backward()
         return run
 
     def cross_entropy(x, y):
