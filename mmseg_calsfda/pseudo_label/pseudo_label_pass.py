@@ -145,12 +145,13 @@ def _second_half(model, dataloader: Iterable,
                  round_idx: int, cache: Optional[str]):
     """Yields ``(label, prediction, img_path)`` per image, on the device
     the first half ran on (the histograms' device)."""
+    device = labeler.histogram.device
+    thresholds = thresholds.to(device)  # once, not per image
     if cache is None:
         for probs, est, img_path in _outputs(model, dataloader, 'labels'):
             label = labeler.label(probs, est, thresholds, round_idx)[0]
             yield label, probs[0].argmax(dim=0), img_path
         return
-    device = labeler.histogram.device
     prefix = f'{get_rank()}_'
     paths = [osp.join(cache, name) for name in sorted(os.listdir(cache))
              if name.startswith(prefix)]

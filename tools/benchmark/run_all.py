@@ -10,7 +10,8 @@ warm-up, CUDA-synchronised):
 * ``diffece_step_overhead``: DeepLabV2 train step CE + DiffECE / CE only
   (fp32, and bf16 AMP on CUDA), with peak memory;
 * ``loss_vs_loop`` / ``loss_vs_torchmetrics`` / ``loss_vs_ce``: the loss
-  alone (the last vs cross-entropy, fp32 and bf16 logits);
+  alone (the last vs cross-entropy, on fp32 logits and on bf16 logits
+  under autocast);
 * ``ece_metric``: ``ECEMetric`` over a stream of C x H x W logits vs
   torchmetrics' ``MulticlassCalibrationError``, time and peak memory at two
   stream lengths (ours must not grow with the number of pixels);
