@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import fused_bin_stats
+
 BIN_CLOSED = ('right', 'left')
 CLASS_AVERAGES = ('all', 'present')
 
@@ -56,6 +58,11 @@ def num_bin_slots(n_bins: int, closed: str = 'right') -> int:
     return n_bins + 1 if closed == 'left' else n_bins
 
 
+def bin_edges(n_bins: int, device: torch.device) -> Tensor:
+    """The ``n_bins + 1`` float32 edges of equal-width bins over [0, 1]."""
+    return torch.linspace(0, 1, n_bins + 1, device=device)
+
+
 def bin_index(conf: Tensor, n_bins: int, closed: str = 'right') -> Tensor:
     """Maps confidences to equal-width bins over [0, 1].
 
@@ -75,7 +82,7 @@ def bin_index(conf: Tensor, n_bins: int, closed: str = 'right') -> Tensor:
     if closed not in BIN_CLOSED:
         raise ValueError(f'closed must be one of {BIN_CLOSED}, got {closed!r}')
     conf = conf.detach().float()
-    edges = torch.linspace(0, 1, n_bins + 1, device=conf.device)
+    edges = bin_edges(n_bins, conf.device)
     if closed == 'right':
         return torch.bucketize(conf, edges[1:-1], right=False)
     return (torch.bucketize(conf, edges, right=True) - 1).clamp_(min=0)
@@ -223,7 +230,8 @@ def classwise_ece(logits: Tensor,
                   temperature: Optional[float] = None,
                   ignore_index: int = 255,
                   class_average: str = 'all',
-                  weight: Optional[Tensor] = None) -> Tensor:
+                  weight: Optional[Tensor] = None,
+                  fused: bool = True) -> Tensor:
     """Class-level ECE of every image (METHOD.md, stage 1).
 
     For every ground-truth class ``c`` of an image, the ECE of its pixels
@@ -240,12 +248,35 @@ def classwise_ece(logits: Tensor,
         ignore_index (int): Label value to ignore.
         class_average (str): ``'all'`` or ``'present'``.
         weight (Tensor, optional): ``N x H x W`` pixel weights (e.g. from an
-            MMSeg pixel sampler); 0 leaves a pixel out.
+            MMSeg pixel sampler); 0 leaves a pixel out. No gradient flows
+            to them.
+        fused (bool): On a CUDA device with Triton installed, make the
+            per-bin sums in two fused kernels (:mod:`.fused_bin_stats`),
+            the same values to float32 rounding; ``False`` always uses the
+            PyTorch ops below. Defaults to True.
 
     Returns:
         Tensor: float32 ECE per image, shape ``(N,)``, in [0, 1];
         differentiable w.r.t. ``logits`` through the confidences.
     """
+    num_imgs, num_classes = logits.shape[:2]
+    if fused and fused_bin_stats.available(logits):
+        bounds = bin_edges(n_bins, logits.device)[1:-1]
+        stats = CalibrationStats(*fused_bin_stats.class_bin_stats(
+            logits, label, bounds, temperature, ignore_index, weight))
+    else:
+        stats = _class_bin_stats(logits, label, n_bins, temperature,
+                                 ignore_index, weight)
+    per_class = ece_from_stats(stats).view(num_imgs, num_classes)
+    class_count = stats.count.sum(-1).view(num_imgs, num_classes)
+    return mean_over_classes(per_class, class_count, class_average)
+
+
+def _class_bin_stats(logits: Tensor, label: Tensor, n_bins: int,
+                     temperature: Optional[float], ignore_index: int,
+                     weight: Optional[Tensor]) -> CalibrationStats:
+    """:func:`classwise_ece`'s per-(image x class, bin) sums in PyTorch
+    ops (the reference of :mod:`.fused_bin_stats`, and the CPU path)."""
     num_imgs, num_classes = logits.shape[:2]
     probs = F.softmax(logits, dim=1, dtype=torch.float32)
     if temperature is None:
@@ -259,13 +290,10 @@ def classwise_ece(logits: Tensor,
     target = torch.where(valid, label, 0)
     correct = pred == target
     image = torch.arange(num_imgs, device=label.device).view(-1, 1, 1)
-    stats = bin_stats(
+    return bin_stats(
         conf,
         correct,
         n_bins,
         group=image * num_classes + target,
         num_groups=num_imgs * num_classes,
-        weight=pixel_weight)
-    per_class = ece_from_stats(stats).view(num_imgs, num_classes)
-    class_count = stats.count.sum(-1).view(num_imgs, num_classes)
-    return mean_over_classes(per_class, class_count, class_average)
+        weight=pixel_weight.detach())

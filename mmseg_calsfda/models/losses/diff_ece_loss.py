@@ -43,6 +43,10 @@ class DiffECELoss(nn.Module):
             computation (see ``ECELossWarmupHook``). Defaults to 1.0.
         loss_name (str): Name of the loss item; must start with ``loss_`` to
             be back-propagated. Defaults to ``'loss_ece'``.
+        fused (bool): On a CUDA device with Triton installed, compute the
+            per-pixel part in two fused kernels (same values to float32
+            rounding); ``False`` uses PyTorch ops everywhere. Defaults to
+            True.
     """
 
     def __init__(self,
@@ -50,7 +54,8 @@ class DiffECELoss(nn.Module):
                  temperature: float = 1e-5,
                  class_average: str = 'all',
                  loss_weight: float = 1.0,
-                 loss_name: str = 'loss_ece') -> None:
+                 loss_name: str = 'loss_ece',
+                 fused: bool = True) -> None:
         super().__init__()
         self.n_bins = check_n_bins(n_bins)
         if not temperature > 0:
@@ -63,6 +68,7 @@ class DiffECELoss(nn.Module):
         self.class_average = class_average
         self.loss_weight = loss_weight
         self._loss_name = loss_name
+        self.fused = fused
         self._labels_checked = False
 
     def forward(self,
@@ -94,7 +100,8 @@ class DiffECELoss(nn.Module):
             temperature=self.temperature,
             ignore_index=ignore_index,
             class_average=self.class_average,
-            weight=weight)
+            weight=weight,
+            fused=self.fused)
         return self.loss_weight * ece.mean()
 
     def _check_inputs(self, cls_score: Tensor, label: Tensor,
