@@ -79,7 +79,7 @@ else
     pipi -r "$ROOT/requirements/runtime.txt"
     pipi --no-build-isolation --no-deps -e "$ROOT"
 fi
-if [ "$WITH_TESTS" = 1 ] && ! have "import pytest, hypothesis, torchmetrics, scipy"; then
+if [ "$WITH_TESTS" = 1 ] && ! have "import pytest, hypothesis, torchmetrics, scipy, triton"; then
     # runtime.txt again as constraints, so nothing it pins moves
     pipi -r "$ROOT/requirements/tests.txt" -c "$ROOT/requirements/runtime.txt"
 fi
