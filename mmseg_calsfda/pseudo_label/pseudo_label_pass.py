@@ -1,11 +1,14 @@
 """One pseudo-labelling pass of a self-training round, resumable.
 
 Thresholds need statistics of the whole target set before any label can be
-made, so the pass has two halves. With ``selection='calibrated'`` the second
-half needs only each pixel's top-1 confidence and prediction, which the first
-half keeps on disk (3 bytes per pixel, deleted when the round is published),
-so the model runs once; the reference selection needs every class's
-probability and runs the model again.
+made, so the pass has two halves. The first runs the model over the target
+set and keeps each pixel's top-1 confidence (float32, exact) and prediction
+(5 bytes per pixel) -- in memory on the pass's device when the whole set
+fits, else on disk (deleted when the round is published). The thresholds
+are made exact with a second look at that cache, and with
+``selection='calibrated'`` the labels come from it too, so the model runs
+once; the reference selection needs every class's probability and runs the
+model again.
 
 ``run_pseudo_label_pass`` writes round ``r``'s PNGs into
 ``<out_root>/round_<r>.tmp/`` and renames the folder to ``round_<r>/`` only
@@ -18,15 +21,13 @@ import os
 import os.path as osp
 import shutil
 import time
-from functools import partial
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable
 
 import torch
 import torch.nn.functional as F
 from mmengine.dist import (
     all_reduce,
     barrier,
-    get_rank,
     get_world_size,
     is_distributed,
     is_main_process,
@@ -36,8 +37,9 @@ from mmengine.utils import ProgressBar
 from torch import Tensor
 
 from ..datasets.pseudo_label_dataset import pseudo_label_path
-from ..fileio import BackgroundWriter, prefetch, write_png_atomic
+from ..fileio import BackgroundWriter, write_png_atomic
 from .calibrated_pseudo_labeler import CalibratedPseudoLabeler, count_values
+from .top1_cache import Top1Cache
 
 
 def round_dir(out_root: str, round_idx: int) -> str:
@@ -55,8 +57,8 @@ def load_round(out_root: str, round_idx: int) -> Dict:
 
 
 def _outputs(model, dataloader: Iterable, desc: str):
-    """Yields ``(probs 1 x C x H x W, est_ece (1,) on the CPU, img_path)``
-    per image."""
+    """Yields ``(probs 1 x C x H x W, est_ece (1,), img_path)`` per image,
+    on the model's device."""
     progress = ProgressBar(len(dataloader)) if is_main_process() else None
     if progress is not None:
         print_log(f'pseudo-labels: {desc}', logger='current')
@@ -69,7 +71,7 @@ def _outputs(model, dataloader: Iterable, desc: str):
                         'starts from a stage-2 checkpoint (e.g. from '
                         'configs/calsfda/deeplabv2_r101_gta5_value.py)')
                 logits = sample.seg_logits.data[None]
-                est = torch.tensor([float(sample.est_ece)])
+                est = torch.as_tensor(sample.est_ece).float().reshape(1)
                 probs = F.softmax(logits, dim=1, dtype=torch.float32)
                 yield probs, est, sample.img_path
             if progress is not None:
@@ -77,112 +79,62 @@ def _outputs(model, dataloader: Iterable, desc: str):
 
 
 # The per-image work below never waits for the device on the main thread:
-# copies to the host happen on writer threads, reads of the top-1 cache run
-# ahead on reader threads, and counts are scattered, not bincount-ed.
+# copies to the host happen on writer threads, reads of a disk cache run
+# ahead on reader threads, and counts are sorted, not bincount-ed.
 
 
-def _save_top1(conf: Tensor, pred: Tensor, est: Tensor, img_path: str,
-               path: str) -> None:
-    """Copies an image's top-1 outputs to the host and saves them (with
-    its estimate, already on the host)."""
-    torch.save(dict(conf=conf.cpu(), pred=pred.cpu(), est=est,
-                    img_path=img_path), path)
+def _first_half(model, dataloader: Iterable,
+                labeler: CalibratedPseudoLabeler, cache: Top1Cache) -> None:
+    """Coarse histograms of the whole set; keeps top-1 outputs."""
+    for probs, est, img_path in _outputs(model, dataloader, 'thresholds'):
+        conf, pred = labeler.top1(probs)
+        labeler.update_top1(conf, pred, est)
+        cache.add(conf[0], pred[0], est, img_path)
 
 
-def _load_top1(path: str, pin: bool) -> Dict:
-    """Reads what :func:`_save_top1` saved; pinned for an asynchronous
-    copy to a GPU if ``pin``."""
-    item = torch.load(path)
-    if pin:
-        for key in ('conf', 'pred'):
-            item[key] = item[key].pin_memory()
-    return item
+def _refine(labeler: CalibratedPseudoLabeler, cache: Top1Cache,
+            round_idx: int) -> None:
+    """The second look at the scores that makes the thresholds exact."""
+    labeler.begin_refinement(round_idx)
+    for conf, pred, est, _ in cache:
+        labeler.refine_top1(conf[None], pred[None], est)
+
+
+def _labels(model, dataloader: Iterable, labeler: CalibratedPseudoLabeler,
+            thresholds: Tensor, round_idx: int, cache: Top1Cache):
+    """Yields ``(label H x W uint8, img_path)`` per image, on the device
+    the first half ran on: from the cache, or (reference selection) from
+    the model again."""
+    thresholds = thresholds.to(labeler.histogram.device)  # once
+    if labeler.selection == 'reference':
+        for probs, est, img_path in _outputs(model, dataloader, 'labels'):
+            yield labeler.label(probs, est, thresholds, round_idx)[0], img_path
+        return
+    for conf, pred, est, img_path in cache:
+        yield labeler.label_top1(conf[None], pred[None], est, thresholds,
+                                 round_idx)[0], img_path
 
 
 def _write_label(label: Tensor, path: str) -> None:
     """Copies a label map to the host and writes it as a PNG."""
-    write_png_atomic(label.to(torch.uint8).cpu().numpy(), path)
-
-
-def _check_cache_space(cache: str, pixels_per_image: int,
-                       dataloader: Iterable) -> None:
-    """Fails early, naming the folder and sizes, when the top-1 cache of
-    the whole target set (3 bytes per pixel, every rank's share) will not
-    fit on the disk, instead of an ``OSError`` minutes into the pass."""
-    num_images = len(getattr(dataloader, 'dataset', dataloader))
-    needed = num_images * pixels_per_image * 3
-    free = shutil.disk_usage(cache).free
-    if needed > free:
-        raise RuntimeError(
-            f'pseudo-labels: the top-1 cache of this round needs about '
-            f'{needed / 2**30:.1f} GiB in {cache} ({num_images} images x '
-            f'{pixels_per_image} pixels x 3 bytes; deleted when the round is '
-            f'published), but only {free / 2**30:.1f} GiB are free there. '
-            f'Free some space or use a work_dir on a larger disk.')
-
-
-def _first_half(model, dataloader: Iterable,
-                labeler: CalibratedPseudoLabeler, cache: Optional[str],
-                writer: BackgroundWriter) -> None:
-    """Histograms of the whole set; keeps top-1 outputs in ``cache``."""
-    if cache is not None:
-        os.makedirs(cache, exist_ok=True)
-    for i, (probs, est, img_path) in enumerate(
-            _outputs(model, dataloader, 'thresholds')):
-        conf, pred = labeler.top1(probs)
-        labeler.update_top1(conf, pred, est)
-        if cache is not None:
-            if i == 0:
-                _check_cache_space(cache, conf[0].numel(), dataloader)
-            path = osp.join(cache, f'{get_rank()}_{i:08d}.pt')
-            writer.submit(_save_top1, conf[0].half(), pred[0].byte(), est,
-                          img_path, path)
-    writer.wait()
-
-
-def _second_half(model, dataloader: Iterable,
-                 labeler: CalibratedPseudoLabeler, thresholds,
-                 round_idx: int, cache: Optional[str]):
-    """Yields ``(label, prediction, img_path)`` per image, on the device
-    the first half ran on (the histograms' device)."""
-    device = labeler.histogram.device
-    thresholds = thresholds.to(device)  # once, not per image
-    if cache is None:
-        for probs, est, img_path in _outputs(model, dataloader, 'labels'):
-            label = labeler.label(probs, est, thresholds, round_idx)[0]
-            yield label, probs[0].argmax(dim=0), img_path
-        return
-    prefix = f'{get_rank()}_'
-    paths = [osp.join(cache, name) for name in sorted(os.listdir(cache))
-             if name.startswith(prefix)]
-    load = partial(_load_top1, pin=device.type == 'cuda')
-    for item in prefetch(load, paths):
-        conf = item['conf'][None].to(device, non_blocking=True).float()
-        pred = item['pred'][None].to(device, non_blocking=True)
-        label = labeler.label_top1(conf, pred, item['est'], thresholds,
-                                   round_idx)[0]
-        yield label, pred[0], item['img_path']
+    write_png_atomic(label.cpu().numpy(), path)
 
 
 def _write_labels(labels: Iterable, labeler: CalibratedPseudoLabeler,
-                  writer: BackgroundWriter, label_path) -> tuple:
-    """Writes ``(label, prediction, img_path)`` items as PNGs.
+                  writer: BackgroundWriter, label_path) -> Tensor:
+    """Writes ``(label, img_path)`` items as PNGs.
 
     Returns:
-        tuple[Tensor, Tensor]: Per-class counts of kept and of predicted
-        pixels (counted where the labels are; float64, on the CPU).
+        Tensor: Kept pixels per class (float64, on the CPU), counted on
+        the labels' device.
     """
-    num_classes = labeler.num_classes
-    counts = torch.zeros(2, num_classes + 1, dtype=torch.long,
-                         device=labeler.histogram.device)
-    for label, pred, img_path in labels:
-        # ignored pixels land in the extra last bin
-        kept = label.masked_fill(label == labeler.ignore_index, num_classes)
-        counts[0] += count_values(kept, num_classes + 1)
-        counts[1] += count_values(pred, num_classes + 1)
+    kept = torch.zeros(256, dtype=torch.long,
+                       device=labeler.histogram.device)
+    for label, img_path in labels:
+        kept += count_values(label, 256)
         writer.submit(_write_label, label, label_path(img_path))
-    kept, predicted = counts[:, :num_classes].double().cpu()
-    return kept, predicted
+    writer.wait()
+    return kept[:labeler.num_classes].double().cpu()
 
 
 def _writer_threads() -> int:
@@ -192,8 +144,8 @@ def _writer_threads() -> int:
 
 def run_pseudo_label_pass(model, dataloader: Iterable,
                           labeler: CalibratedPseudoLabeler, round_idx: int,
-                          out_root: str, img_dir: str,
-                          img_suffix: str) -> Dict:
+                          out_root: str, img_dir: str, img_suffix: str,
+                          top1_cache: str = 'auto') -> Dict:
     """Builds round ``round_idx``'s pseudo-labels, or reuses finished ones.
 
     Args:
@@ -206,11 +158,14 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         out_root (str): ``work_dir/pseudo_labels``.
         img_dir (str): Image root, to mirror sub-folders in label names.
         img_suffix (str): Image suffix, replaced by ``.png``.
+        top1_cache (str): Where the top-1 outputs wait between the halves
+            (:class:`Top1Cache`): ``'auto'``, ``'memory'`` or ``'disk'``.
+            Defaults to ``'auto'``.
 
     Returns:
         dict: The round summary (thresholds, class weights, kept fractions
-        and pixel counts, the seconds of the two halves); the labels are in
-        :func:`round_dir`.
+        and pixel counts, where the cache was, the seconds of the two
+        halves); the labels are in :func:`round_dir`.
     """
     summary = load_round(out_root, round_idx)
     if summary:
@@ -223,18 +178,22 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         shutil.rmtree(tmp)  # an interrupted pass: redo it
     barrier()
 
-    cache = osp.join(tmp, '.outputs') \
-        if labeler.selection == 'calibrated' else None
     labeler.reset()
     start = time.perf_counter()
     with BackgroundWriter(_writer_threads()) as writer:
-        _first_half(model, dataloader, labeler, cache, writer)
+        cache = Top1Cache(top1_cache, osp.join(tmp, '.outputs'),
+                          len(getattr(dataloader, 'dataset', dataloader)),
+                          writer)
+        _first_half(model, dataloader, labeler, cache)
+        _refine(labeler, cache, round_idx)
         thresholds = labeler.thresholds(round_idx)  # syncs the device
         halfway = time.perf_counter()
-        kept, predicted = _write_labels(
-            _second_half(model, dataloader, labeler, thresholds, round_idx,
-                         cache), labeler, writer,
+        kept = _write_labels(
+            _labels(model, dataloader, labeler, thresholds, round_idx,
+                    cache), labeler, writer,
             lambda path: pseudo_label_path(tmp, path, img_dir, img_suffix))
+        predicted = labeler.histogram.sum(1).double().cpu()
+        cache.clear()
     seconds = dict(thresholds=round(halfway - start, 3),
                    labels=round(time.perf_counter() - halfway, 3))
     if is_distributed():
@@ -244,7 +203,7 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
     cb_prop, local_prop = labeler.proportions(round_idx)
     summary = dict(
         round=round_idx, cb_prop=cb_prop, local_prop=local_prop,
-        selection=labeler.selection,
+        selection=labeler.selection, top1_cache=cache.place,
         class_weights=[
             round(float(w), 6) for w in labeler.class_weights(thresholds)
         ],
@@ -252,8 +211,7 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         seconds=seconds)
     barrier()  # every rank's PNGs are in place
     if is_main_process():
-        if cache is not None:
-            shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(cache.folder, ignore_errors=True)
         with open(osp.join(tmp, 'summary.json'), 'w') as f:
             json.dump(summary, f, indent=2)
         os.replace(tmp, final)
