@@ -145,7 +145,7 @@ def test_predict_puts_estimate_in_metainfo():
     with torch.no_grad():
         out = model.predict(data['inputs'], data['data_samples'])
         est = model.estimate_ece(data['inputs'])
-    assert [s.est_ece for s in out] == pytest.approx(est.tolist())
+    assert [float(s.est_ece) for s in out] == pytest.approx(est.tolist())
     assert out[0].pred_sem_seg.data.shape == (1, 32, 32)
     assert out[0].seg_logits.data.shape == (NUM_CLASSES, 32, 32)
 
@@ -167,7 +167,8 @@ def test_probs_input_reads_the_class_probabilities():
         torch.testing.assert_close(model.estimate_ece(data['inputs']),
                                    expected)
         out = model.predict(data['inputs'], data['data_samples'])
-    assert [s.est_ece for s in out] == pytest.approx(expected.tolist())
+    assert [float(s.est_ece) for s in out] == pytest.approx(
+        expected.tolist())
     assert out[0].seg_logits.data.shape == (NUM_CLASSES, 32, 32)
 
 

@@ -203,8 +203,9 @@ class CalSFDASegmentor(EncoderDecoder):
     def predict(self,
                 inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
-        """MMSeg's prediction, plus ``est_ece`` in each sample's metainfo
-        when the model has a value head. In ``'whole'`` test mode the
+        """MMSeg's prediction, plus ``est_ece`` (a 0-dim float32 tensor
+        on the model's device) in each sample's metainfo when the model has
+        a value head. In ``'whole'`` test mode the
         backbone runs once for both."""
         if not self.with_value_head:
             return super().predict(inputs, data_samples)
@@ -227,8 +228,10 @@ class CalSFDASegmentor(EncoderDecoder):
                 logits, batch_img_metas)
         else:
             seg_logits = self.inference(inputs, batch_img_metas)
+        # kept on the device, as seg_logits are: reading them back here
+        # would make the host wait for the network on every batch
         estimates = self.value_head(self.value_inputs(feats, logits))
-        estimates = estimates.squeeze(1).float().cpu().tolist()
+        estimates = estimates.squeeze(1).float()
         results = self.postprocess_result(seg_logits, data_samples)
         for sample, estimate in zip(results, estimates):
             sample.set_metainfo(dict(est_ece=estimate))
