@@ -13,13 +13,15 @@ synchronisation):
 * ``loss_vs_ce`` / ``loss_vs_ce_bf16``: ``DiffECELoss`` / cross-entropy,
   forward + backward on the same float32 logits / bfloat16 logits under
   bf16 autocast, timed in turn (what the loss adds to a step, apart from
-  the network);
+  the network); ``loss_unfused_vs_ce``: the same with ``fused=False``
+  (PyTorch ops instead of the Triton kernels on a GPU);
 * ``diffece_step_overhead``: a DeepLabV2-R101 training step with CE + DiffECE
   / the same step with CE only, on the same batch.
 """
 import argparse
 import os.path as osp
 import sys
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,7 @@ from report import (  # noqa: E402,E501
     reset_peak_memory,
     stage_config,
     timed,
+    write_profile,
     write_result,
 )
 
@@ -58,7 +61,10 @@ def parse_args():
     return parser.parse_args()
 
 
-def bench_loss(args, size: int) -> dict:
+def bench_loss(args, size: int, profile: Optional[str] = None) -> dict:
+    """Times the loss alone; with ``profile``, also writes a profile of
+    five DiffECE forward + backward passes on bf16 logits under autocast
+    there."""
     from torchmetrics.functional.classification import (
         multiclass_calibration_error,
     )
@@ -101,13 +107,18 @@ def bench_loss(args, size: int) -> dict:
             loss(logits, label)
 
     result = dict(shape=[args.batch, 19, size, size])
+    unfused = DiffECELoss(fused=False)
     for dtype, suffix in ((torch.float32, ''), (torch.bfloat16, '_bf16')):
         times = interleaved(dict(ce=fwd_bwd(cross_entropy, dtype),
-                                 diffece=fwd_bwd(loss, dtype)),
+                                 diffece=fwd_bwd(loss, dtype),
+                                 unfused=fwd_bwd(unfused, dtype)),
                             args.device, args.reps, warmup=2)
-        result.update({f'ce{suffix}_fwd_bwd_s': times['ce'],
-                       f'diffece{suffix}_fwd_bwd_s': times['diffece'],
-                       f'loss_vs_ce{suffix}': times['diffece'] / times['ce']})
+        result.update({
+            f'ce{suffix}_fwd_bwd_s': times['ce'],
+            f'diffece{suffix}_fwd_bwd_s': times['diffece'],
+            f'diffece_unfused{suffix}_fwd_bwd_s': times['unfused'],
+            f'loss_vs_ce{suffix}': times['diffece'] / times['ce'],
+            f'loss_unfused_vs_ce{suffix}': times['unfused'] / times['ce']})
     t_loop = timed(fwd_bwd(loop_reference), args.device, args.loop_reps,
                    warmup=1)
     t_fwd = timed(ours_forward, args.device, args.reps, warmup=2)
@@ -116,6 +127,9 @@ def bench_loss(args, size: int) -> dict:
         loop_fwd_bwd_s=t_loop, diffece_fwd_s=t_fwd, torchmetrics_s=t_tm,
         loss_vs_loop=t_loop / result['diffece_fwd_bwd_s'],
         loss_vs_torchmetrics=t_tm / t_fwd)
+    if profile:
+        run = fwd_bwd(loss, torch.bfloat16)
+        write_profile(lambda: [run() for _ in range(5)], args.device, profile)
     return result
 
 
@@ -129,7 +143,9 @@ def build_model(args, with_ece: bool):
     return MODELS.build(cfg.model).to(args.device)
 
 
-def bench_step(args) -> dict:
+def bench_step(args, profile: Optional[str] = None) -> dict:
+    """Times a train step with and without DiffECE; with ``profile``, also
+    writes a profile of three steps with it there."""
     from mmengine.optim import AmpOptimWrapper, OptimWrapper
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
@@ -173,6 +189,9 @@ def bench_step(args) -> dict:
         result[f'{name}_step_s'] = seconds
     result['diffece_step_overhead'] = (result['ce_diffece_step_s'] /
                                        result['ce_step_s'])
+    if profile:
+        write_profile(lambda: [steps['ce_diffece']() for _ in range(3)],
+                      args.device, profile)
     result.update(batch=args.batch, size=args.size, depth=args.depth,
                   amp='bf16' if args.amp else 'fp32')
     return result

@@ -5,9 +5,9 @@
 #
 #   bash tools/benchmark/gpu_checks.sh OUT_DIR [PYTHON]
 #
-# OUT_DIR gets env.txt, the benchmark JSON, bench.log, a profile of one
-# pseudo-label pass (pseudo_label_pass_profile.txt) and cuda_tests.log (and
-# suite.log, see the end).
+# OUT_DIR gets env.txt, the benchmark JSON, bench.log, profiles of the bf16
+# step, the loss and one pseudo-label pass (<section>_profile.txt) and
+# cuda_tests.log (and suite.log, see the end).
 # Each part has its own time limit (BENCH_TIMEOUT, TEST_TIMEOUT seconds), so
 # a hang in one still leaves the other's results.
 set -u
@@ -24,9 +24,13 @@ print("torch", torch.__version__, "cuda", torch.version.cuda,
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 
+# the fused loss kernels first: a broken kernel shows before it is timed
+timeout 120 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+    -k fused 2>&1 | tail -n 5
+
 start=$SECONDS
 timeout "${BENCH_TIMEOUT:-300}" $py tools/benchmark/run_all.py \
-    --out-dir "$out" --profile-pass > "$out/bench.log" 2>&1
+    --out-dir "$out" --profile > "$out/bench.log" 2>&1
 echo "benchmark: exit $? after $((SECONDS - start)) s"
 tail -n 12 "$out/bench.log"
 

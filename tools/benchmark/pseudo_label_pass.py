@@ -8,14 +8,17 @@ same segmentor, interleaved (A B C A B C ...), it times
 
 * ``inference``: MMSeg's plain prediction (no value head) over the folder;
 * ``pseudo_label_pass``: the pass as the issue defines it -- ECE estimates,
-  per-class histograms and thresholds (first half, the model runs once and
-  keeps each pixel's top-1 on disk), pseudo-labels and atomic PNG writes
-  (second half, from that cache);
+  per-class histograms and exact thresholds (first half: the model runs
+  once and keeps each pixel's top-1, in memory where it fits; then a
+  second look at that cache), pseudo-labels and atomic PNG writes (second
+  half, from that cache);
+* ``pseudo_label_pass_disk``: the same with the cache on disk, as on a GPU
+  too small to hold it;
 * ``bn_warmup``: the BN warm-up a round runs before the pass
   (``--warmup-batches`` batches; a config runs 50 on ~3000 images),
 
-and reports ``pseudo_label_pass_vs_inference`` and, warm-up included,
-``round_start_vs_inference``.
+and reports ``pseudo_label_pass_vs_inference`` (and ``..._disk_...``)
+and, warm-up included, ``round_start_vs_inference``.
 """
 import argparse
 import glob
@@ -23,7 +26,7 @@ import os
 import os.path as osp
 import sys
 import tempfile
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -37,6 +40,7 @@ from report import (  # noqa: E402
     interleaved,
     stage_config,
     timed,
+    write_profile,
     write_result,
 )
 
@@ -121,16 +125,18 @@ def measure(args, profile: Optional[str] = None) -> dict:
 
         pl_root, summaries = osp.join(root, 'pl'), []
 
-        def pseudo_label_pass():
+        def pseudo_label_pass(place='auto'):
             # a new round each call: nothing is reused
             summaries.append(
                 run_pseudo_label_pass(model, loader, labeler, len(summaries),
-                                      pl_root, img_dir, '_leftImg8bit.png'))
+                                      pl_root, img_dir, '_leftImg8bit.png',
+                                      place))
 
         inference()  # warm-up: allocator, cudnn, loader workers
         bn_warmup()  # the pass runs with target statistics, as in a round
         seconds = interleaved(
             dict(inference=inference, bn_warmup=bn_warmup,
+                 pseudo_label_pass_disk=lambda: pseudo_label_pass('disk'),
                  pseudo_label_pass=pseudo_label_pass), args.device, args.reps)
         last = last_round(round_dir(pl_root, len(summaries) - 1),
                           summaries[-1])
@@ -143,28 +149,11 @@ def measure(args, profile: Optional[str] = None) -> dict:
                 inference_s=t_plain, pseudo_label_pass_s=t_pass,
                 bn_warmup_s=seconds['bn_warmup'],
                 pseudo_label_pass_vs_inference=t_pass / t_plain,
+                pseudo_label_pass_disk_s=seconds['pseudo_label_pass_disk'],
+                pseudo_label_pass_disk_vs_inference=seconds[
+                    'pseudo_label_pass_disk'] / t_plain,
                 round_start_vs_inference=(t_pass + seconds['bn_warmup']) /
                 t_plain, **last)
-
-
-def write_profile(fn: Callable, device: str, path: str) -> None:
-    """Profiles ``fn()`` and writes its busiest operators by self time, on
-    the CPU (host-side waits such as ``cudaStreamSynchronize`` show here)
-    and on the GPU."""
-    from torch.profiler import ProfilerActivity, profile
-    activities = [ProfilerActivity.CPU]
-    if device.startswith('cuda'):
-        activities.append(ProfilerActivity.CUDA)
-    with profile(activities=activities) as prof:
-        fn()
-    events = prof.key_averages()
-    tables = [events.table(sort_by='self_cpu_time_total', row_limit=30)]
-    if device.startswith('cuda'):
-        tables.append(events.table(sort_by='self_device_time_total',
-                                   row_limit=20))
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        f.write('\n\n'.join(tables))
 
 
 def last_round(folder: str, summary: dict) -> dict:
@@ -186,7 +175,8 @@ def last_round(folder: str, summary: dict) -> dict:
             for label in labels
         ], 'cpu')
     seconds = summary['seconds']
-    return dict(label_png_kib=sum(sizes) / len(sizes) / 1024,
+    return dict(top1_cache=summary['top1_cache'],
+                label_png_kib=sum(sizes) / len(sizes) / 1024,
                 png_write_s_per_image=t_write / len(labels),
                 pillow_png_write_s_per_image=t_pillow / len(labels),
                 last_pass_thresholds_s=seconds['thresholds'],

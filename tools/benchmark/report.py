@@ -116,3 +116,23 @@ def reset_peak_memory(device: str) -> None:
         torch.cuda.empty_cache()
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+
+
+def write_profile(fn: Callable, device: str, path: str) -> None:
+    """Profiles ``fn()`` and writes its busiest operators by self time, on
+    the CPU (host-side waits such as ``cudaStreamSynchronize`` show here)
+    and on the GPU."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device.startswith('cuda'):
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        fn()
+    events = prof.key_averages()
+    tables = [events.table(sort_by='self_cpu_time_total', row_limit=30)]
+    if device.startswith('cuda'):
+        tables.append(events.table(sort_by='self_device_time_total',
+                                   row_limit=20))
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('\n\n'.join(tables))

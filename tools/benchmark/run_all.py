@@ -60,25 +60,27 @@ def parse_args():
                         'loss ece_metric pseudo_label value_head)')
     parser.add_argument('--out-dir', default=osp.join(ROOT, 'benchmarks',
                                                       'results'))
-    parser.add_argument('--profile-pass', action='store_true',
-                        help='also profile one pseudo-label pass: '
-                        '<out-dir>/pseudo_label_pass_profile.txt')
+    parser.add_argument('--profile', action='store_true',
+                        help='also profile one pseudo-label pass, the loss '
+                        'on bf16 logits and the bf16 step: '
+                        '<out-dir>/<section>_profile.txt')
     args = parser.parse_args()
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         sys.exit('error: --device cuda, but no CUDA GPU is available')
     return args
 
 
-def step(device: str, sizes: dict, amp: bool) -> dict:
+def step(device: str, sizes: dict, amp: bool,
+         profile: Optional[str] = None) -> dict:
     return ece_loss.bench_step(argparse.Namespace(
         device=device, batch=sizes['batch'], size=sizes['size'],
-        depth=sizes['depth'], reps=sizes['reps'], amp=amp))
+        depth=sizes['depth'], reps=sizes['reps'], amp=amp), profile)
 
 
-def loss(device: str, sizes: dict) -> dict:
+def loss(device: str, sizes: dict, profile: Optional[str] = None) -> dict:
     return ece_loss.bench_loss(argparse.Namespace(
         device=device, batch=sizes['batch'], reps=sizes['reps'],
-        loop_reps=2), sizes['size'])
+        loop_reps=2), sizes['size'], profile)
 
 
 def ece_metric_stream(device: str, sizes: dict) -> dict:
@@ -171,10 +173,15 @@ def table(result: dict) -> str:
             ('loss_vs_ce fp32 (DiffECE / CE, fwd + bwd)', 'loss',
              'loss_vs_ce'),
             ('loss_vs_ce bf16', 'loss', 'loss_vs_ce_bf16'),
+            ('loss_unfused_vs_ce fp32 (fused=False)', 'loss',
+             'loss_unfused_vs_ce'),
+            ('loss_unfused_vs_ce bf16', 'loss', 'loss_unfused_vs_ce_bf16'),
             ('ece_metric_vs_torchmetrics', 'ece_metric',
              'ece_metric_vs_torchmetrics'),
             ('pseudo_label_pass_vs_inference', 'pseudo_label',
              'pseudo_label_pass_vs_inference'),
+            ('pseudo_label_pass_vs_inference (cache on disk)',
+             'pseudo_label', 'pseudo_label_pass_disk_vs_inference'),
             ('round_start_vs_inference (+ BN warm-up)', 'pseudo_label',
              'round_start_vs_inference'),
             ('value_head_overhead', 'value_head', 'value_head_overhead'),
@@ -193,19 +200,25 @@ def table(result: dict) -> str:
 
 
 def sections(device: str, sizes: dict,
-             pass_profile: Optional[str] = None) -> dict:
-    """Every benchmark by the name its result is stored under; the pass is
-    profiled into ``pass_profile`` if given."""
+             profile_dir: Optional[str] = None) -> dict:
+    """Every benchmark by the name its result is stored under; with
+    ``profile_dir``, the bf16 step, the loss and the pass also write
+    ``<section>_profile.txt`` there."""
+    def profile(section):
+        return (osp.join(profile_dir, f'{section}_profile.txt')
+                if profile_dir else None)
+
     height, width = sizes['pl_size']
     return dict(
         step_fp32=lambda: step(device, sizes, amp=False),
-        step_bf16=lambda: step(device, sizes, amp=True),
-        loss=lambda: loss(device, sizes),
+        step_bf16=lambda: step(device, sizes, amp=True,
+                               profile=profile('step_bf16')),
+        loss=lambda: loss(device, sizes, profile('loss')),
         ece_metric=lambda: ece_metric_stream(device, sizes),
         pseudo_label=lambda: pseudo_label_pass.measure(argparse.Namespace(
             device=device, depth=sizes['depth'], height=height, width=width,
             num_images=sizes['pl_images'], warmup_batches=2, reps=3),
-                                                     pass_profile),
+                                                     profile('pseudo_label')),
         value_head=lambda: value_head_overhead(device, sizes))
 
 
@@ -223,10 +236,8 @@ def main():
             if args.device.startswith('cuda') else 'cpu')
     out = osp.join(args.out_dir,
                    f'{name}-{datetime.date.today().isoformat()}.json')
-    benchmarks = sections(
-        args.device, sizes,
-        osp.join(args.out_dir, 'pseudo_label_pass_profile.txt')
-        if args.profile_pass else None)
+    benchmarks = sections(args.device, sizes,
+                          args.out_dir if args.profile else None)
     if not args.device.startswith('cuda'):
         del benchmarks['step_bf16']  # AMP is a CUDA feature here
     for section, run in benchmarks.items():
