@@ -167,9 +167,11 @@ def test_local_selection_keeps_top_fraction_per_image():
 
 def test_growth_schedules():
     assert build().proportions(2) == pytest.approx((0.25, 0.2))
+    # the reference: cb_prop cumulative, local_prop linear
     ref = build(growth='reference')
-    assert [ref.proportions(r)[0] for r in range(4)] == pytest.approx(
-        [0.15, 0.20, 0.30, 0.45])
+    assert [ref.proportions(r) for r in range(4)] == [
+        pytest.approx(p) for p in ((0.15, 0.10), (0.20, 0.15),
+                                   (0.30, 0.20), (0.45, 0.25))]
 
 
 def test_class_weights_softmax_of_inverse_thresholds():

@@ -116,3 +116,18 @@ def test_selection_records_numpy_float32_metrics(synthetic_root, tmp_path,
     summary = json.loads((tmp_path / 'selection.json').read_text())
     assert isinstance(summary['selected']['mIoU'], float)
     assert summary['oracle'] == summary['selected']
+
+
+def test_save_best_none_keeps_the_last(synthetic_root, tmp_path):
+    """The reference setting (no selection): no best checkpoint or link,
+    and selection.json names the last evaluation."""
+    cfg = tiny_source_cfg(synthetic_root, tmp_path, max_iters=4, interval=2)
+    cfg.default_hooks.checkpoint.save_best = None
+    RUNNERS.build(cfg).train()
+    files = set(p.name for p in tmp_path.iterdir())
+    assert 'iter_4.pth' in files
+    assert not [f for f in files if f.startswith('best_')]
+    summary = json.loads((tmp_path / 'selection.json').read_text())
+    assert summary['criterion']['key'] is None
+    assert summary['selected']['iter'] == summary['last']['iter'] == 4
+    assert [r['iter'] for r in summary['history']] == [2, 4]

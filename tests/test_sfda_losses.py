@@ -43,12 +43,42 @@ def test_normalized_entropy_matches_definition():
     h = -(p * torch.log(p)).sum(1)
     ref = (((h / h.max())**2 + 1e-8)**2).mean() * 0.5
     assert float(loss(logits)) == pytest.approx(float(ref), rel=1e-5)
-    # one softmax by default; the reference's double softmax on request
-    reference = MODELS.build(dict(type='NormalizedEntropyLoss',
-                                  loss_weight=0.5, double_softmax=True))
-    assert float(reference(logits)) == pytest.approx(float(loss(p)),
-                                                     rel=1e-6)
-    assert float(loss(p)) != pytest.approx(float(loss(logits)), rel=1e-3)
+
+
+@pytest.mark.parametrize('name', ['NormalizedEntropyLoss',
+                                  'NegativeLearningLoss'])
+def test_label_free_losses_leave_padding_out(name):
+    """Padded pixels (label 254) do not count, unselected ones (255) do;
+    the entropy's normaliser is the maximum over image pixels."""
+    logits, _ = data(3, c=6)
+    label = torch.full(logits.shape[:1] + logits.shape[2:], 255)
+    label[..., -3:] = 254  # right-hand padding
+    loss = MODELS.build(dict(type=name))
+    padded = logits.clone()
+    padded[..., -3:] = torch.randn_like(padded[..., -3:]) * 50
+    torch.manual_seed(0)
+    value = loss(padded, label)
+    torch.manual_seed(0)
+    cropped = loss(logits[..., :-3], label[..., :-3])
+    assert float(value) == pytest.approx(float(cropped), rel=1e-6)
+    # the reference (no padding label) counts them
+    counting = MODELS.build(dict(type=name, padding_label=None))
+    torch.manual_seed(0)
+    assert float(counting(padded, label)) != pytest.approx(float(value),
+                                                           rel=1e-3)
+
+
+def test_symmetric_ce_leaves_padding_and_unselected_out():
+    logits, label = data(4, c=6)
+    label[..., -3:] = 254
+    label[:, :2] = 255
+    loss = MODELS.build(dict(type='SymmetricCELoss', class_weight=[1.] * 6))
+    keep = (label < 6)
+    ref = MODELS.build(dict(type='SymmetricCELoss', class_weight=[1.] * 6))
+    flat = logits.permute(0, 2, 3, 1)[keep][:, :, None, None]
+    expected = ref(flat.permute(0, 1, 2, 3), label[keep][:, None, None])
+    assert float(loss(logits, label)) == pytest.approx(float(expected),
+                                                       rel=1e-5)
 
 
 def test_negative_learning_matches_definition_and_seeded_rng():

@@ -123,6 +123,36 @@ def test_bn_warmup_of_the_backbone_before_the_pass(synthetic_root, stage2,
     assert layers and int(layers.group(1)) > 1
 
 
+@pytest.mark.parametrize('mode', ['eval', 'train'])
+def test_label_bn_mode(synthetic_root, stage2, tmp_path, monkeypatch, mode):
+    """'train' (the reference) labels with every BatchNorm layer in train
+    mode, 'eval' with none; training then sets its own modes."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    from mmseg_calsfda.engine.hooks import self_training_hook
+    seen = []
+    run_pass = self_training_hook.run_pseudo_label_pass
+
+    def record(model, *args):
+        seen.append({m.training for m in model.modules()
+                     if isinstance(m, _BatchNorm)})
+        return run_pass(model, *args)
+
+    monkeypatch.setattr(self_training_hook, 'run_pseudo_label_pass', record)
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[1], rounds=1,
+                     epochs_per_round=1)
+    cfg.custom_hooks[0].label_bn_mode = mode
+    RUNNERS.build(cfg).train()
+    assert seen == [{mode == 'train'}]
+
+
+def test_bad_label_bn_mode_is_named(synthetic_root, stage2, tmp_path):
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[1])
+    cfg.custom_hooks[0].label_bn_mode = 'batch'
+    with pytest.raises(ValueError, match="label_bn_mode.*'batch'"):
+        RUNNERS.build(cfg)
+
+
 def test_resume_mid_round_reuses_finished_labels(synthetic_root, stage2,
                                                  tmp_path):
     cfg = target_cfg(synthetic_root, tmp_path, stage2[1], rounds=1,

@@ -21,7 +21,9 @@ model = dict(
     type='CalSFDASegmentor',
     stage='target',
     pretrained=None,
-    data_preprocessor=dict(size={{_base_.crop_size}}),
+    # padding gets a label of its own (PADDING_LABEL): the target losses
+    # leave it out (255 would make it count as unselected image pixels)
+    data_preprocessor=dict(size={{_base_.crop_size}}, seg_pad_val=254),
     # as trained in stage 2 (deeplabv2_r101_gta5_value.py)
     value_input='probs',
     value_head=dict(type='ECEValueNetHead', pool='avg'),

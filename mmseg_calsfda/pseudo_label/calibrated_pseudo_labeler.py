@@ -100,9 +100,11 @@ class CalibratedPseudoLabeler:
         local_prop (float): Kept fraction per image in round 0. Defaults to
             0.1.
         local_prop_step (float): Growth per round. Defaults to 0.05.
-        growth (str): ``'linear'``: ``prop_0 + step * r`` (METHOD.md);
-            ``'reference'``: cumulative ``prop_0 + step * r (r + 1) / 2``
-            (0.15, 0.20, 0.30, 0.45, ...), as the reference code grows it.
+        growth (str): ``'linear'``: ``prop_0 + step * r`` for both
+            (METHOD.md); ``'reference'``: as the reference code grows them,
+            ``cb_prop`` cumulatively, ``cb_prop_0 + step * r (r + 1) / 2``
+            (0.15, 0.20, 0.30, 0.45, ...), ``local_prop`` linearly (0.10,
+            0.15, 0.20, 0.25, ...).
         selection (str): ``'calibrated'`` or ``'reference'`` (see above).
         default_threshold (float): Threshold of unpredicted classes.
         min_class_threshold (float): ``tau`` used in place of 0 for the class
@@ -141,15 +143,19 @@ class CalibratedPseudoLabeler:
         self.reset()
 
     # ------------------------------------------------------------ schedule
-    def _grow(self, base: float, step: float, round_idx: int) -> float:
-        factor = round_idx if self.growth == 'linear' else (
-            round_idx * (round_idx + 1) / 2)
+    @staticmethod
+    def _grow(base: float, step: float, round_idx: int,
+              cumulative: bool) -> float:
+        factor = round_idx * (round_idx + 1) / 2 if cumulative else round_idx
         return min(1.0, base + step * factor)
 
     def proportions(self, round_idx: int) -> Tuple[float, float]:
         """``(cb_prop, local_prop)`` of a round."""
-        return (self._grow(self.cb_prop, self.cb_prop_step, round_idx),
-                self._grow(self.local_prop, self.local_prop_step, round_idx))
+        cumulative = self.growth == 'reference'  # cb_prop only
+        return (self._grow(self.cb_prop, self.cb_prop_step, round_idx,
+                           cumulative),
+                self._grow(self.local_prop, self.local_prop_step, round_idx,
+                           False))
 
     # -------------------------------------------------------------- pass 1
     def reset(self) -> None:

@@ -35,8 +35,13 @@ class ECECheckpointHook(CheckpointHook):
       Cityscapes val with ``IoUMetric``): the numbers go into the record and
       the oracle, never into the selection.
 
+    With ``save_best=None`` (the reference: no selection) no best checkpoint
+    is kept and ``selection.json`` records the last evaluation as selected;
+    the evaluations, the oracle and the report are recorded as usual.
+
     Args:
-        save_best (str): Metric to minimise/maximise. Defaults to 'cECE'.
+        save_best (str, optional): Metric to minimise/maximise, or None to
+            keep only the regular (last) checkpoints. Defaults to 'cECE'.
         rule (str): 'less' or 'greater'. Defaults to 'less'.
         report_key (str): Metric reported beside it and used for the oracle.
             Defaults to 'mIoU'.
@@ -46,15 +51,17 @@ class ECECheckpointHook(CheckpointHook):
     """
 
     def __init__(self,
-                 save_best: str = 'cECE',
+                 save_best: Optional[str] = 'cECE',
                  rule: str = 'less',
                  report_key: str = 'mIoU',
                  report_dataloader: Optional[dict] = None,
                  report_evaluator: Union[dict, list, None] = None,
                  **kwargs) -> None:
-        if not isinstance(save_best, str) or save_best == 'auto':
-            raise ValueError('ECECheckpointHook selects by one named metric, '
-                             f'got save_best={save_best!r}')
+        if save_best is not None and (not isinstance(save_best, str)
+                                      or save_best == 'auto'):
+            raise ValueError('ECECheckpointHook selects by one named metric '
+                             f'or keeps the last (None), got save_best='
+                             f'{save_best!r}')
         kwargs.setdefault('by_epoch', False)
         super().__init__(save_best=save_best, rule=rule, **kwargs)
         self.key = save_best
@@ -81,7 +88,7 @@ class ECECheckpointHook(CheckpointHook):
 
     def after_val_epoch(self, runner, metrics: Dict[str, float]) -> None:
         super().after_val_epoch(runner, metrics)
-        if self.key not in metrics:
+        if self.key is not None and self.key not in metrics:
             return
         record = self._report(runner) if self._report_loader else {}
         record.update(metrics)
@@ -118,11 +125,11 @@ class ECECheckpointHook(CheckpointHook):
 
     @property
     def _history_key(self) -> str:
-        return f'ece_selection_history_{self.key}'
+        return f'ece_selection_history_{self.key or "last"}'
 
     def _link_best(self) -> None:
-        best = self.best_ckpt_path
-        if not best or not osp.isfile(best):
+        best = getattr(self, 'best_ckpt_path', None)
+        if self.key is None or not best or not osp.isfile(best):
             return
         link = osp.join(self.out_dir, f'best_{self.key}.pth'.replace('/', '_'))
         tmp = link + '.tmp'
@@ -132,15 +139,19 @@ class ECECheckpointHook(CheckpointHook):
         os.replace(tmp, link)
 
     def _write_summary(self, runner, history: list) -> None:
-        sign = 1 if self.key_rule == 'less' else -1
-        selected = min(history, key=lambda r: sign * r[self.key])
         oracle, last = self._oracle(history), history[-1]
+        if self.key is None:
+            selected = last
+        else:
+            sign = 1 if self.key_rule == 'less' else -1
+            selected = min(history, key=lambda r: sign * r[self.key])
         summary = dict(
             criterion=dict(key=self.key, rule=self.key_rule),
             selected=selected,
             oracle=oracle,
             last=last,
-            checkpoint=osp.basename(self.best_ckpt_path or ''),
+            checkpoint=osp.basename(
+                getattr(self, 'best_ckpt_path', None) or ''),
             history=history)
         path = osp.join(runner.work_dir, 'selection.json')
         with open(path + '.tmp', 'w') as f:
@@ -151,8 +162,10 @@ class ECECheckpointHook(CheckpointHook):
             value = (row or {}).get(self.report_key)
             return 'n/a' if value is None else f'{value:.2f}'
 
+        criterion = ('last checkpoint' if self.key is None else
+                     f'{self.key}={selected[self.key]:.4f}')
         runner.logger.info(
-            f'ECE selection: {self.key}={selected[self.key]:.4f} at iter '
+            f'ECE selection: {criterion} at iter '
             f'{selected["iter"]}, {self.report_key} {report(selected)} '
             f'(oracle {report(oracle)}, last {report(last)})')
 

@@ -17,6 +17,7 @@ from ...pseudo_label.top1_cache import PLACES
 from ..bn_warmup import warmup_bn_stats
 
 NORM_LAYERS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
+LABEL_BN_MODES = ('eval', 'train')
 
 
 @HOOKS.register_module()
@@ -64,6 +65,13 @@ class SelfTrainingHook(Hook):
             affine parameters in a round's first epoch. Defaults to True.
         out_dir (str, optional): Where rounds are written. Defaults to
             ``work_dir/pseudo_labels``.
+        label_bn_mode (str): How BatchNorm layers normalise while the pass
+            makes thresholds and labels: ``'eval'`` with their running
+            statistics (after the warm-up); ``'train'`` as the reference
+            code does, which labels with the model in train mode: each
+            layer normalises every target batch with that batch's own
+            statistics (and updates its running statistics). Defaults to
+            ``'eval'``.
         top1_cache (str): Where a pass keeps each pixel's top-1 output
             between its halves (5 bytes per pixel, ~30 GB for Cityscapes'
             2975 images on one GPU): ``'memory'`` on the GPU, ``'disk'``
@@ -81,13 +89,19 @@ class SelfTrainingHook(Hook):
                  lr_decay: float = 1 / math.sqrt(2),
                  tent_first_epoch: bool = True,
                  out_dir: Optional[str] = None,
+                 label_bn_mode: str = 'eval',
                  top1_cache: str = 'auto') -> None:
         if epochs_per_round < 1:
             raise ValueError(
                 f'epochs_per_round must be >= 1, got {epochs_per_round}')
-        if top1_cache not in PLACES:  # before any training, not at a pass
+        # checked before any training, not at the first pass
+        if top1_cache not in PLACES:
             raise ValueError(f'SelfTrainingHook: top1_cache must be one of '
                              f'{PLACES}, got {top1_cache!r}')
+        if label_bn_mode not in LABEL_BN_MODES:
+            raise ValueError(f'SelfTrainingHook: label_bn_mode must be one '
+                             f'of {LABEL_BN_MODES}, got {label_bn_mode!r}')
+        self.label_bn_mode = label_bn_mode
         self._dataloader = dataloader
         self.top1_cache = top1_cache
         self.labeler_cfg = dict(pseudo_labeler)
@@ -185,6 +199,10 @@ class SelfTrainingHook(Hook):
         warmup_bn_stats(runner.model, self._dataloader,
                         self.bn_warmup_batches,
                         modules=self.bn_warmup_modules)
+        if self.label_bn_mode == 'train':  # the reference labels so
+            for module in model.modules():
+                if isinstance(module, _BatchNorm):
+                    module.train()
         dataset = self._dataloader.dataset
         summary = run_pseudo_label_pass(
             runner.model, self._dataloader, self.labeler, round_idx,

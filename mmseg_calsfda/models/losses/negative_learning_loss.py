@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from .padding import PADDING_LABEL, image_mask, masked_mean
+
 
 @MODELS.register_module()
 class NegativeLearningLoss(nn.Module):
@@ -14,21 +16,26 @@ class NegativeLearningLoss(nn.Module):
     Each call draws ``k = floor(C / 2) + U{-k_range, ..., k_range}`` from
     torch's global (CPU) generator -- seeded by the Runner's ``randomness``
     -- takes ``n``, the k-th most probable class of every pixel, and returns
-    ``-mean log(clip(1 - p_n, 1e-5, 1))`` over all pixels.
+    ``-mean log(clip(1 - p_n, 1e-5, 1))`` over all image pixels (padded
+    pixels, label ``padding_label``, are left out).
 
     Args:
         k_range (int): Half-width of the random offset. Defaults to 3.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
+        padding_label (int, optional): Label value of padded pixels (see
+            :mod:`.padding`); None counts every pixel. Defaults to 254.
         loss_name (str): Name of the loss item. Defaults to 'loss_nl'.
     """
 
     def __init__(self, k_range: int = 3, loss_weight: float = 1.0,
+                 padding_label: Optional[int] = PADDING_LABEL,
                  loss_name: str = 'loss_nl') -> None:
         super().__init__()
         if k_range < 0:
             raise ValueError(f'k_range must be >= 0, got {k_range}')
         self.k_range = k_range
         self.loss_weight = loss_weight
+        self.padding_label = padding_label
         self._loss_name = loss_name
         self.last_k: Optional[int] = None
 
@@ -43,12 +50,14 @@ class NegativeLearningLoss(nn.Module):
                 weight: Optional[Tensor] = None,
                 ignore_index: int = 255,
                 **kwargs) -> Tensor:
-        """Args: ``cls_score`` N x C x H x W logits. Returns the loss."""
+        """Args: ``cls_score`` N x C x H x W logits, ``label`` N x H x W
+        (only its padding is read). Returns the loss."""
         probs = F.softmax(cls_score, dim=1, dtype=torch.float32)
         self.last_k = k = self.draw_k(probs.shape[1])
         p_n = probs.topk(k, dim=1).values[:, k - 1]
-        loss = -torch.log((1 - p_n).clamp(min=1e-5, max=1)).mean()
-        return self.loss_weight * loss
+        loss = -torch.log((1 - p_n).clamp(min=1e-5, max=1))
+        return self.loss_weight * masked_mean(
+            loss, image_mask(label, self.padding_label))
 
     @property
     def loss_name(self) -> str:

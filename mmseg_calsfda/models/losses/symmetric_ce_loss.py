@@ -58,7 +58,8 @@ class SymmetricCELoss(nn.Module):
                 ignore_index: int = 255,
                 **kwargs) -> Tensor:
         """Args: ``cls_score`` N x C x H x W logits, ``label`` N x H x W
-        pseudo-labels. Returns the scalar loss."""
+        pseudo-labels; pixels labelled outside ``[0, C)`` (``ignore_index``,
+        padding) are left out. Returns the scalar loss."""
         cls_score = cls_score.float()
         class_weight = None
         if self._class_weight is not None:
@@ -67,10 +68,12 @@ class SymmetricCELoss(nn.Module):
                 raise ValueError(
                     f'SymmetricCELoss: {len(class_weight)} class weights for '
                     f'{cls_score.shape[1]} classes')
-        ce = F.cross_entropy(cls_score, label, weight=class_weight,
-                             ignore_index=ignore_index)
-        valid = (label != ignore_index)
+        # ignore_index, padding and any other value outside [0, C) are
+        # left out
+        valid = (label >= 0) & (label < cls_score.shape[1])
         target = torch.where(valid, label, 0).long()
+        ce = F.cross_entropy(cls_score, torch.where(valid, target, -100),
+                             weight=class_weight, ignore_index=-100)
         p_true = F.softmax(cls_score, dim=1).gather(1, target[:, None])[:, 0]
         rce_per_pixel = -torch.log(torch.tensor(1e-4)) * (1 - p_true)
         rce = (rce_per_pixel * valid).sum() / valid.sum().clamp(min=1)
