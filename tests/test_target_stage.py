@@ -123,6 +123,33 @@ def test_bn_warmup_of_the_backbone_before_the_pass(synthetic_root, stage2,
     assert layers and int(layers.group(1)) > 1
 
 
+def test_tent_name_filter_trains_only_matching_norm_layers(
+        synthetic_root, stage2, tmp_path):
+    """tent_name_filter='bn' (the reference): the first epoch trains the
+    block BatchNorms only, not the stem or downsample ones."""
+    cfg = target_cfg(synthetic_root, tmp_path, stage2[1], rounds=1,
+                     epochs_per_round=1)
+    cfg.custom_hooks[0].tent_name_filter = 'bn'
+    runner = RUNNERS.build(cfg)
+    seen = []
+
+    def record(runner, batch_idx, data_batch=None, outputs=None):
+        seen.append([n for n, p in runner.model.backbone.named_parameters()
+                     if p.requires_grad])
+
+    from mmengine.hooks import Hook
+    hook = Hook()
+    hook.after_train_iter = record
+    runner.register_hook(hook)
+    runner.train()
+    trained = seen[0]
+    assert trained and all('.bn' in n for n in trained)
+    # what the default trains besides: stem and downsample BatchNorms
+    names = [n for n, _ in runner.model.backbone.named_parameters()]
+    assert any('downsample.1' in n for n in names)
+    assert not any('downsample' in n or 'stem' in n for n in trained)
+
+
 @pytest.mark.parametrize('mode', ['eval', 'train'])
 def test_label_bn_mode(synthetic_root, stage2, tmp_path, monkeypatch, mode):
     """'train' (the reference) labels with every BatchNorm layer in train

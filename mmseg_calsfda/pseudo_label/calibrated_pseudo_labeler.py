@@ -1,6 +1,5 @@
 from typing import Dict, Optional, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce, is_distributed
@@ -9,6 +8,7 @@ from torch import Tensor
 
 SELECTIONS = ('calibrated', 'reference')
 GROWTHS = ('linear', 'reference')
+THRESHOLD_RULES = ('exact', 'reference')
 
 
 # Scores are float32 in [0, 1]; their bit patterns, read as int32, sort as
@@ -106,6 +106,14 @@ class CalibratedPseudoLabeler:
             (0.15, 0.20, 0.30, 0.45, ...), ``local_prop`` linearly (0.10,
             0.15, 0.20, 0.25, ...).
         selection (str): ``'calibrated'`` or ``'reference'`` (see above).
+        threshold_rule (str): ``'exact'``: ``tau_c`` is the
+            ``ceil(cb_prop * n_c)``-th largest score and a pixel passes with
+            ``>= tau``; ``'reference'``: as the official code, the
+            ``floor(cb_prop * n_c)``-th largest (the smallest score when
+            that is 0) and a pixel passes with ``> tau``. (The official code
+            also estimates the order statistic from every 5th sorted score
+            of each image; here every pixel counts.) Defaults to
+            ``'exact'``.
         default_threshold (float): Threshold of unpredicted classes.
         min_class_threshold (float): ``tau`` used in place of 0 for the class
             weights ``softmax(1 / tau)``. Defaults to 0.01.
@@ -120,12 +128,16 @@ class CalibratedPseudoLabeler:
                  local_prop_step: float = 0.05,
                  growth: str = 'linear',
                  selection: str = 'calibrated',
+                 threshold_rule: str = 'exact',
                  default_threshold: float = 0.5,
                  min_class_threshold: float = 0.01,
                  ignore_index: int = 255) -> None:
         if selection not in SELECTIONS:
             raise ValueError(f'selection must be one of {SELECTIONS}, got '
                              f'{selection!r}')
+        if threshold_rule not in THRESHOLD_RULES:
+            raise ValueError(f'threshold_rule must be one of '
+                             f'{THRESHOLD_RULES}, got {threshold_rule!r}')
         if growth not in GROWTHS:
             raise ValueError(f'growth must be one of {GROWTHS}, got '
                              f'{growth!r}')
@@ -137,6 +149,7 @@ class CalibratedPseudoLabeler:
         self.local_prop, self.local_prop_step = local_prop, local_prop_step
         self.growth = growth
         self.selection = selection
+        self.threshold_rule = threshold_rule
         self.default_threshold = default_threshold
         self.min_class_threshold = min_class_threshold
         self.ignore_index = ignore_index
@@ -212,17 +225,21 @@ class CalibratedPseudoLabeler:
         return counts
 
     def _quantile_rank(self, round_idx: int) -> Tuple[Tensor, Tensor]:
-        """Per class, the pixel count ``n`` and the ascending 0-based rank
-        ``n - k`` of the threshold (``k = ceil(cb_prop * n)``), from the
-        all-ranks coarse histogram."""
+        """Per class, the all-ranks coarse histogram, the pixel count ``n``
+        and the ascending 0-based rank of the threshold (``n - k`` for the
+        ``k``-th largest; see ``threshold_rule``)."""
         if self.histogram is None:
             raise RuntimeError('thresholds() before any update()')
         hist = self._all_ranks(self.histogram)
         cb_prop, _ = self.proportions(round_idx)
         total = hist.sum(1)
-        # ceil, forgiving float error (0.15 * 100 = 15.000000000000002)
-        keep = torch.ceil(total.double() * cb_prop - 1e-6).long()
-        return hist, total, total - keep
+        wanted = total.double() * cb_prop
+        if self.threshold_rule == 'exact':
+            # ceil, forgiving float error (0.15 * 100 = 15.000000000000002)
+            keep = torch.ceil(wanted - 1e-6).long()
+            return hist, total, total - keep
+        keep = torch.floor(wanted + 1e-6).long()  # the official int()
+        return hist, total, torch.where(keep > 0, total - keep, 0)
 
     def begin_refinement(self, round_idx: int) -> None:
         """Finds each class's coarse bin of the quantile (all ranks), so
@@ -298,8 +315,15 @@ class CalibratedPseudoLabeler:
                                    round_idx)
         # the reference: unscaled probabilities, any class passes
         tau = thresholds.to(probs.device, non_blocking=True)
-        keep = (probs.float() >= tau.view(1, -1, 1, 1)).any(dim=1)
+        keep = self._passes(probs.float(), tau.view(1, -1, 1, 1)).any(dim=1)
         return self._finish(keep, conf, pred, round_idx)
+
+    def _passes(self, score: Tensor, tau: Tensor) -> Tensor:
+        """The global test: ``score >= tau``, or ``>`` under the
+        reference threshold rule."""
+        if self.threshold_rule == 'reference':
+            return score > tau
+        return score >= tau
 
     def label_top1(self, conf: Tensor, pred: Tensor, est_ece: Tensor,
                    thresholds: Tensor, round_idx: int) -> Tensor:
@@ -311,7 +335,7 @@ class CalibratedPseudoLabeler:
             raise RuntimeError("selection='reference' needs every class's "
                                'probability: use label()')
         tau = thresholds.to(conf.device, non_blocking=True)
-        keep = self.scale(conf, est_ece) >= tau[pred.long()]
+        keep = self._passes(self.scale(conf, est_ece), tau[pred.long()])
         return self._finish(keep, conf.float(), pred, round_idx)
 
     def _finish(self, keep: Tensor, conf: Tensor, pred: Tensor,
@@ -322,10 +346,12 @@ class CalibratedPseudoLabeler:
             pred, self.ignore_index)).to(torch.uint8)
 
     def local_mask(self, conf: Tensor, round_idx: int) -> Tensor:
-        """Top ``local_prop`` fraction of each image's pixels by ``conf``."""
+        """Each image's pixels with ``conf`` at least its ``k``-th largest,
+        ``k = floor(local_prop * pixels)`` as in the reference (none when
+        ``k`` is 0)."""
         _, local_prop = self.proportions(round_idx)
         flat = conf.flatten(1)
-        k = int(np.ceil(local_prop * flat.shape[1]))
+        k = int(local_prop * flat.shape[1] + 1e-6)
         if k == 0:
             return torch.zeros_like(conf, dtype=torch.bool)
         # the k-th largest value; unsorted top-k is the cheapest way there

@@ -63,6 +63,11 @@ class SelfTrainingHook(Hook):
             ``1 / sqrt(2)``.
         tent_first_epoch (bool): Train only the backbone's normalisation
             affine parameters in a round's first epoch. Defaults to True.
+        tent_name_filter (str, optional): Only the normalisation layers
+            whose module name contains this string, e.g. ``'bn'`` as the
+            reference (its ResNet names the block BatchNorms ``bn1``..``bn3``
+            and leaves the downsample ones out; in MMSeg's ResNetV1c the stem
+            ones are ``stem.1/4/7``). None: every one. Defaults to None.
         out_dir (str, optional): Where rounds are written. Defaults to
             ``work_dir/pseudo_labels``.
         label_bn_mode (str): How BatchNorm layers normalise while the pass
@@ -88,6 +93,7 @@ class SelfTrainingHook(Hook):
                  bn_warmup_modules: Sequence[str] = ('value_head', ),
                  lr_decay: float = 1 / math.sqrt(2),
                  tent_first_epoch: bool = True,
+                 tent_name_filter: Optional[str] = None,
                  out_dir: Optional[str] = None,
                  label_bn_mode: str = 'eval',
                  top1_cache: str = 'auto') -> None:
@@ -110,6 +116,7 @@ class SelfTrainingHook(Hook):
         self.bn_warmup_modules = tuple(bn_warmup_modules)
         self.lr_decay = lr_decay
         self.tent_first_epoch = tent_first_epoch
+        self.tent_name_filter = tent_name_filter
         self.out_dir = out_dir
         self.labeler = None
         self.current_round: Optional[int] = None
@@ -227,7 +234,10 @@ class SelfTrainingHook(Hook):
         bn_only = self.tent_first_epoch and epoch_in_round == 0
         model.backbone.requires_grad_(False)
         if bn_only:
-            for module in model.backbone.modules():
+            for name, module in model.backbone.named_modules():
+                if self.tent_name_filter not in (None, '') and (
+                        self.tent_name_filter not in name):
+                    continue
                 if isinstance(module, NORM_LAYERS) and (
                         getattr(module, 'affine', False) or
                         getattr(module, 'elementwise_affine', False)):
