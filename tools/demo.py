@@ -240,9 +240,11 @@ def run_value_stage(args, size, data_dir, stage1: str) -> tuple:
 
 def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
     """Stage 3; returns (adapted, selection) from selection.json."""
+    # the demo keeps the stage-3 lr its recipe was chosen with (2.5e-4);
+    # the shipped GTA5/SYNTHIA -> Cityscapes configs use the official 5e-5
     cfg = stage_config(
         args, size, data_dir, 'deeplabv2_gta2cs.py', 'stage3_target', 0,
-        lr=None, max_epochs=size['rounds'] * size['epochs_per_round'])
+        lr=2.5e-4, max_epochs=size['rounds'] * size['epochs_per_round'])
     cfg.load_from = osp.join(args.work_dir, stage2)
     self_training, bn_warmup = cfg.custom_hooks
     self_training.epochs_per_round = size['epochs_per_round']

@@ -37,8 +37,9 @@ model = dict(
 
 rounds = 1
 epochs_per_round = 20
+# the official stage-3 optimizer (config/adaptive_target_config.yml)
 optimizer = dict(
-    type='SGD', lr=2.5e-4, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    type='SGD', lr=5e-5, momentum=0.9, nesterov=True, weight_decay=5e-4)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
 param_scheduler = []  # lr is set per round by SelfTrainingHook (/sqrt(2))
 train_cfg = dict(
