@@ -148,3 +148,59 @@ def test_target_stage_builds_the_value_head_stage_two_trained(value, target):
         assert weight.shape == used.state_dict()[key].shape, key
     steps = [p['type'] for p in value_cfg.train_dataloader.dataset.pipeline]
     assert 'PhotoMetricDistortion' in steps
+
+
+def with_overrides(name, overrides):
+    cfg = stage_config(name)
+    cfg.merge_from_dict(overrides)
+    return cfg
+
+
+def test_reference_hyper_parameter_overrides():
+    """The README's "reference setting" overrides give the official
+    values (config/so_config.yml, rl_config.yml, adaptive_target_config.yml:
+    SGD, momentum 0.9, wd 5e-4, lr 5e-5; target 600x600 crops of images
+    720 on the shorter side)."""
+    official = dict(type='SGD', lr=5e-5, momentum=0.9, weight_decay=5e-4)
+    source = with_overrides('deeplabv2_r101_gta5_source.py', {
+        'train_cfg.max_iters': 249660, 'param_scheduler': []})
+    assert source.train_cfg.max_iters == 249660
+    assert not source.param_scheduler
+    value = with_overrides('deeplabv2_r101_gta5_value.py', {
+        'optim_wrapper.optimizer': dict(official, nesterov=True,
+                                        _delete_=True)})
+    # nothing of Adam's left over: the optimizer builds
+    from mmengine.registry import OPTIMIZERS
+    OPTIMIZERS.build(dict(value.optim_wrapper.optimizer,
+                          params=[torch.nn.Parameter(torch.zeros(1))]))
+    target = with_overrides('deeplabv2_gta2cs.py', {
+        'train_dataloader.dataset.pipeline.2.scale': (1440, 720),
+        'train_dataloader.dataset.pipeline.3.crop_size': (600, 600),
+        'model.data_preprocessor.size': (600, 600)})
+    for cfg in (source, value, target):
+        optimizer = cfg.optim_wrapper.optimizer
+        assert {k: optimizer[k] for k in official} == official
+        assert cfg.optim_wrapper.get('clip_grad') in (None, dict(
+            max_norm=0.01))
+    pipeline = target.train_dataloader.dataset.pipeline
+    assert pipeline[2].type == 'RandomResize'
+    assert pipeline[2].scale == (1440, 720)
+    assert pipeline[2].ratio_range == (0.5, 1.5)
+    assert pipeline[3].type == 'RandomCrop'
+    assert pipeline[3].crop_size == (600, 600)
+
+
+def test_reference_value_head_init_override():
+    """``init_cfg=dict(type='Xavier', layer='Conv2d',
+    distribution='uniform')``: the 1x1 conv is Xavier-uniform, as the
+    official value net."""
+    from mmseg_calsfda.models.heads import ECEValueNetHead
+    torch.manual_seed(0)
+    head = ECEValueNetHead(in_channels=512, channels=128, init_cfg=dict(
+        type='Xavier', layer='Conv2d', distribution='uniform'))
+    head.init_weights()
+    bound = (6 / (512 + 128))**0.5
+    weight = head.conv.weight
+    assert float(weight.abs().max()) <= bound
+    # PyTorch's default would stay within 1 / sqrt(fan_in) = 0.044
+    assert float(weight.abs().max()) > 0.9 * bound > 1 / 512**0.5
