@@ -44,7 +44,11 @@ class SelfTrainingHook(Hook):
     head. The value head never trains on target data.
 
     Resumable: a resumed run re-enters the round of its epoch; a finished
-    pseudo-label round is reused, an unfinished one is redone.
+    pseudo-label round is reused, an unfinished one is redone; the BN
+    warm-up runs at a round's first epoch only (a run resumed later in the
+    round has the statistics it trained with in its checkpoint). Killed
+    anywhere and resumed, a run ends with the weights and labels of an
+    uninterrupted one (tested).
 
     Args:
         dataloader (dict | DataLoader): Target training images with the
@@ -197,15 +201,19 @@ class SelfTrainingHook(Hook):
         round_idx, epoch_in_round = divmod(runner.epoch,
                                            self.epochs_per_round)
         if round_idx != self.current_round:
-            self._start_round(runner, round_idx)
+            self._start_round(runner, round_idx, epoch_in_round)
         self._set_trainable(runner, epoch_in_round)
 
-    def _start_round(self, runner, round_idx: int) -> None:
+    def _start_round(self, runner, round_idx: int,
+                     epoch_in_round: int = 0) -> None:
         model = self._model(runner)
         model.eval()
-        warmup_bn_stats(runner.model, self._dataloader,
-                        self.bn_warmup_batches,
-                        modules=self.bn_warmup_modules)
+        if epoch_in_round == 0:
+            # a run resumed later in a round skips it: its checkpoint
+            # holds the statistics the round has trained with since
+            warmup_bn_stats(runner.model, self._dataloader,
+                            self.bn_warmup_batches,
+                            modules=self.bn_warmup_modules)
         if self.label_bn_mode == 'train':  # the reference labels so
             for module in model.modules():
                 if isinstance(module, _BatchNorm):

@@ -13,11 +13,16 @@ from .padding import PADDING_LABEL, image_mask, masked_mean
 class NegativeLearningLoss(nn.Module):
     """Negative learning: push down a class the pixel is probably *not*.
 
-    Each call draws ``k = floor(C / 2) + U{-k_range, ..., k_range}`` from
-    torch's global (CPU) generator -- seeded by the Runner's ``randomness``
-    -- takes ``n``, the k-th most probable class of every pixel, and returns
+    Each call draws ``k = floor(C / 2) + U{-k_range, ..., k_range}``, takes
+    ``n``, the k-th most probable class of every pixel, and returns
     ``-mean log(clip(1 - p_n, 1e-5, 1))`` over all image pixels (padded
     pixels, label ``padding_label``, are left out).
+
+    The draws come from a CPU generator of the loss's own, seeded from
+    torch's global generator when the loss is built (so by the Runner's
+    ``randomness``) and stepped once per call. Its seed and the number of
+    draws so far are part of the model's state dict (extra state), so a run
+    resumed from a checkpoint draws what the uninterrupted run would have.
 
     Args:
         k_range (int): Half-width of the random offset. Defaults to 3.
@@ -38,11 +43,23 @@ class NegativeLearningLoss(nn.Module):
         self.padding_label = padding_label
         self._loss_name = loss_name
         self.last_k: Optional[int] = None
+        self.seed = int(torch.randint(2**31 - 1, ()))
+        self.draws = 0
 
     def draw_k(self, num_classes: int) -> int:
         """The rank (1-based) of the class to push down, within [1, C]."""
-        offset = int(torch.randint(-self.k_range, self.k_range + 1, (1, )))
+        generator = torch.Generator().manual_seed(self.seed + self.draws)
+        self.draws += 1
+        offset = int(torch.randint(-self.k_range, self.k_range + 1, (1, ),
+                                   generator=generator))
         return min(max(num_classes // 2 + offset, 1), num_classes)
+
+    def get_extra_state(self) -> dict:
+        """The generator's seed and the draws so far (checkpointed)."""
+        return dict(seed=self.seed, draws=self.draws)
+
+    def set_extra_state(self, state: dict) -> None:
+        self.seed, self.draws = int(state['seed']), int(state['draws'])
 
     def forward(self,
                 cls_score: Tensor,
