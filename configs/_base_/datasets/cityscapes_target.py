@@ -2,7 +2,12 @@
 # adaptation; Cityscapes val labels are read for reporting only
 # (report_dataloader), never for training or checkpoint selection.
 data_root = 'data/cityscapes/'
-crop_size = (512, 512)
+# training crops as the official code: images 720 px on the shorter side,
+# random scale 0.5-1.5, 600 x 600 crops (it resizes a crop cut short by a
+# small image up to 600 x 600; here the batch is padded and the target
+# losses leave the padding out)
+crop_size = (600, 600)
+train_scale = (1440, 720)
 img_scale = (1024, 512)  # evaluation resolution; logits upsampled to 2048x1024
 
 # training on the current round's pseudo-labels
@@ -10,7 +15,7 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),  # the pseudo-label PNG
     dict(
-        type='RandomResize', scale=img_scale, ratio_range=(0.5, 1.5),
+        type='RandomResize', scale=train_scale, ratio_range=(0.5, 1.5),
         keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
