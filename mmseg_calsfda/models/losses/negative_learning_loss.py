@@ -21,8 +21,9 @@ class NegativeLearningLoss(nn.Module):
     The draws come from a CPU generator of the loss's own, seeded from
     torch's global generator when the loss is built (so by the Runner's
     ``randomness``) and stepped once per call. Its seed and the number of
-    draws so far are part of the model's state dict (extra state), so a run
-    resumed from a checkpoint draws what the uninterrupted run would have.
+    draws so far are a buffer of the model (``rng_state``, saved in every
+    checkpoint), so a run resumed from a checkpoint draws what the
+    uninterrupted run would have. The draw itself reads no device memory.
 
     Args:
         k_range (int): Half-width of the random offset. Defaults to 3.
@@ -45,21 +46,26 @@ class NegativeLearningLoss(nn.Module):
         self.last_k: Optional[int] = None
         self.seed = int(torch.randint(2**31 - 1, ()))
         self.draws = 0
+        # a copy of (seed, draws) for checkpoints; written, never read, in
+        # a training step
+        self.register_buffer('rng_state',
+                             torch.tensor([self.seed, 0], dtype=torch.long))
 
     def draw_k(self, num_classes: int) -> int:
         """The rank (1-based) of the class to push down, within [1, C]."""
         generator = torch.Generator().manual_seed(self.seed + self.draws)
         self.draws += 1
+        self.rng_state[1].fill_(self.draws)
         offset = int(torch.randint(-self.k_range, self.k_range + 1, (1, ),
                                    generator=generator))
         return min(max(num_classes // 2 + offset, 1), num_classes)
 
-    def get_extra_state(self) -> dict:
-        """The generator's seed and the draws so far (checkpointed)."""
-        return dict(seed=self.seed, draws=self.draws)
-
-    def set_extra_state(self, state: dict) -> None:
-        self.seed, self.draws = int(state['seed']), int(state['draws'])
+    def _load_from_state_dict(self, state_dict, prefix, *args,
+                              **kwargs) -> None:
+        """Restores the generator's seed and draws with the buffer."""
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + 'rng_state' in state_dict:
+            self.seed, self.draws = (int(v) for v in self.rng_state.tolist())
 
     def forward(self,
                 cls_score: Tensor,
