@@ -478,3 +478,20 @@ def test_reference_selection_runs_the_model_twice(tmp_path):
             model, loader, build(selection='reference'), 0,
             str(tmp_path / 'pl'), str(tmp_path / 'img'), '_leftImg8bit.png')
     assert len(os.listdir(tmp_path / 'pl' / 'round_0.tmp' / 'city')) == 2
+
+
+@pytest.mark.parametrize('round_idx', [0, 2])
+def test_local_selection_keeps_k_plus_ties_on_saturated_outputs(round_idx):
+    """floor(local_prop * pixels) per image, plus only pixels whose float32
+    confidence equals the k-th one (no rounding makes ties)."""
+    probs, _ = saturated_outputs()
+    conf = probs.max(1).values
+    labeler = build()
+    mask = labeler.local_mask(conf, round_idx)
+    _, local_prop = labeler.proportions(round_idx)
+    for image, kept in zip(conf.flatten(1), mask.flatten(1)):
+        k = int(local_prop * image.numel() + 1e-6)
+        kth = image.sort(descending=True).values[k - 1]
+        above, at = int((image > kth).sum()), int((image == kth).sum())
+        assert above < k <= above + at
+        assert int(kept.sum()) == above + at
