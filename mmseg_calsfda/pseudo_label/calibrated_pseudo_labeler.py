@@ -174,7 +174,7 @@ class CalibratedPseudoLabeler:
     def reset(self) -> None:
         """Starts a new pass-1 accumulation."""
         self.histogram: Optional[Tensor] = None  # C x COARSE_BINS, this rank
-        self._target: Optional[Tuple[Tensor, Tensor, Tensor]] = None
+        self._target: Optional[Tuple[Tensor, ...]] = None  # _locate()
         self._fine: Optional[Tensor] = None  # C x FINE_BINS, this rank
 
     def top1(self, probs: Tensor) -> Tuple[Tensor, Tensor]:
@@ -241,9 +241,10 @@ class CalibratedPseudoLabeler:
         keep = torch.floor(wanted + 1e-6).long()  # the official int()
         return hist, total, torch.where(keep > 0, total - keep, 0)
 
-    def begin_refinement(self, round_idx: int) -> None:
-        """Finds each class's coarse bin of the quantile (all ranks), so
-        that :meth:`refine` can histogram the scores inside it."""
+    def _locate(self, round_idx: int) -> Tuple[Tensor, ...]:
+        """Per class (all ranks): the coarse bin holding the threshold's
+        rank, the rank inside that bin, the bin's count and the class's
+        pixel count."""
         hist, total, rank = self._quantile_rank(round_idx)
         cdf = hist.cumsum(1)
         # the bin holding ascending rank ``rank``: first with cdf > rank
@@ -251,9 +252,16 @@ class CalibratedPseudoLabeler:
         coarse = coarse.squeeze(1).clamp_(max=COARSE_BINS - 1)
         below = torch.where(coarse > 0, cdf.gather(
             1, (coarse - 1).clamp(min=0)[:, None]).squeeze(1), 0)
-        self._target = (coarse, rank - below, total)
+        inside = hist.gather(1, coarse[:, None]).squeeze(1)
+        return coarse, rank - below, inside, total
+
+    def begin_refinement(self, round_idx: int) -> None:
+        """Finds each class's coarse bin of the quantile (all ranks), so
+        that :meth:`refine` can histogram the scores inside it."""
+        self._target = self._locate(round_idx)
         self._fine = torch.zeros(self.num_classes, FINE_BINS,
-                                 dtype=torch.long, device=hist.device)
+                                 dtype=torch.long,
+                                 device=self.histogram.device)
 
     def refine(self, probs: Tensor, est_ece: Tensor) -> None:
         """Second look at a batch's scores (after :meth:`begin_refinement`)
@@ -280,20 +288,16 @@ class CalibratedPseudoLabeler:
         histograms of all ranks: exact order statistics after
         :meth:`refine`, else interpolated inside the coarse bin;
         ``default_threshold`` for classes never predicted."""
-        if self._target is None:
-            self.begin_refinement(round_idx)
-            fine = None
-        else:
-            fine = self._all_ranks(self._fine)
-        coarse, rank, total = self._target
-        if fine is not None:
-            cdf = fine.cumsum(1)
+        refined = self._target is not None
+        coarse, rank, inside, total = (self._target if refined else
+                                       self._locate(round_idx))
+        if refined:
+            cdf = self._all_ranks(self._fine).cumsum(1)
             low = torch.searchsorted(cdf, rank[:, None], right=True)
             bits = (coarse << 16) | low.squeeze(1).clamp_(max=FINE_BINS - 1)
             tau = bits.int().view(torch.float32)
         else:  # linear inside the bin, by rank
-            hist = self._all_ranks(self.histogram).gather(1, coarse[:, None])
-            frac = (rank.double() + 0.5) / hist.squeeze(1).clamp(min=1)
+            frac = (rank.double() + 0.5) / inside.clamp(min=1)
             lo = (coarse << 16).int().view(torch.float32).double()
             hi = ((coarse + 1) << 16).int().view(torch.float32).double()
             tau = (lo + frac.clamp(0, 1) * (hi - lo)).clamp(max=1).float()
