@@ -8,7 +8,7 @@ raises a ``KeyError``/``FileNotFoundError`` that names the key path.
 """
 import os
 import os.path as osp
-from typing import Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from mmseg.registry import (
@@ -23,6 +23,18 @@ from mmseg.registry import (
     PARAM_SCHEDULERS,
     TRANSFORMS,
 )
+
+
+def check_choice(name: str, value: Any, choices: Sequence,
+                 owner: str = '') -> None:
+    """Raises ``ValueError`` naming the argument, its allowed values and
+    the value given (prefixed with ``owner``) unless ``value`` is one of
+    ``choices``."""
+    if value not in choices:
+        prefix = f'{owner}: ' if owner else ''
+        raise ValueError(f'{prefix}{name} must be one of {tuple(choices)}, '
+                         f'got {value!r}')
+
 
 # Keys of a model dict whose values are themselves models.
 _MODEL_KEYS = ('backbone', 'neck', 'decode_head', 'auxiliary_head',

@@ -6,6 +6,8 @@ from mmengine.dist import all_reduce, is_distributed
 from mmseg.registry import TASK_UTILS
 from torch import Tensor
 
+from ..config_check import check_choice
+
 SELECTIONS = ('calibrated', 'reference')
 GROWTHS = ('linear', 'reference')
 THRESHOLD_RULES = ('exact', 'reference')
@@ -132,15 +134,9 @@ class CalibratedPseudoLabeler:
                  default_threshold: float = 0.5,
                  min_class_threshold: float = 0.01,
                  ignore_index: int = 255) -> None:
-        if selection not in SELECTIONS:
-            raise ValueError(f'selection must be one of {SELECTIONS}, got '
-                             f'{selection!r}')
-        if threshold_rule not in THRESHOLD_RULES:
-            raise ValueError(f'threshold_rule must be one of '
-                             f'{THRESHOLD_RULES}, got {threshold_rule!r}')
-        if growth not in GROWTHS:
-            raise ValueError(f'growth must be one of {GROWTHS}, got '
-                             f'{growth!r}')
+        check_choice('selection', selection, SELECTIONS)
+        check_choice('threshold_rule', threshold_rule, THRESHOLD_RULES)
+        check_choice('growth', growth, GROWTHS)
         for name, value in (('cb_prop', cb_prop), ('local_prop', local_prop)):
             if not 0 <= value <= 1:
                 raise ValueError(f'{name} must be in [0, 1], got {value}')

@@ -10,6 +10,7 @@ import torch
 from mmengine.dist import get_rank
 from torch import Tensor
 
+from ..config_check import check_choice
 from ..fileio import BackgroundWriter, prefetch
 
 PLACES = ('auto', 'memory', 'disk')
@@ -71,9 +72,7 @@ class Top1Cache:
 
     def __init__(self, place: str, folder: str, num_images: int,
                  writer: BackgroundWriter) -> None:
-        if place not in PLACES:
-            raise ValueError(f'top1_cache must be one of {PLACES}, got '
-                             f'{place!r}')
+        check_choice('top1_cache', place, PLACES)
         self.place, self.folder = place, folder
         self.num_images, self.writer = num_images, writer
         self._items: list = []  # tensors, or file paths on disk

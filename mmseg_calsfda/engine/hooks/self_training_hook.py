@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
+from ...config_check import check_choice
 from ...models.losses import SymmetricCELoss
 from ...models.segmentors import has_value_head
 from ...pseudo_label.pseudo_label_pass import run_pseudo_label_pass
@@ -105,12 +106,9 @@ class SelfTrainingHook(Hook):
             raise ValueError(
                 f'epochs_per_round must be >= 1, got {epochs_per_round}')
         # checked before any training, not at the first pass
-        if top1_cache not in PLACES:
-            raise ValueError(f'SelfTrainingHook: top1_cache must be one of '
-                             f'{PLACES}, got {top1_cache!r}')
-        if label_bn_mode not in LABEL_BN_MODES:
-            raise ValueError(f'SelfTrainingHook: label_bn_mode must be one '
-                             f'of {LABEL_BN_MODES}, got {label_bn_mode!r}')
+        check_choice('top1_cache', top1_cache, PLACES, 'SelfTrainingHook')
+        check_choice('label_bn_mode', label_bn_mode, LABEL_BN_MODES,
+                     'SelfTrainingHook')
         self.label_bn_mode = label_bn_mode
         self._dataloader = dataloader
         self.top1_cache = top1_cache

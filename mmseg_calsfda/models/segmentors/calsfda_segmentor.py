@@ -10,6 +10,7 @@ from mmseg.utils import OptSampleList, SampleList, add_prefix
 from torch import Tensor
 
 from ...calibration import CLASS_AVERAGES, check_n_bins, classwise_ece
+from ...config_check import check_choice
 
 STAGES = ('source', 'value', 'target')
 VALUE_INPUTS = ('backbone', 'probs')
@@ -80,14 +81,9 @@ class CalSFDASegmentor(EncoderDecoder):
                  value_input: str = 'backbone',
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        if stage not in STAGES:
-            raise ValueError(f'stage must be one of {STAGES}, got {stage!r}')
-        if value_input not in VALUE_INPUTS:
-            raise ValueError(f'value_input must be one of {VALUE_INPUTS}, '
-                             f'got {value_input!r}')
-        if ece_class_average not in CLASS_AVERAGES:
-            raise ValueError(f'ece_class_average must be one of '
-                             f'{CLASS_AVERAGES}, got {ece_class_average!r}')
+        check_choice('stage', stage, STAGES)
+        check_choice('value_input', value_input, VALUE_INPUTS)
+        check_choice('ece_class_average', ece_class_average, CLASS_AVERAGES)
         if stage == 'value' and value_head is None:
             raise ValueError("stage='value' needs a value_head, e.g. "
                              "dict(type='ECEValueNetHead', in_channels=2048)")
