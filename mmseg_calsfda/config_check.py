@@ -6,6 +6,8 @@ holds it -- and a missing ``load_from`` only after the model has been built.
 :func:`check_config` looks at every typed entry the Runner will build and
 raises a ``KeyError``/``FileNotFoundError`` that names the key path.
 """
+import importlib.util
+import inspect
 import os
 import os.path as osp
 from typing import Any, Iterator, Optional, Sequence, Tuple
@@ -38,7 +40,8 @@ def check_choice(name: str, value: Any, choices: Sequence,
 
 # Keys of a model dict whose values are themselves models.
 _MODEL_KEYS = ('backbone', 'neck', 'decode_head', 'auxiliary_head',
-               'value_head', 'data_preprocessor', 'loss_decode', 'module')
+               'value_head', 'data_preprocessor', 'loss_decode', 'module',
+               'calibration_loss', 'decode_losses', 'auxiliary_losses')
 
 
 def _typed(node, path: str) -> Iterator[Tuple[str, dict]]:
@@ -93,27 +96,139 @@ def _entries(cfg: Config) -> Iterator[Tuple[str, dict, object]]:
             yield p, n, OPTIMIZERS
 
 
+# Packages a scoped type (``'mmpretrain.ConvNeXt'``) may need, by scope.
+OPTIONAL_PACKAGES = dict(mmdet='mmdet', mmpretrain='mmpretrain',
+                         mmcls='mmcls')
+
+
+def _check_optional_package(path: str, type_name: str) -> None:
+    """Raises ``ModuleNotFoundError`` if a scoped type's package is not
+    installed."""
+    scope = type_name.split('.')[0] if '.' in type_name else None
+    package = OPTIONAL_PACKAGES.get(scope)
+    if package and importlib.util.find_spec(package) is None:
+        raise ModuleNotFoundError(
+            f'{path}.type = {type_name!r} comes from {package}, which is not '
+            f'installed: pip install {package} (with mim: mim install '
+            f'{package}), or choose a network without it')
+
+
 def check_config(cfg: Config) -> None:
-    """Raises if a ``type`` is not registered or ``load_from`` is missing.
+    """Raises if a ``type`` is not registered or ``load_from`` is missing,
+    and checks the model as :func:`check_model` does.
 
     Args:
         cfg (Config): A loaded config (custom imports already done).
 
     Raises:
         KeyError: Names the key path, the type and the registry.
+        ModuleNotFoundError: Names the key path and the optional package.
         FileNotFoundError: Names ``load_from`` and the path.
+        ValueError: See :func:`check_model`.
     """
     for path, node, registry in _entries(cfg):
         type_name = node['type']
+        if isinstance(type_name, str):
+            _check_optional_package(path, type_name)
         if isinstance(type_name, str) and registry.get(type_name) is None:
             raise KeyError(
                 f'{path}.type = {type_name!r} is not registered in the '
                 f'{registry.scope}::{registry.name} registry (misspelt, or '
                 f'its module not imported by custom_imports?)')
+    check_model(cfg)
     load_from = cfg.get('load_from')
     if load_from and '://' not in load_from and not osp.isfile(load_from):
         raise FileNotFoundError(
             f'load_from = {load_from!r}: no such checkpoint file')
+
+
+def _accepted_keys(cls) -> set:
+    """Keyword arguments of ``cls`` and its bases' ``__init__``."""
+    keys = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is not None:
+            keys |= set(inspect.signature(init).parameters) - {
+                'self', 'args', 'kwargs'}
+    return keys
+
+
+def check_model(cfg: Config) -> None:
+    """Checks that a Cal-SFDA config's model can be wrapped.
+
+    * a config that inherits a stage recipe (``calsfda_model``) must use it
+      (``model = _base_.calsfda_model``);
+    * the network must be an encoder-decoder (or a cascade of them): keys
+      of other segmentors (SAN's or VPD's multimodal ones) are refused;
+    * every decode head must output per-pixel class logits (MaskFormer and
+      Mask2Former do not);
+    * a value head that reads the backbone must have its ``in_channels``.
+
+    Args:
+        cfg (Config): A loaded config.
+
+    Raises:
+        ValueError: Names the key at fault and the fix.
+    """
+    from .models.segmentors import CalSFDASegmentor
+    from .models.segmentors.head_losses import check_head
+    model = cfg.get('model') or {}
+    recipe = cfg.get('calsfda_model')
+    if recipe is not None and model.get('type') != recipe.get('type'):
+        raise ValueError(
+            f"model.type = {model.get('type')!r}, but this config inherits a "
+            f"Cal-SFDA stage recipe whose model is {recipe.get('type')!r}: "
+            'merge it into the network with  model = _base_.calsfda_model  '
+            "(README, 'Any MMSeg network')")
+    model_cls = MODELS.get(model.get('type', ''))
+    if not (inspect.isclass(model_cls)
+            and issubclass(model_cls, CalSFDASegmentor)):
+        return
+    unknown = sorted(k for k in set(model) - _accepted_keys(model_cls)
+                     if k != 'type' and not k.startswith('_'))
+    if unknown:
+        raise ValueError(
+            f'model.{unknown[0]}: {model.type} (an EncoderDecoder, or a '
+            f'cascade with num_stages) takes no {unknown}. The network '
+            'comes from a segmentor Cal-SFDA cannot wrap (e.g. SAN/VPD\'s '
+            'MultimodalEncoderDecoder, DepthEstimator); choose an '
+            'EncoderDecoder or CascadeEncoderDecoder network')
+    heads = model.get('decode_head')
+    for i, head in enumerate(heads if isinstance(heads, list) else [heads]):
+        if not isinstance(head, dict):
+            raise ValueError('model.decode_head: a Cal-SFDA model needs a '
+                             f'decode head config, got {head!r}')
+        check_head(head, 'model.decode_head' +
+                   (f'[{i}]' if isinstance(heads, list) else ''))
+    _check_value_head_channels(model)
+
+
+def _check_value_head_channels(model: dict) -> None:
+    """With ``value_input='backbone'``, the value head's ``in_channels``
+    must be those of the feature map it reads (builds the backbone and
+    neck once, without pretrained weights, on a 64 x 64 input)."""
+    from .models.segmentors import value_head_reads_backbone
+    if not value_head_reads_backbone(model):
+        return
+    import torch
+    head = model['value_head']
+    in_index = head.get('in_index', -1)
+    in_channels = head.get('in_channels', 2048)
+    network = [MODELS.build(dict(model['backbone'], init_cfg=None))]
+    if model.get('neck'):
+        network.append(MODELS.build(model['neck']))
+    feats = torch.zeros(1, 3, 64, 64)
+    with torch.no_grad():
+        for module in network:
+            module.eval()  # some backbones' train() returns None
+            feats = module(feats)
+    found = feats[in_index].shape[1]
+    if found != in_channels:
+        raise ValueError(
+            f'model.value_head.in_channels = {in_channels}, but the '
+            f'feature map it reads (model.value_head.in_index = {in_index}) '
+            f'has {found} channels: set in_channels={found}, or read the '
+            "class probabilities with model.value_input='probs'")
 
 
 def check_launcher_devices(launcher: str) -> None:

@@ -215,9 +215,9 @@ def test_value_head_unlike_stage_two_names_value_input(synthetic_root,
                                                       stage2, tmp_path):
     cfg = target_cfg(synthetic_root, tmp_path, stage2[1])
     cfg.model.value_input = 'backbone'  # stage 2 read the probabilities
-    cfg.model.value_head.in_channels = 64
+    cfg.model.value_head.in_channels = 128  # the backbone's, as it must be
     with pytest.raises(ValueError, match=r'value_head\.bn\.weight has shape '
-                       r'\(19,\), the model.s \(64,\).*value_input'):
+                       r'\(19,\), the model.s \(128,\).*value_input'):
         RUNNERS.build(cfg).train()
 
 

@@ -10,8 +10,15 @@ of the cumulative average with ``momentum=None``, without its bias when
 batches differ in size.
 Sums are all-reduced across ranks, so N processes give the statistics of the
 union of their data.
+
+A BatchNorm on globally pooled features (STDC's and BiSeNet's context
+paths, PSPNet's 1x1 pyramid level) sees one value per channel in a batch of
+one image, which train mode cannot normalise. :class:`OneValueGuard` lets
+such a forward normalise with the layer's running statistics instead (as in
+eval mode); the warm-up still accumulates the layer's inputs, so its new
+statistics are exact all the same.
 """
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import torch
 import torch.nn as nn
@@ -40,6 +47,45 @@ def select_bn_layers(model: nn.Module,
     if not layers:
         raise ValueError(f'no BatchNorm layer under modules={list(modules)}')
     return layers
+
+
+class OneValueGuard:
+    """While active, BatchNorm layers in train mode normalise a batch
+    with a single value per channel by their running statistics instead of
+    raising (``Expected more than 1 value per channel when training``).
+
+    Args:
+        layers (Iterable[_BatchNorm]): The layers to guard.
+    """
+
+    def __init__(self, layers: Iterable[_BatchNorm]) -> None:
+        self._switched: Set[int] = set()
+        self.handles = []
+        for layer in layers:
+            self.handles.append(layer.register_forward_pre_hook(self._before))
+            self.handles.append(layer.register_forward_hook(self._after))
+
+    def _before(self, layer: _BatchNorm, args: Tuple[Tensor]) -> None:
+        x = args[0]
+        if layer.training and x.numel() == x.shape[1]:
+            layer.training = False
+            self._switched.add(id(layer))
+
+    def _after(self, layer: _BatchNorm, args, output) -> None:
+        if id(layer) in self._switched:
+            self._switched.discard(id(layer))
+            layer.training = True
+
+    def remove(self) -> None:
+        """Removes the hooks."""
+        for handle in self.handles:
+            handle.remove()
+
+    def __enter__(self) -> 'OneValueGuard':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
 
 
 class _MomentAccumulator:
@@ -75,12 +121,16 @@ def _warmup_forward(model: nn.Module, inputs: Tensor,
                     modules: Sequence[str]) -> None:
     """Runs the parts of the model whose BatchNorm layers are warmed up."""
     feats = model.extract_feat(inputs)
+    metas = model._image_metas(inputs)
     logits = None
-    if any(m.split('.')[0] in ('decode_head', 'auxiliary_head')
-           for m in modules):
-        logits = model.decode_head.forward(feats)
+    if any(m.split('.')[0] == 'decode_head' for m in modules):
+        logits = model.decode_logits(feats, metas)
+    if any(m.split('.')[0] == 'auxiliary_head' for m in modules):
+        heads = model.auxiliary_head
+        for head in heads if isinstance(heads, nn.ModuleList) else [heads]:
+            head.forward(feats)
     if getattr(model, 'value_head', None) is not None:
-        model.value_head(model.value_inputs(feats, logits))
+        model.value_head(model.value_inputs(feats, logits, metas))
 
 
 @torch.no_grad()
@@ -113,6 +163,7 @@ def warmup_bn_stats(model: nn.Module,
         layer.train()
         accumulators.append(_MomentAccumulator(layer))
     batches = images = 0
+    guard = OneValueGuard(layer for _, layer in layers)
     try:
         for batch in data:
             if batches >= num_batches:
@@ -122,6 +173,7 @@ def warmup_bn_stats(model: nn.Module,
             batches += 1
             images += inputs.shape[0]
     finally:
+        guard.remove()
         for acc in accumulators:
             acc.handle.remove()
         model.train(was_training)

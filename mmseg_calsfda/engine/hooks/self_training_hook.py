@@ -15,7 +15,7 @@ from ...models.losses import SymmetricCELoss
 from ...models.segmentors import has_value_head
 from ...pseudo_label.pseudo_label_pass import run_pseudo_label_pass
 from ...pseudo_label.top1_cache import PLACES
-from ..bn_warmup import warmup_bn_stats
+from ..bn_warmup import OneValueGuard, warmup_bn_stats
 
 NORM_LAYERS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
 LABEL_BN_MODES = ('eval', 'train')
@@ -150,7 +150,7 @@ class SelfTrainingHook(Hook):
                 'SelfTrainingHook needs a model with a value head; adapt a '
                 'stage-2 checkpoint (configs/calsfda/*_value.py)')
         self._check_load_from(runner, model)
-        head_classes = model.decode_head.num_classes
+        head_classes = model.num_classes
         cfg = dict(self.labeler_cfg)
         cfg.setdefault('num_classes', head_classes)
         self.labeler = TASK_UTILS.build(cfg)
@@ -212,15 +212,16 @@ class SelfTrainingHook(Hook):
             warmup_bn_stats(runner.model, self._dataloader,
                             self.bn_warmup_batches,
                             modules=self.bn_warmup_modules)
+        norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
         if self.label_bn_mode == 'train':  # the reference labels so
-            for module in model.modules():
-                if isinstance(module, _BatchNorm):
-                    module.train()
+            for module in norms:
+                module.train()
         dataset = self._dataloader.dataset
-        summary = run_pseudo_label_pass(
-            runner.model, self._dataloader, self.labeler, round_idx,
-            self.out_dir, dataset.data_prefix['img_path'],
-            dataset.img_suffix, self.top1_cache)
+        with OneValueGuard(norms):  # pooled features, one image a batch
+            summary = run_pseudo_label_pass(
+                runner.model, self._dataloader, self.labeler, round_idx,
+                self.out_dir, dataset.data_prefix['img_path'],
+                dataset.img_suffix, self.top1_cache)
         self._train_dataset(runner).pseudo_label_dir = osp.join(
             self.out_dir, f'round_{round_idx}')
         for loss in model.modules():

@@ -4,6 +4,8 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmseg.registry import RUNNERS
 
+from ...config_check import check_config
+
 
 @RUNNERS.register_module()
 class CalSFDARunner(Runner):
@@ -22,6 +24,14 @@ class CalSFDARunner(Runner):
     exactly that file). Configs select it with ``runner_type``, so MMSeg's own
     ``tools/train.py`` (and ``mim train``) use it too.
     """
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'CalSFDARunner':
+        """Checks the config (:func:`check_config`) before building, so
+        that ``mim train`` and MMSeg's ``tools/train.py`` refuse bad input
+        as this repository's tools do."""
+        check_config(cfg)
+        return super().from_cfg(cfg)
 
     def load_or_resume(self) -> None:
         if self._resume and self._load_from is not None and \

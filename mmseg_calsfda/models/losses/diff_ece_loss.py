@@ -80,8 +80,9 @@ class DiffECELoss(nn.Module):
         """Computes the weighted class-level ECE of a batch.
 
         Args:
-            cls_score (Tensor): ``N x C x H x W`` logits.
-            label (Tensor): ``N x H x W`` ground truth.
+            cls_score (Tensor): ``N x C x H x W`` logits, or ``N x C x P``
+                logits of sampled points (PointRend's point head).
+            label (Tensor): ``N x H x W`` (or ``N x P``) ground truth.
             weight (Tensor, optional): ``N x H x W`` pixel weights from a
                 pixel sampler. Defaults to None.
             ignore_index (int): Label value to ignore. Defaults to 255.
@@ -89,6 +90,9 @@ class DiffECELoss(nn.Module):
         Returns:
             Tensor: Scalar loss (float32).
         """
+        if cls_score.dim() == 3:  # points: one row of P pixels
+            cls_score, label = cls_score[:, :, None], label[:, None]
+            weight = None if weight is None else weight[:, None]
         self._check_inputs(cls_score, label, ignore_index)
         if self.loss_weight == 0:
             # Keeps the graph connected (DDP) without computing anything.

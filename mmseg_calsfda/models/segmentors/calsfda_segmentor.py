@@ -1,7 +1,8 @@
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmseg.models.decode_heads import PointHead
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
@@ -11,6 +12,7 @@ from torch import Tensor
 
 from ...calibration import CLASS_AVERAGES, check_n_bins, classwise_ece
 from ...config_check import check_choice
+from .head_losses import with_head_losses
 
 STAGES = ('source', 'value', 'target')
 VALUE_INPUTS = ('backbone', 'probs')
@@ -56,6 +58,14 @@ class CalSFDASegmentor(EncoderDecoder):
     :meth:`predict` works as in MMSeg and, with a value head, also puts the
     estimate in each data sample's metainfo as ``est_ece``.
 
+    Any MMSeg network works as the encoder-decoder: set this type in place of
+    ``EncoderDecoder`` or ``CascadeEncoderDecoder`` (with ``num_stages``, the
+    decode heads form a cascade, e.g. OCRNet, PointRend). A stage's losses
+    are arguments, placed in the network's own heads (see
+    :mod:`.head_losses`), so a stage config works for any network; the value
+    head, the pseudo-labels and the estimates read the *final* semantic
+    logits (:meth:`decode_logits`).
+
     Args:
         value_head (dict, optional): Config of the value head, e.g.
             ``dict(type='ECEValueNetHead', in_channels=2048)``.
@@ -68,6 +78,22 @@ class CalSFDASegmentor(EncoderDecoder):
         ece_class_average (str): ``'all'`` or ``'present'``.
         value_input (str): ``'backbone'`` or ``'probs'`` (see above).
             Defaults to ``'backbone'``.
+        num_stages (int, optional): Number of cascaded decode heads
+            (``decode_head`` is then a list), as in
+            ``CascadeEncoderDecoder``. Defaults to None (one head).
+        calibration_loss (dict, optional): A loss on the final semantic
+            logits, e.g. ``dict(type='DiffECELoss')`` (stage 1), appended to
+            the final head's ``loss_decode``. Defaults to None.
+        calibrate_auxiliary (bool): Append ``calibration_loss`` to the
+            auxiliary heads' (and a cascade's earlier stages') losses too.
+            Defaults to False.
+        decode_losses (list[dict], optional): Replace the final head's
+            ``loss_decode`` (stage 3: the pseudo-label losses). Defaults to
+            None (the network's own).
+        auxiliary_losses (str | list[dict]): ``'keep'`` the auxiliary heads'
+            (and earlier cascade stages') own losses; ``'off'``: build no
+            auxiliary head, earlier cascade stages run without a loss; or a
+            list that replaces their ``loss_decode``. Defaults to ``'keep'``.
         **kwargs: Arguments of :class:`EncoderDecoder`.
     """
 
@@ -79,7 +105,18 @@ class CalSFDASegmentor(EncoderDecoder):
                  ece_temperature: Optional[float] = 1e-5,
                  ece_class_average: str = 'all',
                  value_input: str = 'backbone',
+                 num_stages: Optional[int] = None,
+                 calibration_loss: Optional[dict] = None,
+                 calibrate_auxiliary: bool = False,
+                 decode_losses: Optional[List[dict]] = None,
+                 auxiliary_losses: Union[str, List[dict]] = 'keep',
                  **kwargs) -> None:
+        self.num_stages = self._check_num_stages(num_stages,
+                                                 kwargs.get('decode_head'))
+        kwargs['decode_head'], kwargs['auxiliary_head'] = with_head_losses(
+            kwargs.get('decode_head'), kwargs.get('auxiliary_head'),
+            calibration_loss, calibrate_auxiliary, decode_losses,
+            auxiliary_losses)
         super().__init__(**kwargs)
         check_choice('stage', stage, STAGES)
         check_choice('value_input', value_input, VALUE_INPUTS)
@@ -100,12 +137,123 @@ class CalSFDASegmentor(EncoderDecoder):
         for module in self.frozen_modules():
             module.requires_grad_(False)
 
+    @staticmethod
+    def _check_num_stages(num_stages: Optional[int],
+                          decode_head) -> Optional[int]:
+        """A cascade has a list of ``num_stages`` heads, one head has no
+        ``num_stages``."""
+        is_list = isinstance(decode_head, (list, tuple))
+        if num_stages is None and not is_list:
+            return None
+        if not is_list or len(decode_head) != num_stages:
+            found = len(decode_head) if is_list else 'one dict'
+            raise ValueError(
+                f'model.num_stages = {num_stages!r} but model.decode_head '
+                f'is {found}: a cascade (CascadeEncoderDecoder) lists '
+                'num_stages heads; one head takes no num_stages')
+        return num_stages
+
+    def _init_decode_head(self, decode_head) -> None:
+        """One head, or a cascade of ``num_stages`` heads."""
+        if self.num_stages is None:
+            super()._init_decode_head(decode_head)
+            return
+        self.decode_head = nn.ModuleList(
+            MODELS.build(cfg) for cfg in decode_head)
+        last = self.decode_head[-1]
+        self.align_corners = last.align_corners
+        self.num_classes = last.num_classes
+        self.out_channels = last.out_channels
+
+    @property
+    def final_head(self) -> nn.Module:
+        """The decode head that makes the final semantic logits."""
+        if self.num_stages is None:
+            return self.decode_head
+        return self.decode_head[-1]
+
+    def decode_logits(self,
+                      feats: Sequence[Tensor],
+                      batch_img_metas: Optional[List[dict]] = None) -> Tensor:
+        """The final semantic logits of the decode head(s), ``N x C x h x
+        w`` at the final head's resolution.
+
+        A cascade runs its stages in turn; PointRend's point head refines
+        its input by subdivision (at the input size, which then comes from
+        ``batch_img_metas``). Of K-Net's stages, the last.
+
+        Args:
+            feats (Sequence[Tensor]): Backbone (and neck) outputs.
+            batch_img_metas (list[dict], optional): Image metas; needed by
+                PointRend only.
+
+        Returns:
+            Tensor: The logits.
+        """
+        if self.num_stages is None:
+            out = self.decode_head.forward(feats)
+            return out[-1] if isinstance(out, (list, tuple)) else out
+        out = self.decode_head[0].forward(feats)
+        for head in self.decode_head[1:-1]:
+            out = head.forward(feats, out)
+        last = self.decode_head[-1]
+        if isinstance(last, PointHead):
+            if batch_img_metas is None:
+                raise ValueError('PointRend refines logits at the input '
+                                 'size: decode_logits needs batch_img_metas')
+            return last.predict(feats, out, batch_img_metas, self.test_cfg)
+        return last.forward(feats, out)
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """Final semantic logits at the input size (MMSeg's inference)."""
+        logits = self.decode_logits(self.extract_feat(inputs),
+                                    batch_img_metas)
+        return self.final_head.predict_by_feat(logits, batch_img_metas)
+
+    def _decode_head_forward_train(self, inputs: List[Tensor],
+                                   data_samples: SampleList) -> dict:
+        """The decode heads' losses; a cascade's as in
+        ``CascadeEncoderDecoder`` (each stage on the previous one's output).
+        """
+        if self.num_stages is None:
+            return super()._decode_head_forward_train(inputs, data_samples)
+        losses = dict()
+        out = None
+        for i, head in enumerate(self.decode_head):
+            if i == 0:
+                loss = head.loss(inputs, data_samples, self.train_cfg)
+            else:
+                loss = head.loss(inputs, out, data_samples, self.train_cfg)
+            losses.update(add_prefix(loss, f'decode_{i}'))
+            if i < self.num_stages - 1:
+                out = head.forward(inputs) if i == 0 else head.forward(
+                    inputs, out)
+        return losses
+
+    def _forward(self,
+                 inputs: Tensor,
+                 data_samples: OptSampleList = None) -> Tensor:
+        """The final semantic logits, without post-processing."""
+        metas = [s.metainfo for s in data_samples] if data_samples else \
+            self._image_metas(inputs)
+        return self.decode_logits(self.extract_feat(inputs), metas)
+
+    @staticmethod
+    def _image_metas(inputs: Tensor) -> List[dict]:
+        """Metas of unpadded, unresized inputs."""
+        shape = tuple(inputs.shape[2:])
+        return [
+            dict(ori_shape=shape, img_shape=shape, pad_shape=shape,
+                 padding_size=[0, 0, 0, 0]) for _ in range(inputs.shape[0])
+        ]
+
     def _value_head_cfg(self, cfg: dict) -> dict:
         """With ``value_input='probs'`` the head reads one map of
         ``num_classes`` channels."""
         if self.value_input == 'backbone':
             return cfg
-        classes = self.decode_head.num_classes
+        classes = self.num_classes
         if (cfg.get('in_channels', classes) != classes
                 or cfg.get('in_index', -1) not in (0, -1)):
             raise ValueError(
@@ -120,15 +268,19 @@ class CalSFDASegmentor(EncoderDecoder):
     def with_value_head(self) -> bool:
         return self.value_head is not None
 
-    def value_inputs(self,
-                     feats: Sequence[Tensor],
-                     seg_logits: Optional[Tensor] = None) -> Tuple[Tensor]:
+    def value_inputs(
+            self,
+            feats: Sequence[Tensor],
+            seg_logits: Optional[Tensor] = None,
+            batch_img_metas: Optional[List[dict]] = None) -> Tuple[Tensor]:
         """What the value head reads (see ``value_input``).
 
         Args:
             feats (tuple[Tensor]): Backbone (and neck) outputs.
-            seg_logits (Tensor, optional): The decode head's output on
+            seg_logits (Tensor, optional): :meth:`decode_logits` of
                 ``feats``, if already computed.
+            batch_img_metas (list[dict], optional): For
+                :meth:`decode_logits`.
 
         Returns:
             tuple[Tensor]: ``feats``, or ``(softmax(seg_logits), )``.
@@ -136,7 +288,7 @@ class CalSFDASegmentor(EncoderDecoder):
         if self.value_input == 'backbone':
             return feats
         if seg_logits is None:
-            seg_logits = self.decode_head.forward(feats)
+            seg_logits = self.decode_logits(feats, batch_img_metas)
         return (seg_logits.softmax(dim=1, dtype=torch.float32), )
 
     def frozen_modules(self) -> List[nn.Module]:
@@ -163,7 +315,8 @@ class CalSFDASegmentor(EncoderDecoder):
             return super().loss(inputs, data_samples)
         with torch.set_grad_enabled(not self.freeze_segmentor):
             feats = self.extract_feat(inputs)
-            seg_logits = self.decode_head.forward(feats)
+            seg_logits = self.decode_logits(
+                feats, [sample.metainfo for sample in data_samples])
         target = self.true_ece(seg_logits, data_samples)
         losses = self.value_head.loss(
             self.value_inputs(feats, seg_logits), target)
@@ -173,7 +326,7 @@ class CalSFDASegmentor(EncoderDecoder):
                  data_samples: SampleList) -> Tensor:
         """Detached per-image class-level ECE of ``seg_logits`` against the
         ground truth (the value head's regression target)."""
-        head = self.decode_head
+        head = self.final_head
         label = head._stack_batch_gt(data_samples)
         seg_logits = resize(
             seg_logits.detach(), size=label.shape[2:], mode='bilinear',
@@ -194,7 +347,9 @@ class CalSFDASegmentor(EncoderDecoder):
                 "config (model.stage='value', e.g. "
                 'configs/calsfda/deeplabv2_r101_gta5_value.py)')
         feats = self.extract_feat(inputs)
-        return self.value_head(self.value_inputs(feats)).squeeze(1)
+        return self.value_head(
+            self.value_inputs(feats, None,
+                              self._image_metas(inputs))).squeeze(1)
 
     def predict(self,
                 inputs: Tensor,
@@ -207,26 +362,22 @@ class CalSFDASegmentor(EncoderDecoder):
             return super().predict(inputs, data_samples)
         if data_samples is None:
             data_samples = [
-                SegDataSample(
-                    metainfo=dict(
-                        ori_shape=inputs.shape[2:],
-                        img_shape=inputs.shape[2:],
-                        pad_shape=inputs.shape[2:],
-                        padding_size=[0, 0, 0, 0]))
-                for _ in range(inputs.shape[0])
+                SegDataSample(metainfo=meta)
+                for meta in self._image_metas(inputs)
             ]
         batch_img_metas = [sample.metainfo for sample in data_samples]
         feats = self.extract_feat(inputs)
         logits = None
         if self.test_cfg.get('mode', 'whole') == 'whole':
-            logits = self.decode_head.forward(feats)
-            seg_logits = self.decode_head.predict_by_feat(
+            logits = self.decode_logits(feats, batch_img_metas)
+            seg_logits = self.final_head.predict_by_feat(
                 logits, batch_img_metas)
         else:
             seg_logits = self.inference(inputs, batch_img_metas)
         # kept on the device, as seg_logits are: reading them back here
         # would make the host wait for the network on every batch
-        estimates = self.value_head(self.value_inputs(feats, logits))
+        estimates = self.value_head(
+            self.value_inputs(feats, logits, batch_img_metas))
         estimates = estimates.squeeze(1).float()
         results = self.postprocess_result(seg_logits, data_samples)
         for sample, estimate in zip(results, estimates):
