@@ -37,6 +37,27 @@ def _set_pipeline_sizes(pipeline: list, scale: Tuple[int, int],
             step['crop_size'] = crop
 
 
+def _shrink_network(model: ConfigDict, depth: int,
+                    base_channels: int) -> None:
+    """A small ResNetV1c (or one-layer-per-stage MiT) of ``base_channels``
+    width, the decode head (and a backbone-reading value head) to match."""
+    if model.backbone.type == 'MixVisionTransformer':
+        dims = [base_channels * 2**i for i in range(4)]
+        model.backbone.update(embed_dims=base_channels,
+                              num_layers=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
+                              init_cfg=None)
+        feat_channels = dims[-1]
+        model.decode_head.update(in_channels=dims, channels=base_channels * 2)
+    else:
+        feat_channels = base_channels * 8
+        model.backbone.update(depth=depth, base_channels=base_channels)
+        model.decode_head.in_channels = feat_channels
+    if model.decode_head.type == 'DLV2Head':
+        model.decode_head.dilations = (2, 4, 6, 8)
+    if value_head_reads_backbone(model):
+        model.value_head.in_channels = feat_channels
+
+
 def shrink_config(cfg: Config,
                   data_dir: str,
                   work_dir: str,
@@ -49,7 +70,8 @@ def shrink_config(cfg: Config,
                   depth: int = 18,
                   base_channels: int = 64,
                   lr: Optional[float] = None,
-                  seed: int = 0) -> Config:
+                  seed: int = 0,
+                  network: bool = True) -> Config:
     """Adapts a stage config for a small CPU run (in place).
 
     Args:
@@ -71,6 +93,9 @@ def shrink_config(cfg: Config,
             MixVisionTransformer gets one layer per stage and this width).
         lr (float, optional): Learning rate; None keeps the config's.
         seed (int): Random seed.
+        network (bool): Shrink the network (a ResNetV1c or MiT backbone
+            and its decode head) as ``depth``/``base_channels`` say; False
+            keeps any network as its config defines it.
 
     Returns:
         Config: ``cfg``.
@@ -80,21 +105,8 @@ def shrink_config(cfg: Config,
     model.pretrained = None
     if model.data_preprocessor.get('size') is not None:
         model.data_preprocessor.size = (crop, crop)  # else: whole images
-    if model.backbone.type == 'MixVisionTransformer':
-        dims = [base_channels * 2**i for i in range(4)]
-        model.backbone.update(embed_dims=base_channels,
-                              num_layers=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
-                              init_cfg=None)
-        feat_channels = dims[-1]
-        model.decode_head.update(in_channels=dims, channels=base_channels * 2)
-    else:
-        feat_channels = base_channels * 8
-        model.backbone.update(depth=depth, base_channels=base_channels)
-        model.decode_head.in_channels = feat_channels
-    if model.decode_head.type == 'DLV2Head':
-        model.decode_head.dilations = (2, 4, 6, 8)
-    if value_head_reads_backbone(model):
-        model.value_head.in_channels = feat_channels
+    if network:
+        _shrink_network(model, depth, base_channels)
 
     for loader in _loaders(cfg):
         dataset = loader.dataset

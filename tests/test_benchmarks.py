@@ -53,3 +53,12 @@ def test_loss_section_compares_with_cross_entropy(run_all):
                     'loss_vs_ce', 'loss_vs_ce_bf16', 'ce_fwd_bwd_s',
                     'ce_bf16_fwd_bwd_s', 'diffece_bf16_fwd_bwd_s')
     assert 'loss_vs_ce bf16' in run_all.table(dict(loss=result))
+
+
+@pytest.mark.parametrize('network', ['deeplabv2', 'segformer'])
+def test_step_section_on_each_network(run_all, network):
+    result = run_all.step('cpu', dict(batch=2, size=64, depth=18, reps=1),
+                          amp=False, network=network)
+    finite_positive(result, 'ce_step_s', 'ce_diffece_step_s',
+                    'diffece_step_overhead')
+    assert result['network'] == network

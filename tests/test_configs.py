@@ -56,7 +56,7 @@ def test_config_builds(path):
         assert preprocessor.size is None and preprocessor.size_divisor
     cfg.model.pretrained = None  # never download in tests
     model = MODELS.build(cfg.model)
-    num_classes = model.decode_head.num_classes
+    num_classes = model.num_classes
     dataset = cfg.train_dataloader.dataset
     classes = (dataset.get('metainfo') or {}).get(
         'classes', DATASETS.get(dataset.type).METAINFO['classes'])
@@ -66,8 +66,11 @@ def test_config_builds(path):
 def test_source_stage_selects_lowest_cece():
     cfg = Config.fromfile(
         osp.join(ROOT, 'configs/calsfda/deeplabv2_r101_gta5_source.py'))
-    losses = [loss['type'] for loss in cfg.model.decode_head.loss_decode]
-    assert losses == ['CrossEntropyLoss', 'DiffECELoss']
+    assert cfg.model.calibration_loss.type == 'DiffECELoss'
+    model = MODELS.build(dict(cfg.model, pretrained=None))
+    # placed after the network's own CE
+    assert [type(loss).__name__ for loss in model.decode_head.loss_decode
+            ] == ['CrossEntropyLoss', 'DiffECELoss']
     assert cfg.default_hooks.checkpoint.save_best == 'cECE'
     assert cfg.default_hooks.checkpoint.rule == 'less'
     metrics = [m['type'] for m in cfg.val_evaluator]

@@ -193,8 +193,7 @@ def run_source_stage(args, size, data_dir, ece_loss: bool = True) -> dict:
                        'stage1_source' if ece_loss else 'stage1_ce_only',
                        size['iters'], lr=0.01)
     if not ece_loss:
-        cfg.model.decode_head.loss_decode = \
-            cfg.model.decode_head.loss_decode[:1]
+        cfg.model.calibration_loss = None
         cfg.custom_hooks = []
     RUNNERS.build(cfg).train()
     ckpt = best_checkpoint(cfg.work_dir)

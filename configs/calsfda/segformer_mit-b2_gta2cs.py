@@ -1,10 +1,10 @@
-# Stage 3 with SegFormer (MiT-B2): GTA5 -> Cityscapes adaptation; same
-# recipe as deeplabv2_gta2cs.py.
+# Cal-SFDA stage 3 with SegFormer (MiT-B2): GTA5 -> Cityscapes
+# (../_base_/calsfda/target_gta2cs.py). The first epoch of a round trains
+# MiT's LayerNorm affine parameters.
 _base_ = [
-    './deeplabv2_gta2cs.py', '../_base_/models/segformer_mit-b2_parts.py'
+    '../_base_/models/segformer_mit-b2.py',
+    '../_base_/calsfda/target_gta2cs.py'
 ]
 
 load_from = 'work_dirs/segformer_mit-b2_gta5_value/best_ece_mse.pth'
-model = dict(
-    backbone={{_base_.mit_b2_backbone_from_checkpoint}},
-    decode_head={{_base_.segformer_head}})
+model = _base_.calsfda_model

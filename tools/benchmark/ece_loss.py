@@ -52,7 +52,11 @@ def parse_args():
     parser.add_argument('--loss-size', type=int, default=None,
                         help='spatial size for the loss-alone benchmarks '
                         '(default: --size)')
-    parser.add_argument('--depth', type=int, default=101)
+    parser.add_argument('--depth', type=int, default=101,
+                        help='ResNet depth (DeepLabV2)')
+    parser.add_argument('--network', choices=sorted(STEP_CONFIGS),
+                        default='deeplabv2',
+                        help='the network of the step benchmark')
     parser.add_argument('--reps', type=int, default=10)
     parser.add_argument('--loop-reps', type=int, default=2)
     parser.add_argument('--amp', action='store_true',
@@ -133,13 +137,19 @@ def bench_loss(args, size: int, profile: Optional[str] = None) -> dict:
     return result
 
 
+# networks of the step benchmark: their shipped stage-1 configs
+STEP_CONFIGS = dict(deeplabv2='deeplabv2_r101_gta5_source.py',
+                    segformer='segformer_mit-b2_gta5_source.py')
+
+
 def build_model(args, with_ece: bool):
+    """The stage-1 model of ``args.network``, with or without DiffECE."""
     from mmseg.registry import MODELS
-    cfg = stage_config('deeplabv2_r101_gta5_source.py', args.depth)
+    cfg = stage_config(STEP_CONFIGS[getattr(args, 'network', 'deeplabv2')],
+                       args.depth)
     cfg.model.data_preprocessor.size = (args.size, args.size)
     if not with_ece:
-        cfg.model.decode_head.loss_decode = cfg.model.decode_head.loss_decode[
-            :1]
+        cfg.model.calibration_loss = None
     return MODELS.build(cfg.model).to(args.device)
 
 
@@ -192,7 +202,8 @@ def bench_step(args, profile: Optional[str] = None) -> dict:
     if profile:
         write_profile(lambda: [steps['ce_diffece']() for _ in range(3)],
                       args.device, profile)
-    result.update(batch=args.batch, size=args.size, depth=args.depth,
+    result.update(network=getattr(args, 'network', 'deeplabv2'),
+                  batch=args.batch, size=args.size, depth=args.depth,
                   amp='bf16' if args.amp else 'fp32')
     return result
 

@@ -15,16 +15,21 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def stage_config(name: str, depth: int):
-    """A shipped stage config (``configs/calsfda/<name>``) with a ResNet of
-    ``depth`` and plain BN (one process: no SyncBN), no pretrained weights.
+    """A shipped stage config (``configs/calsfda/<name>``) with plain BN
+    (one process: no SyncBN), no pretrained weights, and a ResNet backbone
+    of ``depth`` (other backbones keep their size).
     """
     from mmengine.config import Config
 
     from mmseg_calsfda.models.segmentors import value_head_reads_backbone
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'calsfda', name))
     cfg.model.pretrained = None
-    cfg.model.backbone.update(depth=depth,
-                              norm_cfg=dict(type='BN', requires_grad=True))
+    cfg.model.backbone.init_cfg = None
+    bn = dict(type='BN', requires_grad=True)
+    cfg.model.decode_head.norm_cfg = bn
+    if 'ResNet' not in cfg.model.backbone.type:
+        return cfg
+    cfg.model.backbone.update(depth=depth, norm_cfg=bn)
     if depth < 50:  # BasicBlock ResNets end with 512 channels, not 2048
         cfg.model.decode_head.in_channels = 512
         if value_head_reads_backbone(cfg.model):

@@ -7,8 +7,9 @@ Writes ``benchmarks/results/<device>-<date>.json`` and prints a table. All
 numbers that matter are ratios measured in this one run (medians after
 warm-up, CUDA-synchronised):
 
-* ``diffece_step_overhead``: DeepLabV2 train step CE + DiffECE / CE only
-  (fp32, and bf16 AMP on CUDA), with peak memory;
+* ``diffece_step_overhead``: stage-1 train step CE + DiffECE / CE only
+  (fp32, and bf16 AMP on CUDA), with peak memory, for DeepLabV2 and for
+  SegFormer (MiT-B2), both built from their shipped stage-1 configs;
 * ``loss_vs_loop`` / ``loss_vs_torchmetrics`` / ``loss_vs_ce``: the loss
   alone (the last vs cross-entropy, on fp32 logits and on bf16 logits
   under autocast);
@@ -71,10 +72,12 @@ def parse_args():
 
 
 def step(device: str, sizes: dict, amp: bool,
-         profile: Optional[str] = None) -> dict:
+         profile: Optional[str] = None,
+         network: str = 'deeplabv2') -> dict:
     return ece_loss.bench_step(argparse.Namespace(
         device=device, batch=sizes['batch'], size=sizes['size'],
-        depth=sizes['depth'], reps=sizes['reps'], amp=amp), profile)
+        depth=sizes['depth'], reps=sizes['reps'], amp=amp,
+        network=network), profile)
 
 
 def loss(device: str, sizes: dict, profile: Optional[str] = None) -> dict:
@@ -168,6 +171,10 @@ def table(result: dict) -> str:
              'diffece_step_overhead'),
             ('diffece_step_overhead bf16', 'step_bf16',
              'diffece_step_overhead'),
+            ('diffece_step_overhead SegFormer fp32', 'step_segformer_fp32',
+             'diffece_step_overhead'),
+            ('diffece_step_overhead SegFormer bf16', 'step_segformer_bf16',
+             'diffece_step_overhead'),
             ('loss_vs_loop', 'loss', 'loss_vs_loop'),
             ('loss_vs_torchmetrics', 'loss', 'loss_vs_torchmetrics'),
             ('loss_vs_ce fp32 (DiffECE / CE, fwd + bwd)', 'loss',
@@ -213,6 +220,10 @@ def sections(device: str, sizes: dict,
         step_fp32=lambda: step(device, sizes, amp=False),
         step_bf16=lambda: step(device, sizes, amp=True,
                                profile=profile('step_bf16')),
+        step_segformer_fp32=lambda: step(device, sizes, amp=False,
+                                         network='segformer'),
+        step_segformer_bf16=lambda: step(device, sizes, amp=True,
+                                         network='segformer'),
         loss=lambda: loss(device, sizes, profile('loss')),
         ece_metric=lambda: ece_metric_stream(device, sizes),
         pseudo_label=lambda: pseudo_label_pass.measure(argparse.Namespace(
@@ -239,7 +250,8 @@ def main():
     benchmarks = sections(args.device, sizes,
                           args.out_dir if args.profile else None)
     if not args.device.startswith('cuda'):
-        del benchmarks['step_bf16']  # AMP is a CUDA feature here
+        # AMP is a CUDA feature here
+        del benchmarks['step_bf16'], benchmarks['step_segformer_bf16']
     for section, run in benchmarks.items():
         if args.only and section not in args.only:
             continue
