@@ -15,6 +15,7 @@ checked per architecture:
   the decode head trained, and the checkpoint was selected by estimated ECE.
 """
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -33,6 +34,8 @@ from tests.utils import ROOT, scalars
 
 RECIPES = osp.join(ROOT, 'configs', '_base_', 'calsfda')
 NUM_CLASSES = 19
+# e.g. 'bfloat16': every stage under AMP (CUDA; tools/benchmark/gpu_checks.sh)
+AMP = os.environ.get('CALSFDA_TEST_AMP')
 
 # name: (MMSeg network config, options of model for a small CPU run)
 ARCHITECTURES = {
@@ -106,6 +109,8 @@ def _stage_cfg(tmp_path, network: str, recipe: str, overrides: dict,
                         image_size=(64, 128), crop=64, num_evals=1,
                         batch_size=2, lr=1e-3, network=False, **kwargs)
     cfg.default_hooks.logger.interval = 1
+    if AMP:
+        cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype=AMP)
     return cfg
 
 
@@ -146,7 +151,7 @@ def _recorded_predictions(monkeypatch) -> dict:
         for sample in results:
             # the first: the pseudo-label pass, before any training
             predictions.setdefault(sample.img_path,
-                                   sample.pred_sem_seg.data[0].numpy())
+                                   sample.pred_sem_seg.data[0].cpu().numpy())
         return results
 
     monkeypatch.setattr(CalSFDASegmentor, 'predict', spy)

@@ -7,7 +7,7 @@
 #
 # OUT_DIR gets env.txt, the benchmark JSON, bench.log, profiles of the bf16
 # step, the loss and one pseudo-label pass (<section>_profile.txt) and
-# cuda_tests.log (and suite.log, see the end).
+# cuda_tests.log (and model_zoo.log, suite.log: see the end).
 # Each part has its own time limit (BENCH_TIMEOUT, TEST_TIMEOUT seconds), so
 # a hang in one still leaves the other's results.
 set -u
@@ -39,6 +39,16 @@ timeout "${TEST_TIMEOUT:-240}" $py -m pytest -q -rs -p no:cacheprovider \
     tests/test_cuda.py > "$out/cuda_tests.log" 2>&1
 echo "CUDA tests: exit $? after $((SECONDS - start)) s"
 tail -n 40 "$out/cuda_tests.log"
+
+# Optionally the model-zoo matrix (11 MMSeg networks, three stages each)
+# with every stage under bf16 AMP: ZOO_TIMEOUT=seconds.
+if [ -n "${ZOO_TIMEOUT:-}" ]; then
+    start=$SECONDS
+    CALSFDA_TEST_AMP=bfloat16 timeout "$ZOO_TIMEOUT" $py -m pytest -q \
+        -p no:cacheprovider tests/test_model_zoo.py > "$out/model_zoo.log" 2>&1
+    echo "model-zoo matrix (bf16 AMP): exit $? after $((SECONDS - start)) s"
+    grep -E "^(FAILED|ERROR)|passed|failed" "$out/model_zoo.log" | tail -n 15
+fi
 
 # Optionally the whole suite on this machine (its torch/numpy, models on
 # CUDA): SUITE_TIMEOUT=seconds, run with pytest-xdist if it is installed.
