@@ -11,6 +11,15 @@ def test_demo_tiny(tmp_path):
     res = run_cli([sys.executable, 'tools/demo.py', '--tiny', '--work-dir',
                    str(tmp_path)], timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    # the console: stage headers, progress bars, the result table; the
+    # Runners' logs (environment dumps, per-iteration lines) in log files
+    lines = [line for line in res.stdout.splitlines()
+             if not line.startswith('[')]  # progress bars
+    assert len(lines) < 60, res.stdout[-3000:]
+    assert sum(line.startswith('== stage') for line in lines) == 4
+    assert '| adapted (ECE-selected) | target val |' in res.stdout
+    assert 'System environment' not in res.stdout + res.stderr
+    assert 'System environment' in (tmp_path / 'console.log').read_text()
     results = json.loads((tmp_path / 'results.json').read_text())
     keys = {'source_val_mIoU', 'target_mIoU', 'target_ECE', 'target_cECE'}
     assert keys <= set(results['source_only'])

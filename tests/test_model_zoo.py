@@ -220,6 +220,8 @@ def test_three_stages_on_model_zoo_network(name, synthetic_root, tmp_path,
     selection = json.loads(
         (tmp_path / 'target' / 'selection.json').read_text())
     assert 'estECE' in selection['selected']
+    # the other label-free criteria, recorded beside it
+    assert {'entropy', 'max_prob'} <= set(selection['selected'])
 
 
 def test_cascade_final_logits_differ_from_first_stage(synthetic_root):

@@ -495,3 +495,24 @@ def test_local_selection_keeps_k_plus_ties_on_saturated_outputs(round_idx):
         above, at = int((image > kth).sum()), int((image == kth).sum())
         assert above < k <= above + at
         assert int(kept.sum()) == above + at
+
+
+def test_without_ece_scaling_thresholds_and_labels_ignore_the_estimates():
+    """CBST (ece_scaling=False): the class quantiles of the unscaled top-1
+    probabilities, whatever the estimates; with scaling they differ."""
+    probs, est = outputs(h=60, w=50)
+    cbst = build(ece_scaling=False)
+    tau = refined_thresholds(cbst, probs, est, 0)
+    conf, pred = probs.max(1)
+    for c in range(C):
+        s = conf[pred == c].numpy()
+        if len(s):
+            assert float(tau[c]) == kth_largest(s, 0.15)
+    other = build(ece_scaling=False)
+    tau_other = refined_thresholds(other, probs, torch.rand(len(est)), 0)
+    torch.testing.assert_close(tau, tau_other)
+    labels = cbst.label(probs, est, tau, 0)
+    torch.testing.assert_close(labels, other.label(
+        probs, torch.zeros_like(est), tau_other, 0))
+    scaled = refined_thresholds(build(), probs, est, 0)
+    assert not torch.allclose(scaled, tau)

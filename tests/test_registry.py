@@ -13,8 +13,9 @@ def test_components_are_registered_in_mmseg_scope():
     expected = {
         MODELS: ['DiffECELoss', 'DLV2Head', 'ECEValueNetHead',
                  'CalSFDASegmentor'],
-        METRICS: ['ECEMetric', 'EstimatedECEMetric'],
-        HOOKS: ['ECELossWarmupHook', 'ECECheckpointHook', 'BNWarmupHook'],
+        METRICS: ['ECEMetric', 'EstimatedECEMetric', 'ConfidenceMetric'],
+        HOOKS: ['ECELossWarmupHook', 'ECECheckpointHook', 'BNWarmupHook',
+                'ProgressBarHook', 'SelfTrainingHook'],
         DATASETS: ['GTA5Dataset', 'SynthiaDataset',
                    'CheckedCityscapesDataset'],
     }

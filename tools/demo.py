@@ -27,7 +27,10 @@
 5. writes ``WORK_DIR/results.json`` and ``results.md``.
 
 Each stage runs the real config from ``configs/calsfda/`` at CPU size
-(``mmseg_calsfda.toy.shrink_config``).
+(``mmseg_calsfda.toy.shrink_config``). The console shows a header and a
+progress bar per stage and the result table; everything the Runners print
+goes to ``WORK_DIR/console.log`` (each run also keeps its full log under
+``WORK_DIR/<stage>/<timestamp>/``).
 """
 import argparse
 import json
@@ -35,14 +38,18 @@ import logging
 import os
 import os.path as osp
 import sys
+import warnings
 from typing import Optional
 
-from mmengine.config import Config
-from mmengine.logging import MMLogger
-from mmseg.registry import RUNNERS
+warnings.filterwarnings('ignore', message='.*pkg_resources is deprecated')
 
-from mmseg_calsfda.evaluation import scalar_metrics
-from mmseg_calsfda.toy import set_run_name, shrink_config
+from mmengine.config import Config  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
+
+from mmseg_calsfda.console import QuietConsole  # noqa: E402
+from mmseg_calsfda.evaluation import scalar_metrics  # noqa: E402
+from mmseg_calsfda.toy import set_run_name, shrink_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs', 'calsfda')
@@ -89,6 +96,7 @@ def stage_config(args, size: dict, data_dir: str, name: str, work_dir: str,
         max_iters=iters, lr=lr, seed=args.seed, **kwargs)
     if args.device == 'cpu':
         cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    cfg.custom_hooks.append(dict(type='ProgressBarHook'))
     return cfg
 
 
@@ -194,7 +202,7 @@ def run_source_stage(args, size, data_dir, ece_loss: bool = True) -> dict:
                        size['iters'], lr=0.01)
     if not ece_loss:
         cfg.model.calibration_loss = None
-        cfg.custom_hooks = []
+        cfg.custom_hooks = [dict(type='ProgressBarHook')]
     RUNNERS.build(cfg).train()
     ckpt = best_checkpoint(cfg.work_dir)
     target = evaluate(cfg, ckpt, target_dataloader(cfg, data_dir, 'val'),
@@ -245,7 +253,7 @@ def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
         args, size, data_dir, 'deeplabv2_gta2cs.py', 'stage3_target', 0,
         lr=2.5e-4, max_epochs=size['rounds'] * size['epochs_per_round'])
     cfg.load_from = osp.join(args.work_dir, stage2)
-    self_training, bn_warmup = cfg.custom_hooks
+    self_training, bn_warmup, _ = cfg.custom_hooks
     self_training.epochs_per_round = size['epochs_per_round']
     self_training.bn_warmup_batches = size['warmup_batches']
     bn_warmup.num_batches = size['warmup_batches']
@@ -279,18 +287,30 @@ def main():
     else:
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
     size = SIZES['tiny' if args.tiny else 'full']
-    os.makedirs(args.work_dir, exist_ok=True)
+    console = QuietConsole(args.work_dir)
     data_dir = osp.join(args.work_dir, 'data')
-    generate_data(data_dir, size, args.seed)
-
-    results = dict(source_only=run_source_stage(args, size, data_dir))
-    results['ce_only'] = run_source_stage(args, size, data_dir, False)
-    results['ece_estimation'], results['adabn_only'] = run_value_stage(
-        args, size, data_dir, results['source_only']['checkpoint'])
-    results['adapted'], results['selection'] = run_target_stage(
-        args, size, data_dir, results['ece_estimation']['checkpoint'])
-    MMLogger.get_current_instance().setLevel(logging.WARNING)
+    with console.stage(f'data: the procedural benchmark (seed {args.seed})'
+                       f' in {data_dir}'):
+        generate_data(data_dir, size, args.seed)
+    results = {}
+    with console.stage('stage 1: source pre-training, CE + DiffECE; '
+                       'evaluation on source and target val'):
+        results['source_only'] = run_source_stage(args, size, data_dir)
+    with console.stage('stage 1, twin: CE only'):
+        results['ce_only'] = run_source_stage(args, size, data_dir, False)
+    with console.stage('stage 2: the value head; ECE estimation and AdaBN '
+                       'on target val'):
+        results['ece_estimation'], results['adabn_only'] = run_value_stage(
+            args, size, data_dir, results['source_only']['checkpoint'])
+    with console.stage('stage 3: self-training on the unlabelled target, '
+                       'label-free checkpoint selection'):
+        results['adapted'], results['selection'] = run_target_stage(
+            args, size, data_dir, results['ece_estimation']['checkpoint'])
+        MMLogger.get_current_instance().setLevel(logging.WARNING)
+    print(f'\n== results ({osp.join(args.work_dir, "results.md")}; '
+          f'full logs: {console.path})\n')
     write_results(args.work_dir, results)
+    console.close()
 
 
 if __name__ == '__main__':

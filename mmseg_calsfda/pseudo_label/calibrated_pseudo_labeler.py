@@ -120,6 +120,10 @@ class CalibratedPseudoLabeler:
         min_class_threshold (float): ``tau`` used in place of 0 for the class
             weights ``softmax(1 / tau)``. Defaults to 0.01.
         ignore_index (int): Label of unselected pixels. Defaults to 255.
+        ece_scaling (bool): Scale the scores by ``1 - e``. False gives
+            ordinary class-balanced self-training (CBST: ``s = max_k
+            p_k``), the baseline the ECE guidance is measured against.
+            Defaults to True.
     """
 
     def __init__(self,
@@ -133,7 +137,8 @@ class CalibratedPseudoLabeler:
                  threshold_rule: str = 'exact',
                  default_threshold: float = 0.5,
                  min_class_threshold: float = 0.01,
-                 ignore_index: int = 255) -> None:
+                 ignore_index: int = 255,
+                 ece_scaling: bool = True) -> None:
         check_choice('selection', selection, SELECTIONS)
         check_choice('threshold_rule', threshold_rule, THRESHOLD_RULES)
         check_choice('growth', growth, GROWTHS)
@@ -149,6 +154,7 @@ class CalibratedPseudoLabeler:
         self.default_threshold = default_threshold
         self.min_class_threshold = min_class_threshold
         self.ignore_index = ignore_index
+        self.ece_scaling = ece_scaling
         self.reset()
 
     # ------------------------------------------------------------ schedule
@@ -192,10 +198,12 @@ class CalibratedPseudoLabeler:
         conf, pred = self.top1(probs)
         return self.scale(conf, est_ece), pred
 
-    @staticmethod
-    def scale(conf: Tensor, est_ece: Tensor) -> Tensor:
+    def scale(self, conf: Tensor, est_ece: Tensor) -> Tensor:
         """``s = (1 - e) * conf`` for ``N x H x W`` top-1 confidences
-        (float32; ``e`` clipped to [0, 1])."""
+        (float32; ``e`` clipped to [0, 1]); ``conf`` itself without
+        ``ece_scaling``."""
+        if not self.ece_scaling:
+            return conf.float()
         est_ece = est_ece.float().to(conf.device, non_blocking=True)
         return conf.float() * (1 - est_ece.clamp(0, 1)).view(-1, 1, 1)
 

@@ -40,6 +40,11 @@ calsfda_model = dict(
     # the auxiliary heads on them
     auxiliary_losses='off')
 
+# label-free criteria on the fixed target subset: the value head's estimate
+# selects (ECECheckpointHook); entropy and max_prob are recorded beside it
+# in selection.json, to compare selection criteria
+val_evaluator = [dict(type='EstimatedECEMetric'), dict(type='ConfidenceMetric')]
+
 rounds = 1
 epochs_per_round = 20
 # the official stage-3 optimizer (config/adaptive_target_config.yml)
