@@ -75,14 +75,15 @@ def parse_args():
     return parser.parse_args()
 
 
-def generate_data(data_dir: str, size: dict, seed: int) -> None:
+def generate_data(data_dir: str, size: dict, seed: int,
+                  shift: str = 'default') -> None:
     from mmseg_calsfda.datasets.synthetic import write_benchmark
-    done = osp.join(data_dir, f'.done_seed{seed}')
+    done = osp.join(data_dir, f'.done_seed{seed}_{shift}')
     if osp.exists(done):
         return
     write_benchmark(data_dir, seed, size['height'], size['width'],
                     size['source_train'], size['source_val'],
-                    size['target_train'], size['target_val'])
+                    size['target_train'], size['target_val'], shift=shift)
     open(done, 'w').close()
 
 

@@ -30,6 +30,8 @@ import numpy as np
 from .label_maps import CITYSCAPES_CLASSES, CITYSCAPES_IDS, IGNORE_INDEX
 
 C = {name: i for i, name in enumerate(CITYSCAPES_CLASSES)}
+# benchmark presets (``write_benchmark(shift=...)``)
+SHIFTS = ('default', )
 
 
 @dataclass(frozen=True)
@@ -329,11 +331,15 @@ def write_cityscapes_split(root: str, num_images: int, height: int,
 def write_benchmark(root: str, seed: int = 0, height: int = 128,
                     width: int = 256, source_train: int = 200,
                     source_val: int = 50, target_train: int = 200,
-                    target_val: int = 50, nproc: int = 1) -> None:
+                    target_val: int = 50, nproc: int = 1,
+                    shift: str = 'default') -> None:
     """The whole benchmark under ``root``: ``gta/`` (labelled source, train
     and val lists, converted with the real GTA5 converter) and
-    ``cityscapes/`` (target train images; val labels for reporting)."""
+    ``cityscapes/`` (target train images; val labels for reporting).
+    ``shift`` names a preset of :data:`SHIFTS`."""
     from .converters import GTA5_FORMAT, convert_tree
+    if shift not in SHIFTS:
+        raise ValueError(f'shift must be one of {SHIFTS}, got {shift!r}')
     gta, city = osp.join(root, 'gta'), osp.join(root, 'cityscapes')
     write_gta5_split(gta, source_train, height, width, seed, 'train')
     write_gta5_split(gta, source_val, height, width, seed, 'val')

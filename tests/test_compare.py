@@ -1,0 +1,55 @@
+"""tools/compare.py: baselines and selection criteria on one seed."""
+import json
+import sys
+
+from tests.utils import run_cli
+
+
+def test_compare_tiny_writes_every_criterion(tmp_path):
+    res = run_cli([sys.executable, 'tools/compare.py', '--tiny', '--seed',
+                   '0', '--work-dir', str(tmp_path), '--methods', 'adabn',
+                   'cbst', 'target_supervised'], timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    result = json.loads((tmp_path / 'comparison.json').read_text())
+    assert result['seed'] == 0 and result['shift'] == 'default'
+    assert list(result['methods']) == ['adabn', 'cbst', 'target_supervised']
+    for name, method in result['methods'].items():
+        rows = method['checkpoints']
+        assert len(rows) == (1 if name == 'adabn' else 2)
+        assert set(method['target_mIoU_selected']) == {
+            'estECE', 'entropy', 'max_prob', 'last'}
+        oracle = max(row['target_mIoU'] for row in rows)
+        assert method['target_mIoU_oracle'] == oracle
+        assert method['target_mIoU_last'] == rows[-1]['target_mIoU']
+        by_ece = min(rows, key=lambda row: row['estECE'])
+        assert method['target_mIoU_selected']['estECE'] == \
+            by_ece['target_mIoU']
+        by_prob = max(rows, key=lambda row: row['max_prob'])
+        assert method['regret']['max_prob'] == round(
+            oracle - by_prob['target_mIoU'], 4)
+        for row in rows:
+            assert 0 <= row['entropy'] <= 100
+            assert 0 <= row['max_prob'] <= 100
+    # the CBST run scored pseudo-labels without the ECE scaling
+    cfg = (tmp_path / 'cbst').glob('*/vis_data/config.py')
+    assert 'ece_scaling=False' in next(cfg).read_text()
+    assert (tmp_path / 'comparison.png').stat().st_size > 0
+    assert (tmp_path / 'comparison.md').read_text().count('\n| ') == 4
+
+
+def test_bad_method_shift_and_reused_work_dir(tmp_path):
+    res = run_cli([sys.executable, 'tools/compare.py', '--seed', '0',
+                   '--work-dir', str(tmp_path), '--methods', 'dann'])
+    assert res.returncode != 0
+    assert "unknown method(s) ['dann']; valid: source_only, adabn" in \
+        res.stderr
+    res = run_cli([sys.executable, 'tools/compare.py', '--seed', '0',
+                   '--work-dir', str(tmp_path), '--shift', 'night'])
+    assert "unknown --shift 'night'; valid: default" in res.stderr
+    (tmp_path / 'run.json').write_text(json.dumps(
+        dict(seed=1, shift='default', tiny=True)))
+    res = run_cli([sys.executable, 'tools/compare.py', '--tiny', '--seed',
+                   '0', '--work-dir', str(tmp_path)])
+    assert res.returncode != 0
+    assert 'holds a run of' in res.stderr and 'choose another' in res.stderr
+    assert not (tmp_path / 'data').exists()

@@ -1,0 +1,302 @@
+"""Cal-SFDA against baselines on the procedural benchmark, one seed.
+
+    python tools/compare.py --work-dir work_dirs/compare_s3 --seed 3
+
+Stage 1 and stage 2 are trained once (the demo's sizes and recipes) and
+shared; every method then starts from the same stage-2 checkpoint:
+
+* ``source_only``: no adaptation;
+* ``adabn``: target BatchNorm statistics (backbone, value head), nothing
+  trained;
+* ``tent``: entropy minimisation of the backbone's norm-layer affine
+  parameters, one epoch per round (no pseudo-label loss);
+* ``cbst``: the shipped self-training rounds with the ECE scaling off
+  (``CalibratedPseudoLabeler(ece_scaling=False)``: ``s = max p``);
+* ``calsfda``: the shipped stage 3 (norm-affine epoch, then decode-head
+  epochs, each round), scaled down;
+* ``target_supervised``: trained on the target's labels (an upper bound;
+  benchmark only).
+
+Each adapting method is evaluated after every epoch: target val mIoU/ECE
+(labels, for reporting) and three label-free criteria on a fixed subset of
+target training images -- the value head's estimated ECE, the mean
+prediction entropy and the mean top-1 probability. Writes
+``WORK_DIR/comparison.json``, ``comparison.md`` and ``comparison.png``
+(target mIoU per checkpoint, each criterion's pick marked). The Runners'
+console output goes to ``WORK_DIR/console.log``.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+import warnings
+from typing import Dict, List
+
+warnings.filterwarnings('ignore', message='.*pkg_resources is deprecated')
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import demo  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
+
+from mmseg_calsfda.console import QuietConsole  # noqa: E402
+
+METHODS = ('source_only', 'adabn', 'tent', 'cbst', 'calsfda',
+           'target_supervised')
+CRITERIA = dict(estECE='less', entropy='less', max_prob='greater',
+                last=None)
+# the adapting methods' schedule: rounds x epochs per round (>= 8 epochs,
+# so that selection can matter)
+SCHEDULE = dict(full=(2, 4), tiny=(1, 2))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', required=True)
+    parser.add_argument('--seed', type=int, required=True)
+    parser.add_argument('--shift', default='default',
+                        help='benchmark preset (see --help of '
+                        'tools/make_synthetic_data.py)')
+    parser.add_argument('--methods', nargs='+', default=list(METHODS),
+                        help=f'any of {", ".join(METHODS)}')
+    parser.add_argument('--tiny', action='store_true',
+                        help='a few images and iterations: checks the '
+                        'pipeline, not the methods')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    args = parser.parse_args()
+    check_choices(args)
+    return args
+
+
+def check_choices(args) -> None:
+    """Unknown methods or presets end the run before anything starts."""
+    from mmseg_calsfda.datasets.synthetic import SHIFTS
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        sys.exit(f'error: unknown method(s) {unknown}; valid: '
+                 f'{", ".join(METHODS)}')
+    if args.shift not in SHIFTS:
+        sys.exit(f'error: unknown --shift {args.shift!r}; valid: '
+                 f'{", ".join(SHIFTS)}')
+
+
+def claim_work_dir(args) -> None:
+    """A work directory belongs to one (seed, shift, size): reusing one of
+    another run would mix their checkpoints."""
+    path = osp.join(args.work_dir, 'run.json')
+    run = dict(seed=args.seed, shift=args.shift, tiny=args.tiny)
+    if osp.isfile(path):
+        with open(path) as f:
+            previous = json.load(f)
+        if previous != run:
+            sys.exit(f'error: {args.work_dir} holds a run of {previous}, '
+                     f'not {run}: choose another --work-dir')
+    with open(path, 'w') as f:
+        json.dump(run, f)
+
+
+# ---------------------------------------------------------------- methods
+def _label_free(cfg, ckpt: str, data_dir: str, size: dict, name: str,
+                bn_modules) -> dict:
+    """estECE, entropy and max_prob on the estimation subset."""
+    hooks = [demo.target_bn_warmup(cfg, size, data_dir, bn_modules)]
+    return demo.evaluate(
+        cfg, ckpt, cfg.val_dataloader, name,
+        [dict(type='EstimatedECEMetric'), dict(type='ConfidenceMetric')],
+        hooks=hooks)
+
+
+def single_checkpoint(args, size, data_dir, stage2: str,
+                      adabn: bool) -> List[dict]:
+    """source_only / adabn: the stage-2 model, evaluated once."""
+    cfg = demo.stage_config(args, size, data_dir, 'deeplabv2_gta2cs.py',
+                            'adabn' if adabn else 'source_only', 0,
+                            lr=None, max_epochs=1)
+    ckpt = osp.join(args.work_dir, stage2)
+    # the value head always gets target statistics (as stage 3 gives it);
+    # adabn also the backbone's
+    modules = ('backbone', 'value_head') if adabn else ('value_head', )
+    report_hooks = [demo.target_bn_warmup(cfg, size, data_dir, modules)
+                    ] if adabn else []
+    report = demo.evaluate(cfg, ckpt,
+                           demo.target_dataloader(cfg, data_dir, 'val'),
+                           'target_val', hooks=report_hooks)
+    free = _label_free(cfg, ckpt, data_dir, size, 'estimation', modules)
+    return [dict(epoch=0, target_mIoU=report['mIoU'],
+                 target_ECE=report['ECE'], target_cECE=report['cECE'],
+                 estECE=free['estECE'], entropy=free['entropy'],
+                 max_prob=free['max_prob'])]
+
+
+def _adapting_cfg(args, size, data_dir, stage2: str, name: str):
+    rounds, per_round = SCHEDULE['tiny' if args.tiny else 'full']
+    cfg = demo.stage_config(args, size, data_dir, 'deeplabv2_gta2cs.py',
+                            name, 0, lr=2.5e-4,
+                            max_epochs=rounds * per_round)
+    cfg.load_from = osp.join(args.work_dir, stage2)
+    self_training, bn_warmup = cfg.custom_hooks[:2]
+    self_training.epochs_per_round = per_round
+    self_training.bn_warmup_batches = size['warmup_batches']
+    bn_warmup.num_batches = size['warmup_batches']
+    return cfg
+
+
+def tent_cfg(cfg):
+    """Norm-affine parameters only, every epoch, on the entropy alone."""
+    self_training = cfg.custom_hooks[0]
+    self_training.epochs_per_round = 1
+    self_training.lr_decay = 1.0
+    cfg.model.decode_losses = [dict(type='NormalizedEntropyLoss')]
+    return cfg
+
+
+def cbst_cfg(cfg):
+    """The same rounds, pseudo-labels scored by max p alone."""
+    cfg.custom_hooks[0].pseudo_labeler.ece_scaling = False
+    return cfg
+
+
+def supervised_cfg(cfg):
+    """Every parameter trained on the target's labels (no rounds)."""
+    dataset = cfg.train_dataloader.dataset
+    cfg.train_dataloader.dataset = dict(
+        type='CheckedCityscapesDataset', data_root=dataset.data_root,
+        data_prefix=dict(img_path='leftImg8bit/train',
+                         seg_map_path='gtFine/train'),
+        pipeline=dataset.pipeline)  # it loads annotations already
+    cfg.model.data_preprocessor.seg_pad_val = 255
+    cfg.model.decode_losses = [dict(type='CrossEntropyLoss')]
+    cfg.custom_hooks = cfg.custom_hooks[1:]  # no self-training rounds
+    return cfg
+
+
+def adapting(args, size, data_dir, stage2: str, name: str) -> List[dict]:
+    """Trains one adapting method; its checkpoints, one per epoch."""
+    cfg = _adapting_cfg(args, size, data_dir, stage2, name)
+    if name == 'tent':
+        cfg = tent_cfg(cfg)
+    elif name == 'cbst':
+        cfg = cbst_cfg(cfg)
+    elif name == 'target_supervised':
+        cfg = supervised_cfg(cfg)
+    RUNNERS.build(cfg).train()
+    with open(osp.join(cfg.work_dir, 'selection.json')) as f:
+        history = json.load(f)['history']
+    return [dict(epoch=row['epoch'], target_mIoU=row['mIoU'],
+                 target_ECE=row['ECE'], target_cECE=row['cECE'],
+                 estECE=row['estECE'], entropy=row['entropy'],
+                 max_prob=row['max_prob']) for row in history]
+
+
+# ---------------------------------------------------------------- summary
+def pick(checkpoints: List[dict], criterion: str) -> dict:
+    """The checkpoint a label-free criterion selects."""
+    rule = CRITERIA[criterion]
+    if rule is None:
+        return checkpoints[-1]
+    sign = 1 if rule == 'less' else -1
+    return min(checkpoints, key=lambda row: sign * row[criterion])
+
+
+def summarise(checkpoints: List[dict]) -> dict:
+    oracle = max(row['target_mIoU'] for row in checkpoints)
+    selected = {c: pick(checkpoints, c) for c in CRITERIA}
+    return dict(
+        target_mIoU_last=checkpoints[-1]['target_mIoU'],
+        target_mIoU_oracle=oracle,
+        target_mIoU_selected={
+            c: row['target_mIoU'] for c, row in selected.items()},
+        selected_epoch={c: row['epoch'] for c, row in selected.items()},
+        regret={c: round(oracle - row['target_mIoU'], 4)
+                for c, row in selected.items()},
+        target_ECE=selected['estECE']['target_ECE'],
+        target_cECE=selected['estECE']['target_cECE'],
+        checkpoints=checkpoints)
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"seed {result['seed']}, shift {result['shift']}: target val mIoU "
+        '(ECE and cECE of the estECE-selected checkpoint)', '',
+        '| method | last | oracle | estECE pick | entropy pick | '
+        'max_prob pick | ECE | cECE | checkpoints |',
+        '|---|---|---|---|---|---|---|---|---|'
+    ]
+    for name, m in result['methods'].items():
+        sel = m['target_mIoU_selected']
+        lines.append(
+            f"| {name} | {m['target_mIoU_last']:.2f} | "
+            f"{m['target_mIoU_oracle']:.2f} | {sel['estECE']:.2f} | "
+            f"{sel['entropy']:.2f} | {sel['max_prob']:.2f} | "
+            f"{m['target_ECE']:.2f} | {m['target_cECE']:.2f} | "
+            f"{len(m['checkpoints'])} |")
+    return '\n'.join(lines)
+
+
+def plot(result: dict, path: str) -> None:
+    """Target mIoU per checkpoint per method, criteria's picks marked."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    markers = dict(estECE='o', entropy='s', max_prob='^', last='x')
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (name, m) in enumerate(result['methods'].items()):
+        color = f'C{i}'
+        rows = m['checkpoints']
+        miou = [row['target_mIoU'] for row in rows]
+        if len(rows) == 1:  # no training: a level, nothing to select
+            ax.axhline(miou[0], ls='--', lw=1, color=color, label=name)
+            continue
+        ax.plot([row['epoch'] for row in rows], miou, '-', lw=1.5,
+                color=color, label=name)
+        for criterion, marker in markers.items():
+            ax.plot(m['selected_epoch'][criterion],
+                    m['target_mIoU_selected'][criterion], marker,
+                    color=color, ms=8, mfc='none')
+    for criterion, marker in markers.items():
+        ax.plot([], [], marker, color='grey', mfc='none',
+                label=f'{criterion} pick')
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('target val mIoU')
+    ax.set_title(f"seed {result['seed']}, shift {result['shift']}")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    args = parse_args()
+    size = demo.SIZES['tiny' if args.tiny else 'full']
+    console = QuietConsole(args.work_dir)
+    claim_work_dir(args)
+    data_dir = osp.join(args.work_dir, 'data')
+    with console.stage(f'data: seed {args.seed}, shift {args.shift}'):
+        demo.generate_data(data_dir, size, args.seed, args.shift)
+    with console.stage('stage 1: source pre-training (shared)'):
+        stage1 = demo.run_source_stage(args, size, data_dir)['checkpoint']
+    with console.stage('stage 2: the value head (shared)'):
+        stage2 = demo.run_value_stage(args, size, data_dir,
+                                      stage1)[0]['checkpoint']
+    methods: Dict[str, dict] = {}
+    for name in args.methods:
+        with console.stage(f'method: {name}'):
+            if name in ('source_only', 'adabn'):
+                rows = single_checkpoint(args, size, data_dir, stage2,
+                                         name == 'adabn')
+            else:
+                rows = adapting(args, size, data_dir, stage2, name)
+        methods[name] = summarise(rows)
+    result = dict(seed=args.seed, shift=args.shift, methods=methods)
+    with open(osp.join(args.work_dir, 'comparison.json'), 'w') as f:
+        json.dump(result, f, indent=2)
+    table = markdown(result)
+    with open(osp.join(args.work_dir, 'comparison.md'), 'w') as f:
+        f.write(table + '\n')
+    plot(result, osp.join(args.work_dir, 'comparison.png'))
+    print(f'\n== results ({args.work_dir}/comparison.json, .md, .png; '
+          f'full logs: {console.path})\n\n{table}')
+    console.close()
+
+
+if __name__ == '__main__':
+    main()
