@@ -10,7 +10,7 @@ stream.
 """
 import argparse
 
-from mmseg_calsfda.datasets.synthetic import write_benchmark
+from mmseg_calsfda.datasets.synthetic import SHIFTS, write_benchmark
 
 
 def parse_args():
@@ -23,6 +23,10 @@ def parse_args():
     parser.add_argument('--source-val', type=int, default=50)
     parser.add_argument('--target-train', type=int, default=200)
     parser.add_argument('--target-val', type=int, default=50)
+    parser.add_argument('--shift', default='default', choices=SHIFTS,
+                        help='the preset: default (colour/style shift) or '
+                        'hard (class-conditional appearance, scale, '
+                        'occlusion; textured source)')
     parser.add_argument('--grid', metavar='PNG',
                         help='also save a grid of source and target '
                         'examples with their label maps')
@@ -30,7 +34,7 @@ def parse_args():
 
 
 def save_grid(path: str, seed: int, height: int, width: int,
-              num: int = 3) -> None:
+              num: int = 3, shift: str = 'default') -> None:
     """Rows: source images, source labels, target images, target
     labels (same layout seeds, so layouts and styles can be compared)."""
     import cv2
@@ -41,7 +45,7 @@ def save_grid(path: str, seed: int, height: int, width: int,
     palette = np.array(CITYSCAPES_PALETTE + [[0, 0, 0]] * 237, np.uint8)
     rows = []
     for domain in ('source', 'target'):
-        samples = [make_sample(seed + i, height, width, domain)
+        samples = [make_sample(seed + i, height, width, domain, shift)
                    for i in range(num)]
         rows.append(np.concatenate([img for img, _ in samples], axis=1))
         rows.append(np.concatenate([palette[lab] for _, lab in samples],
@@ -54,9 +58,10 @@ def main():
     args = parse_args()
     write_benchmark(args.out_dir, args.seed, args.height, args.width,
                     args.source_train, args.source_val, args.target_train,
-                    args.target_val)
+                    args.target_val, shift=args.shift)
     if args.grid:
-        save_grid(args.grid, args.seed, args.height, args.width)
+        save_grid(args.grid, args.seed, args.height, args.width,
+                  shift=args.shift)
     print(f'wrote {args.source_train}+{args.source_val} source and '
           f'{args.target_train}+{args.target_val} target images to '
           f'{args.out_dir}')

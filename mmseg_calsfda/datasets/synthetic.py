@@ -18,6 +18,18 @@ both differ between the ``'source'`` (GTA5-like) and ``'target'``
 :func:`write_gta5_split` and :func:`write_cityscapes_split` write the real
 datasets' directory layouts and label encodings (Cityscapes label ids), so the
 real dataset classes and converters read them. Deterministic per seed.
+
+Presets (``shift``): ``'default'`` is the above. In it a source image is
+its label map in a palette (a colour lookup) and the target moves
+confusable colours together, so most of the shift is global colour
+statistics, which BatchNorm re-estimation undoes. ``'hard'`` keeps the
+layouts but renders *both* domains textured, lit, blurred and noisy (the
+source task needs shape and context), and shifts appearance per class in
+the target: each class of a confusable group takes on
+:data:`HARD_SWAP_BLEND` of its partner's colour and texture (road and
+sidewalk, car -> truck -> bus -> car, vegetation and terrain, person and
+rider, wall and fence), and objects are drawn 1.3x larger and denser (more
+occlusion). No per-channel statistic can undo a class-conditional change.
 """
 import os
 import os.path as osp
@@ -31,7 +43,7 @@ from .label_maps import CITYSCAPES_CLASSES, CITYSCAPES_IDS, IGNORE_INDEX
 
 C = {name: i for i, name in enumerate(CITYSCAPES_CLASSES)}
 # benchmark presets (``write_benchmark(shift=...)``)
-SHIFTS = ('default', )
+SHIFTS = ('default', 'hard')
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,7 @@ class DomainLayout:
     horizon: Tuple[float, float]  # horizon height as a fraction of H
     road_width: Tuple[float, float]  # road width at the bottom, fraction of W
     objects: Dict[str, float]  # expected number of objects per image
+    object_scale: float = 1.0  # object size factor
 
 
 SOURCE_LAYOUT = DomainLayout(
@@ -61,6 +74,11 @@ TARGET_LAYOUT = DomainLayout(
         'wall': 0.4, 'vegetation': 2.0, 'terrain': 1.2
     })
 LAYOUTS = dict(source=SOURCE_LAYOUT, target=TARGET_LAYOUT)
+HARD_TARGET_LAYOUT = DomainLayout(
+    horizon=TARGET_LAYOUT.horizon,
+    road_width=TARGET_LAYOUT.road_width,
+    objects={k: 1.3 * v for k, v in TARGET_LAYOUT.objects.items()},
+    object_scale=1.3)
 
 # Object shapes: (width / height ratio, height in metres-ish units).
 _OBJECT_SHAPE = {
@@ -93,18 +111,21 @@ _TARGET_PALETTE = 0.5 * _SOURCE_PALETTE + 0.5 * _TARGET_SHIFT
 
 
 def make_layout(rng: np.random.Generator, height: int, width: int,
-                domain: str) -> np.ndarray:
+                domain: str, shift: str = 'default') -> np.ndarray:
     """Draws one scene's label map (train ids 0..18).
 
     Args:
         rng (np.random.Generator): Source of randomness.
         height, width (int): Image size.
         domain (str): ``'source'`` or ``'target'``.
+        shift (str): The preset (:data:`SHIFTS`).
 
     Returns:
         np.ndarray: ``height x width`` uint8 train ids.
     """
     stats = LAYOUTS[domain]
+    if shift == 'hard' and domain == 'target':
+        stats = HARD_TARGET_LAYOUT
     label = np.full((height, width), C['sky'], dtype=np.uint8)
     horizon = int(rng.uniform(*stats.horizon) * height)
     vanish_x = int(width * rng.uniform(0.35, 0.65))
@@ -141,7 +162,8 @@ def _draw_objects(rng: np.random.Generator, label: np.ndarray, horizon: int,
     for depth, name, lateral in sorted(objects):
         aspect, size = _OBJECT_SHAPE[name]
         base_y = int(horizon + depth * (height - horizon))
-        obj_h = max(2, int(size * 0.22 * depth * height))
+        obj_h = max(2, int(size * 0.22 * depth * height *
+                           stats.object_scale))
         obj_w = max(2, int(obj_h * aspect / size))
         cx = int(vanish_x + lateral * depth * width * 0.6)
         x0, x1 = cx - obj_w // 2, cx + obj_w // 2 + 1
@@ -258,11 +280,50 @@ def _cast_shadows(rng: np.random.Generator, img: np.ndarray,
     return img * np.where(mask.astype(bool), 0.6, 1.0)[..., None]
 
 
-def make_sample(seed: int, height: int, width: int,
-                domain: str) -> Tuple[np.ndarray, np.ndarray]:
-    """One (RGB image, train-id label) pair, deterministic per seed."""
+# 'hard': the class whose appearance each class partly takes on in the target
+HARD_SWAP = {
+    'road': 'sidewalk', 'sidewalk': 'road', 'car': 'truck', 'truck': 'bus',
+    'bus': 'car', 'vegetation': 'terrain', 'terrain': 'vegetation',
+    'person': 'rider', 'rider': 'person', 'wall': 'fence', 'fence': 'wall'
+}
+HARD_SWAP_BLEND = 0.6
+_HARD_PARTNER = np.arange(len(CITYSCAPES_CLASSES))
+for _cls, _partner in HARD_SWAP.items():
+    _HARD_PARTNER[C[_cls]] = C[_partner]
+
+
+def render_hard(rng: np.random.Generator, label: np.ndarray,
+                domain: str) -> np.ndarray:
+    """The ``'hard'`` preset's rendering: textured, lit, noisy in both
+    domains; in the target each class blends towards its
+    :data:`HARD_SWAP` partner's colour and texture."""
+    height, width = label.shape
+    palette = _SOURCE_PALETTE + rng.normal(0, 20, _SOURCE_PALETTE.shape)
+    looks_like = label
+    if domain == 'target':
+        palette = ((1 - HARD_SWAP_BLEND) * palette +
+                   HARD_SWAP_BLEND * palette[_HARD_PARTNER])
+        looks_like = _HARD_PARTNER[label]
+    img = palette[label]
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    img += _textures(rng, looks_like, yy, xx)
+    angle = rng.uniform(0, 2 * np.pi)
+    light = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)
+    img *= (rng.uniform(0.75, 1.0) + rng.uniform(0.15, 0.4) * light)[..., None]
+    img = _cast_shadows(rng, img, label)
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.2))
+    img += rng.normal(0, rng.uniform(3, 8), img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_sample(seed: int, height: int, width: int, domain: str,
+                shift: str = 'default') -> Tuple[np.ndarray, np.ndarray]:
+    """One (RGB image, train-id label) pair, deterministic per seed (and
+    preset)."""
     rng = np.random.default_rng(seed)
-    label = make_layout(rng, height, width, domain)
+    label = make_layout(rng, height, width, domain, shift)
+    if shift == 'hard':
+        return render_hard(rng, label, domain), label
     return render(rng, label, domain), label
 
 
@@ -290,7 +351,7 @@ def _split_seed(seed: int, split: str) -> int:
 
 def write_gta5_split(root: str, num_images: int, height: int, width: int,
                      seed: int, split: str = 'train',
-                     domain: str = 'source') -> None:
+                     domain: str = 'source', shift: str = 'default') -> None:
     """Writes a GTA5-style tree: ``images/<split>_NNNNN.png`` and
     ``labels/<split>_NNNNN.png`` (Cityscapes label ids, as GTA5 ships them)
     and a ``<split>.txt`` list of the split's file stems. Run the GTA5
@@ -299,7 +360,7 @@ def write_gta5_split(root: str, num_images: int, height: int, width: int,
     base = _split_seed(seed, split)
     stems = []
     for i in range(num_images):
-        img, label = make_sample(base + i, height, width, domain)
+        img, label = make_sample(base + i, height, width, domain, shift)
         stem = f'{split}_{i:05d}'
         _imwrite(osp.join(root, 'images', stem + '.png'), img)
         _imwrite(osp.join(root, 'labels', stem + '.png'),
@@ -312,13 +373,14 @@ def write_gta5_split(root: str, num_images: int, height: int, width: int,
 def write_cityscapes_split(root: str, num_images: int, height: int,
                            width: int, seed: int, split: str,
                            domain: str = 'target',
-                           city: str = 'synthcity') -> None:
+                           city: str = 'synthcity',
+                           shift: str = 'default') -> None:
     """Writes a Cityscapes-style tree: ``leftImg8bit/<split>/<city>/
     <city>_000000_NNNNNN_leftImg8bit.png`` with ``gtFine/<split>/<city>/
     ..._gtFine_labelIds.png`` and ``..._gtFine_labelTrainIds.png``."""
     base = _split_seed(seed, split)
     for i in range(num_images):
-        img, label = make_sample(base + i, height, width, domain)
+        img, label = make_sample(base + i, height, width, domain, shift)
         stem = f'{city}_000000_{i:06d}'
         _imwrite(
             osp.join(root, 'leftImg8bit', split, city,
@@ -341,9 +403,13 @@ def write_benchmark(root: str, seed: int = 0, height: int = 128,
     if shift not in SHIFTS:
         raise ValueError(f'shift must be one of {SHIFTS}, got {shift!r}')
     gta, city = osp.join(root, 'gta'), osp.join(root, 'cityscapes')
-    write_gta5_split(gta, source_train, height, width, seed, 'train')
-    write_gta5_split(gta, source_val, height, width, seed, 'val')
+    write_gta5_split(gta, source_train, height, width, seed, 'train',
+                     shift=shift)
+    write_gta5_split(gta, source_val, height, width, seed, 'val',
+                     shift=shift)
     convert_tree(gta, 'images', 'labels', GTA5_FORMAT, CITYSCAPES_CLASSES,
                  nproc=nproc)
-    write_cityscapes_split(city, target_train, height, width, seed, 'train')
-    write_cityscapes_split(city, target_val, height, width, seed, 'val')
+    write_cityscapes_split(city, target_train, height, width, seed, 'train',
+                           shift=shift)
+    write_cityscapes_split(city, target_val, height, width, seed, 'val',
+                           shift=shift)

@@ -43,7 +43,10 @@ calsfda_model = dict(
 # label-free criteria on the fixed target subset: the value head's estimate
 # selects (ECECheckpointHook); entropy and max_prob are recorded beside it
 # in selection.json, to compare selection criteria
-val_evaluator = [dict(type='EstimatedECEMetric'), dict(type='ConfidenceMetric')]
+val_evaluator = [
+    dict(type='EstimatedECEMetric'),
+    dict(type='ConfidenceMetric')
+]
 
 rounds = 1
 epochs_per_round = 20
