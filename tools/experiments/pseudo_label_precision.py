@@ -1,0 +1,60 @@
+"""Per-class precision of a run's pseudo-labels on the procedural benchmark.
+
+    python tools/experiments/pseudo_label_precision.py RUN_DIR DATA_DIR
+
+``RUN_DIR`` is a stage-3 work dir (``RUN_DIR/pseudo_labels/round_<r>/``),
+``DATA_DIR`` the benchmark it ran on (its Cityscapes-style target *train*
+labels exist there, unlike on real Cityscapes: this is a diagnostic, never
+part of a method). Prints, per round and class, the kept pixels, their
+precision and the two classes they most often really are.
+"""
+import argparse
+import glob
+import os.path as osp
+
+import numpy as np
+from PIL import Image
+
+from mmseg_calsfda.datasets.label_maps import CITYSCAPES_CLASSES
+
+
+def confusion(round_dir: str, data_dir: str) -> np.ndarray:
+    """``C x C`` counts: rows the pseudo-label, columns the true class."""
+    n = len(CITYSCAPES_CLASSES)
+    counts = np.zeros((n, n), np.int64)
+    gt_root = osp.join(data_dir, 'cityscapes', 'gtFine', 'train')
+    for path in glob.glob(osp.join(round_dir, '**', '*.png'),
+                          recursive=True):
+        label = np.array(Image.open(path))
+        rel = osp.relpath(path, round_dir)[:-len('.png')]
+        gt = np.array(Image.open(
+            osp.join(gt_root, rel + '_gtFine_labelTrainIds.png')))
+        kept = (label < n) & (gt < n)
+        np.add.at(counts, (label[kept], gt[kept]), 1)
+    return counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('run_dir')
+    parser.add_argument('data_dir')
+    args = parser.parse_args()
+    for round_dir in sorted(glob.glob(
+            osp.join(args.run_dir, 'pseudo_labels', 'round_*'))):
+        counts = confusion(round_dir, args.data_dir)
+        total = counts.sum()
+        print(f'{osp.basename(round_dir)}: {total} kept pixels, precision '
+              f'{np.trace(counts) / max(total, 1):.3f}')
+        for c, row in enumerate(counts):
+            if row.sum() == 0:
+                continue
+            top = np.argsort(-row)[:2]
+            really = ', '.join(
+                f'{CITYSCAPES_CLASSES[t]} {row[t] / row.sum():.2f}'
+                for t in top)
+            print(f'  {CITYSCAPES_CLASSES[c]:>13s}: {row.sum():8d} kept, '
+                  f'precision {row[c] / row.sum():.2f}; really {really}')
+
+
+if __name__ == '__main__':
+    main()
