@@ -122,7 +122,9 @@ def test_target_stage_reads_no_target_labels_for_training_or_selection():
     assert 'seg_map_path' not in hooks['SelfTrainingHook'].dataloader.dataset[
         'data_prefix']
     assert 'seg_map_path' not in cfg.val_dataloader.dataset.data_prefix
-    assert cfg.val_evaluator.type == 'EstimatedECEMetric'
+    # label-free: the value head's estimate, entropy and max probability
+    assert [m.type for m in cfg.val_evaluator] == ['EstimatedECEMetric',
+                                                   'ConfidenceMetric']
     ckpt = cfg.default_hooks.checkpoint
     assert (ckpt.type, ckpt.save_best, ckpt.rule) == ('ECECheckpointHook',
                                                       'estECE', 'less')
