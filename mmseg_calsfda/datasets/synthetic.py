@@ -241,12 +241,7 @@ def render(rng: np.random.Generator, label: np.ndarray,
         return np.clip(img, 0, 255).astype(np.uint8)
 
     img += _textures(rng, label, yy, xx)
-    angle = rng.uniform(0, 2 * np.pi)
-    light = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)
-    img *= (rng.uniform(0.75, 1.0) + rng.uniform(0.15, 0.4) * light)[..., None]
-    img = _cast_shadows(rng, img, label)
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.4))
-    img += rng.normal(0, rng.uniform(4, 10), img.shape)
+    img = _photograph(rng, img, label, yy, xx, blur=(0.6, 1.4), noise=(4, 10))
     img = np.clip(img, 0, 255).astype(np.uint8)
     quality = int(rng.integers(35, 70))
     ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -267,6 +262,20 @@ def _textures(rng: np.random.Generator, label: np.ndarray, yy: np.ndarray,
     tex = np.where(foliage, 30 * noise, tex)
     tex = np.where(np.isin(label, (C['road'], C['sidewalk'])), 12 * noise, tex)
     return tex[..., None]
+
+
+def _photograph(rng: np.random.Generator, img: np.ndarray, label: np.ndarray,
+                yy: np.ndarray, xx: np.ndarray, blur: Tuple[float, float],
+                noise: Tuple[float, float]) -> np.ndarray:
+    """Directional light, cast shadows, a Gaussian blur of sigma in
+    ``blur`` and sensor noise of sigma in ``noise`` (float, unclipped)."""
+    height, width = label.shape
+    angle = rng.uniform(0, 2 * np.pi)
+    light = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)
+    img *= (rng.uniform(0.75, 1.0) + rng.uniform(0.15, 0.4) * light)[..., None]
+    img = _cast_shadows(rng, img, label)
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(*blur))
+    return img + rng.normal(0, rng.uniform(*noise), img.shape)
 
 
 def _cast_shadows(rng: np.random.Generator, img: np.ndarray,
@@ -307,12 +316,7 @@ def render_hard(rng: np.random.Generator, label: np.ndarray,
     img = palette[label]
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     img += _textures(rng, looks_like, yy, xx)
-    angle = rng.uniform(0, 2 * np.pi)
-    light = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)
-    img *= (rng.uniform(0.75, 1.0) + rng.uniform(0.15, 0.4) * light)[..., None]
-    img = _cast_shadows(rng, img, label)
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.2))
-    img += rng.normal(0, rng.uniform(3, 8), img.shape)
+    img = _photograph(rng, img, label, yy, xx, blur=(0.5, 1.2), noise=(3, 8))
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
