@@ -193,9 +193,9 @@ class CalSFDASegmentor(EncoderDecoder):
         if self.num_stages is None:
             out = self.decode_head.forward(feats)
             return out[-1] if isinstance(out, (list, tuple)) else out
-        out = self.decode_head[0].forward(feats)
-        for head in self.decode_head[1:-1]:
-            out = head.forward(feats, out)
+        out = None
+        for head in self.decode_head[:-1]:
+            out = self._stage_forward(head, feats, out)
         last = self.decode_head[-1]
         if isinstance(last, PointHead):
             if batch_img_metas is None:
@@ -221,15 +221,22 @@ class CalSFDASegmentor(EncoderDecoder):
         losses = dict()
         out = None
         for i, head in enumerate(self.decode_head):
-            if i == 0:
+            if out is None:
                 loss = head.loss(inputs, data_samples, self.train_cfg)
             else:
                 loss = head.loss(inputs, out, data_samples, self.train_cfg)
             losses.update(add_prefix(loss, f'decode_{i}'))
             if i < self.num_stages - 1:
-                out = head.forward(inputs) if i == 0 else head.forward(
-                    inputs, out)
+                out = self._stage_forward(head, inputs, out)
         return losses
+
+    @staticmethod
+    def _stage_forward(head: nn.Module, feats: Sequence[Tensor],
+                       prev: Optional[Tensor]) -> Tensor:
+        """One cascade stage: the first reads the features only, the
+        others also the previous stage's logits."""
+        return head.forward(feats) if prev is None else head.forward(
+            feats, prev)
 
     def _forward(self,
                  inputs: Tensor,
