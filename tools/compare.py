@@ -30,7 +30,7 @@ import json
 import os.path as osp
 import sys
 import warnings
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 warnings.filterwarnings('ignore', message='.*pkg_resources is deprecated')
 
@@ -106,8 +106,10 @@ def _label_free(cfg, ckpt: str, data_dir: str, size: dict, name: str,
 
 
 def single_checkpoint(args, size, data_dir, stage2: str,
-                      adabn: bool) -> List[dict]:
-    """source_only / adabn: the stage-2 model, evaluated once."""
+                      adabn: Optional[dict]) -> List[dict]:
+    """source_only / adabn: the stage-2 model, evaluated once. ``adabn``:
+    stage 2's own target-val evaluation with target BN statistics
+    (``demo.run_value_stage``), reused; None for source_only."""
     cfg = demo.stage_config(args, size, data_dir, 'deeplabv2_gta2cs.py',
                             'adabn' if adabn else 'source_only', 0,
                             lr=None, max_epochs=1)
@@ -115,14 +117,14 @@ def single_checkpoint(args, size, data_dir, stage2: str,
     # the value head always gets target statistics (as stage 3 gives it);
     # adabn also the backbone's
     modules = ('backbone', 'value_head') if adabn else ('value_head', )
-    report_hooks = [demo.target_bn_warmup(cfg, size, data_dir, modules)
-                    ] if adabn else []
-    report = demo.evaluate(cfg, ckpt,
-                           demo.target_dataloader(cfg, data_dir, 'val'),
-                           'target_val', hooks=report_hooks)
+    report = adabn or demo.scores(
+        demo.evaluate(cfg, ckpt, demo.target_dataloader(cfg, data_dir,
+                                                        'val'), 'target_val'),
+        'target_')
     free = _label_free(cfg, ckpt, data_dir, size, 'estimation', modules)
-    return [dict(epoch=0, target_mIoU=report['mIoU'],
-                 target_ECE=report['ECE'], target_cECE=report['cECE'],
+    return [dict(epoch=0, target_mIoU=report['target_mIoU'],
+                 target_ECE=report['target_ECE'],
+                 target_cECE=report['target_cECE'],
                  estECE=free['estECE'], entropy=free['entropy'],
                  max_prob=free['max_prob'])]
 
@@ -275,14 +277,15 @@ def main():
     with console.stage('stage 1: source pre-training (shared)'):
         stage1 = demo.run_source_stage(args, size, data_dir)['checkpoint']
     with console.stage('stage 2: the value head (shared)'):
-        stage2 = demo.run_value_stage(args, size, data_dir,
-                                      stage1)[0]['checkpoint']
+        estimation, adabn = demo.run_value_stage(args, size, data_dir,
+                                                 stage1)
+        stage2 = estimation['checkpoint']
     methods: Dict[str, dict] = {}
     for name in args.methods:
         with console.stage(f'method: {name}'):
             if name in ('source_only', 'adabn'):
                 rows = single_checkpoint(args, size, data_dir, stage2,
-                                         name == 'adabn')
+                                         adabn if name == 'adabn' else None)
             else:
                 rows = adapting(args, size, data_dir, stage2, name)
         methods[name] = summarise(rows)
