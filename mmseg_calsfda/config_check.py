@@ -173,6 +173,8 @@ def check_model(cfg: Config) -> None:
     from .models.segmentors import CalSFDASegmentor
     from .models.segmentors.head_losses import check_head
     model = cfg.get('model') or {}
+    if 'module' in model:  # a test-time wrapper (tools/test.py --tta)
+        model = model['module']
     recipe = cfg.get('calsfda_model')
     if recipe is not None and model.get('type') != recipe.get('type'):
         raise ValueError(

@@ -291,3 +291,12 @@ def test_stdc_labels_in_train_mode_at_batch_size_one(tmp_path):
             result = model.predict(inputs)
     assert result[0].seg_logits.data.shape == (19, 64, 64)
     assert all(module.training for module in norms)
+
+
+def test_test_time_augmentation_wrapper_checks_the_wrapped_model(tmp_path):
+    cfg = _user_config(tmp_path, 'mmseg::_base_/models/pspnet_r50-d8.py')
+    cfg.model = dict(type='SegTTAModel', module=cfg.model)
+    check_config(cfg)  # as tools/test.py --tta builds it
+    cfg.model.module.decode_head.type = 'Mask2FormerHead'
+    with pytest.raises(ValueError, match='a query-based head'):
+        check_config(cfg)
