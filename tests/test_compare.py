@@ -13,6 +13,9 @@ def test_compare_tiny_writes_every_criterion(tmp_path):
     result = json.loads((tmp_path / 'comparison.json').read_text())
     assert result['seed'] == 0 and result['shift'] == 'default'
     assert list(result['methods']) == ['adabn', 'cbst', 'target_supervised']
+    # the value head's ranking of target val images is kept beside them
+    assert {'spearman', 'pearson', 'mean_true_ECE'} <= set(
+        result['ece_estimation'])
     for name, method in result['methods'].items():
         rows = method['checkpoints']
         assert len(rows) == (1 if name == 'adabn' else 2)

@@ -11,7 +11,7 @@ from mmseg_calsfda.datasets.synthetic import (
 )
 
 
-def _class_means(domain, shift, seeds=range(20)):
+def _class_means(domain, shift, seeds=range(40)):
     sums, counts = np.zeros((19, 3)), np.zeros(19)
     for seed in seeds:
         img, label = make_sample(seed, 64, 128, domain, shift)
@@ -22,8 +22,8 @@ def _class_means(domain, shift, seeds=range(20)):
 
 
 @pytest.mark.parametrize('cls', ['road', 'vegetation', 'person'])
-def test_hard_target_classes_look_like_their_partners(cls):
-    """A class-conditional shift: in 'hard' a target class is nearer its
+def test_swap_target_classes_look_like_their_partners(cls):
+    """A class-conditional shift: in 'swap' a target class is nearer its
     partner's source appearance than its own; in 'default' it is not."""
     partner = HARD_SWAP[cls]
 
@@ -33,14 +33,36 @@ def test_hard_target_classes_look_like_their_partners(cls):
         return (np.linalg.norm(tgt[C[cls]] - src[C[cls]]),
                 np.linalg.norm(tgt[C[cls]] - src[C[partner]]))
 
-    own, other = distances('hard')
+    own, other = distances('swap')
     assert other < own
     own, other = distances('default')
     assert own < other
 
 
+def _nearer_partner(shift, cls='road', seeds=range(100, 140)):
+    """Per target image: is ``cls`` nearer its partner's mean source look
+    than its own?"""
+    src = _class_means('source', shift, range(40))
+    own, partner = src[C[cls]], src[C[HARD_SWAP[cls]]]
+    nearer = []
+    for seed in seeds:
+        img, label = make_sample(seed, 64, 128, 'target', shift)
+        look = img[label == C[cls]].reshape(-1, 3).mean(0)
+        nearer.append(np.linalg.norm(look - partner) <
+                      np.linalg.norm(look - own))
+    return np.mean(nearer)
+
+
+def test_hard_shift_strength_varies_per_image():
+    """'hard' draws the blend per image: some target images still look
+    like the source, others like the partner; 'swap' shifts all of them."""
+    hard = _nearer_partner('hard')
+    assert 0.2 < hard < 0.8
+    assert _nearer_partner('swap') > hard
+
+
 def test_presets_are_deterministic_and_distinct():
-    assert SHIFTS == ('default', 'hard')
+    assert SHIFTS == ('default', 'swap', 'hard')
     a = make_sample(3, 64, 128, 'target', 'hard')
     b = make_sample(3, 64, 128, 'target', 'hard')
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
@@ -54,5 +76,5 @@ def test_presets_are_deterministic_and_distinct():
 
 def test_unknown_preset_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"shift must be one of \('default',"
-                       r" 'hard'\), got 'night'"):
+                       r" 'swap', 'hard'\), got 'night'"):
         write_benchmark(str(tmp_path), shift='night')

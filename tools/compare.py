@@ -231,6 +231,11 @@ def markdown(result: dict) -> str:
             f"{sel['entropy']:.2f} | {sel['max_prob']:.2f} | "
             f"{m['target_ECE']:.2f} | {m['target_cECE']:.2f} | "
             f"{len(m['checkpoints'])} |")
+    est = result.get('ece_estimation')
+    if est:
+        lines += ['', 'The value head on target val (BN warm-up on target): '
+                  f"Spearman {est['spearman']:.3f} between estimated and "
+                  'true per-image class-level ECE.']
     return '\n'.join(lines)
 
 
@@ -289,7 +294,10 @@ def main():
             else:
                 rows = adapting(args, size, data_dir, stage2, name)
         methods[name] = summarise(rows)
-    result = dict(seed=args.seed, shift=args.shift, methods=methods)
+    result = dict(seed=args.seed, shift=args.shift,
+                  ece_estimation={k: v for k, v in estimation.items()
+                                  if k != 'checkpoint'},
+                  methods=methods)
     with open(osp.join(args.work_dir, 'comparison.json'), 'w') as f:
         json.dump(result, f, indent=2)
     table = markdown(result)

@@ -24,9 +24,11 @@ def parse_args():
     parser.add_argument('--target-train', type=int, default=200)
     parser.add_argument('--target-val', type=int, default=50)
     parser.add_argument('--shift', default='default', choices=SHIFTS,
-                        help='the preset: default (colour/style shift) or '
-                        'hard (class-conditional appearance, scale, '
-                        'occlusion; textured source)')
+                        help='the preset: default (colour/style shift); swap '
+                        '(every target class takes on 60%% of a confusable '
+                        "partner's look; larger, denser objects; textured "
+                        'source); hard (as swap, the share drawn per image '
+                        'from 0-80%%)')
     parser.add_argument('--grid', metavar='PNG',
                         help='also save a grid of source and target '
                         'examples with their label maps')

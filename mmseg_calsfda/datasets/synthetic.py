@@ -22,14 +22,21 @@ real dataset classes and converters read them. Deterministic per seed.
 Presets (``shift``): ``'default'`` is the above. In it a source image is
 its label map in a palette (a colour lookup) and the target moves
 confusable colours together, so most of the shift is global colour
-statistics, which BatchNorm re-estimation undoes. ``'hard'`` keeps the
-layouts but renders *both* domains textured, lit, blurred and noisy (the
-source task needs shape and context), and shifts appearance per class in
-the target: each class of a confusable group takes on
-:data:`HARD_SWAP_BLEND` of its partner's colour and texture (road and
+statistics, which BatchNorm re-estimation undoes. ``'swap'`` and ``'hard'``
+keep the layouts but render *both* domains textured, lit, blurred and noisy
+(the source task needs shape and context), and shift appearance per class
+in the target: each class of a confusable group takes on a share (the
+*blend*, :data:`SWAP_BLEND`) of its partner's colour and texture (road and
 sidewalk, car -> truck -> bus -> car, vegetation and terrain, person and
 rider, wall and fence), and objects are drawn 1.3x larger and denser (more
 occlusion). No per-channel statistic can undo a class-conditional change.
+In ``'swap'`` every target image has blend 0.6: a swapped class looks more
+like its partner than itself, the source model is confidently wrong, and
+no source-free method can tell. In ``'hard'`` each target image draws its
+blend from U(0, 0.8), as real target images differ in how far they are
+from the source: the source model is right on the near ones, uncertain
+or wrong on the far ones, and which images are which is what a
+per-image calibration estimate can tell.
 """
 import os
 import os.path as osp
@@ -43,7 +50,7 @@ from .label_maps import CITYSCAPES_CLASSES, CITYSCAPES_IDS, IGNORE_INDEX
 
 C = {name: i for i, name in enumerate(CITYSCAPES_CLASSES)}
 # benchmark presets (``write_benchmark(shift=...)``)
-SHIFTS = ('default', 'hard')
+SHIFTS = ('default', 'swap', 'hard')
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,7 @@ def make_layout(rng: np.random.Generator, height: int, width: int,
         np.ndarray: ``height x width`` uint8 train ids.
     """
     stats = LAYOUTS[domain]
-    if shift == 'hard' and domain == 'target':
+    if shift in SWAP_BLEND and domain == 'target':
         stats = HARD_TARGET_LAYOUT
     label = np.full((height, width), C['sky'], dtype=np.uint8)
     horizon = int(rng.uniform(*stats.horizon) * height)
@@ -295,27 +302,30 @@ HARD_SWAP = {
     'bus': 'car', 'vegetation': 'terrain', 'terrain': 'vegetation',
     'person': 'rider', 'rider': 'person', 'wall': 'fence', 'fence': 'wall'
 }
-HARD_SWAP_BLEND = 0.6
+# a preset's range of per-image target blends (share of the partner's look)
+SWAP_BLEND = dict(swap=(0.6, 0.6), hard=(0.0, 0.8))
 _HARD_PARTNER = np.arange(len(CITYSCAPES_CLASSES))
 for _cls, _partner in HARD_SWAP.items():
     _HARD_PARTNER[C[_cls]] = C[_partner]
 
 
-def render_hard(rng: np.random.Generator, label: np.ndarray,
-                domain: str) -> np.ndarray:
-    """The ``'hard'`` preset's rendering: textured, lit, noisy in both
-    domains; in the target each class blends towards its
-    :data:`HARD_SWAP` partner's colour and texture."""
+def render_hard(rng: np.random.Generator, label: np.ndarray, domain: str,
+                blend: Tuple[float, float] = SWAP_BLEND['hard']
+                ) -> np.ndarray:
+    """The ``'swap'`` / ``'hard'`` presets' rendering: textured, lit, noisy
+    in both domains; in the target each class blends towards its
+    :data:`HARD_SWAP` partner's colour and texture, by a share drawn per
+    image from ``blend`` (low, high)."""
     height, width = label.shape
     palette = _SOURCE_PALETTE + rng.normal(0, 20, _SOURCE_PALETTE.shape)
-    looks_like = label
-    if domain == 'target':
-        palette = ((1 - HARD_SWAP_BLEND) * palette +
-                   HARD_SWAP_BLEND * palette[_HARD_PARTNER])
-        looks_like = _HARD_PARTNER[label]
-    img = palette[label]
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    img += _textures(rng, looks_like, yy, xx)
+    tex = _textures(rng, label, yy, xx)
+    if domain == 'target':
+        share = blend[0] if blend[0] == blend[1] else rng.uniform(*blend)
+        palette = (1 - share) * palette + share * palette[_HARD_PARTNER]
+        partner_tex = _textures(rng, _HARD_PARTNER[label], yy, xx)
+        tex = (1 - share) * tex + share * partner_tex
+    img = palette[label] + tex
     img = _photograph(rng, img, label, yy, xx, blur=(0.5, 1.2), noise=(3, 8))
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -326,8 +336,8 @@ def make_sample(seed: int, height: int, width: int, domain: str,
     preset)."""
     rng = np.random.default_rng(seed)
     label = make_layout(rng, height, width, domain, shift)
-    if shift == 'hard':
-        return render_hard(rng, label, domain), label
+    if shift in SWAP_BLEND:
+        return render_hard(rng, label, domain, SWAP_BLEND[shift]), label
     return render(rng, label, domain), label
 
 

@@ -1,0 +1,75 @@
+"""tools/compare_summary.py: mean and spread of compare.py runs."""
+import json
+import statistics
+import sys
+
+from tests.utils import run_cli
+
+CRITERIA = ('estECE', 'entropy', 'max_prob', 'last')
+
+
+def _method(miou):
+    """A compare.py method entry from its per-checkpoint mIoUs (estECE
+    falls with the checkpoint index, so it picks the last one)."""
+    rows = [dict(epoch=i, target_mIoU=v, estECE=10.0 - i, entropy=float(i),
+                 max_prob=50.0) for i, v in enumerate(miou)]
+    oracle = max(miou)
+    picks = dict(estECE=miou[-1], entropy=miou[0], max_prob=miou[0],
+                 last=miou[-1])
+    return dict(target_mIoU_last=miou[-1], target_mIoU_oracle=oracle,
+                target_mIoU_selected=picks,
+                regret={c: round(oracle - v, 4) for c, v in picks.items()},
+                checkpoints=rows)
+
+
+def _write_run(path, seed, adabn, calsfda, shift='hard', spearman=0.7):
+    path.mkdir()
+    result = dict(seed=seed, shift=shift,
+                  ece_estimation=dict(spearman=spearman),
+                  methods=dict(adabn=_method([adabn]),
+                               calsfda=_method(calsfda)))
+    (path / 'comparison.json').write_text(json.dumps(result))
+    return str(path)
+
+
+def test_summary_means_spreads_and_paired_differences(tmp_path):
+    runs = [_write_run(tmp_path / 's3', 3, 20.0, [22.0, 25.0], spearman=.6),
+            _write_run(tmp_path / 's4', 4, 24.0, [27.0, 26.0], spearman=.8),
+            _write_run(tmp_path / 's5', 5, 21.0, [23.5, 24.5], spearman=.7)]
+    out = tmp_path / 'out'
+    res = run_cli([sys.executable, 'tools/compare_summary.py', *runs,
+                   '--out', str(out)])
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['seeds'] == [3, 4, 5] and summary['shift'] == 'hard'
+    cal = summary['methods']['calsfda']
+    last = [25.0, 26.0, 24.5]
+    assert abs(cal['last']['mean'] - statistics.mean(last)) < 1e-9
+    assert abs(cal['last']['std'] - statistics.stdev(last)) < 1e-9
+    assert cal['oracle']['values'] == [25.0, 27.0, 24.5]
+    assert cal['regret']['entropy']['values'] == [3.0, 0.0, 1.0]
+    assert cal['regret']['estECE']['max'] == 1.0
+    # paired with adabn seed by seed, not mean minus mean of shuffled runs
+    assert cal['vs_adabn']['values'] == [5.0, 2.0, 3.5]
+    assert summary['methods']['adabn']['vs_adabn']['values'] == [0, 0, 0]
+    assert abs(summary['ece_spearman']['mean'] - 0.7) < 1e-9
+    table = (out / 'summary.md').read_text()
+    assert '| calsfda | 25.17 ± 0.76 |' in table
+    assert 'seeds 3, 4, 5' in table
+    assert (out / 'summary.png').stat().st_size > 0
+
+
+def test_summary_refuses_mixed_runs(tmp_path):
+    a = _write_run(tmp_path / 'a', 3, 20.0, [21.0])
+    b = _write_run(tmp_path / 'b', 4, 20.0, [21.0], shift='default')
+    c = _write_run(tmp_path / 'c', 3, 20.0, [21.0])
+    out = str(tmp_path / 'out')
+    cmd = [sys.executable, 'tools/compare_summary.py']
+    res = run_cli(cmd + [a, b, '--out', out])
+    assert res.returncode != 0
+    assert "the runs mix presets ['default', 'hard']" in res.stderr
+    res = run_cli(cmd + [a, c, '--out', out])
+    assert 'a seed appears twice among [3, 3]' in res.stderr
+    res = run_cli(cmd + [a, str(tmp_path / 'missing'), '--out', out])
+    assert 'missing/comparison.json does not exist' in res.stderr
+    assert not (tmp_path / 'out').exists()

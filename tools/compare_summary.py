@@ -1,0 +1,162 @@
+"""Summarises tools/compare.py runs of several seeds: mean and spread.
+
+    python tools/compare_summary.py work_dirs/cmp_hard_s3 \\
+        work_dirs/cmp_hard_s4 work_dirs/cmp_hard_s5 \\
+        --out benchmarks/comparison/hard-report
+
+Reads each run's ``comparison.json`` (one preset, distinct seeds, the same
+methods) and writes ``OUT/summary.json``, ``summary.md`` and
+``summary.png``: per method the target mIoU of the last checkpoint, the
+oracle and each criterion's pick, each criterion's regret, and the paired
+difference to ``adabn`` (ECE-selected checkpoint, seed by seed), as
+mean ± sample standard deviation over the seeds, with min and max.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+from typing import Dict, List
+
+import numpy as np
+
+CRITERIA = ('estECE', 'entropy', 'max_prob', 'last')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('runs', nargs='+',
+                        help='work directories of tools/compare.py')
+    parser.add_argument('--out', required=True, help='output directory')
+    return parser.parse_args()
+
+
+def load_runs(run_dirs: List[str]) -> List[dict]:
+    """The runs' results; one preset, distinct seeds, the same methods."""
+    runs = []
+    for run_dir in run_dirs:
+        path = osp.join(run_dir, 'comparison.json')
+        if not osp.isfile(path):
+            sys.exit(f'error: {path} does not exist (has tools/compare.py '
+                     'finished there?)')
+        with open(path) as f:
+            runs.append(json.load(f))
+    shifts = {run['shift'] for run in runs}
+    if len(shifts) > 1:
+        sys.exit(f'error: the runs mix presets {sorted(shifts)}')
+    seeds = [run['seed'] for run in runs]
+    if len(set(seeds)) < len(seeds):
+        sys.exit(f'error: a seed appears twice among {seeds}')
+    methods = [list(run['methods']) for run in runs]
+    for run, names in zip(runs, methods):
+        if names != methods[0]:
+            sys.exit(f"error: seed {run['seed']} ran {names}, seed "
+                     f"{runs[0]['seed']} ran {methods[0]}")
+    return runs
+
+
+def spread(values: List[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value), min, max."""
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return dict(mean=float(arr.mean()), std=std, min=float(arr.min()),
+                max=float(arr.max()), values=arr.tolist())
+
+
+def summarise(runs: List[dict]) -> dict:
+    """Per method: spread of each reported number over the seeds."""
+    methods: Dict[str, dict] = {}
+    for name in runs[0]['methods']:
+        per_seed = [run['methods'][name] for run in runs]
+        row = dict(
+            last=spread([m['target_mIoU_last'] for m in per_seed]),
+            oracle=spread([m['target_mIoU_oracle'] for m in per_seed]),
+            selected={c: spread([m['target_mIoU_selected'][c]
+                                 for m in per_seed]) for c in CRITERIA},
+            regret={c: spread([m['regret'][c] for m in per_seed])
+                    for c in CRITERIA})
+        if 'adabn' in runs[0]['methods']:
+            row['vs_adabn'] = spread([
+                run['methods'][name]['target_mIoU_selected']['estECE'] -
+                run['methods']['adabn']['target_mIoU_last'] for run in runs])
+        methods[name] = row
+    result = dict(shift=runs[0]['shift'],
+                  seeds=[run['seed'] for run in runs], methods=methods)
+    estimations = [run['ece_estimation']['spearman'] for run in runs
+                   if 'ece_estimation' in run]
+    if estimations:
+        result['ece_spearman'] = spread(estimations)
+    return result
+
+
+def _fmt(s: dict) -> str:
+    return f"{s['mean']:.2f} ± {s['std']:.2f}"
+
+
+def markdown(summary: dict) -> str:
+    seeds = ', '.join(map(str, summary['seeds']))
+    lines = [
+        f"shift {summary['shift']}, seeds {seeds}: target val mIoU, mean ± "
+        'sample std over the seeds', '',
+        '| method | last | oracle | estECE pick | entropy pick | '
+        'max_prob pick | estECE pick − adabn | regret estECE | '
+        'regret entropy | regret max_prob | regret last |',
+        '|---|---|---|---|---|---|---|---|---|---|---|'
+    ]
+    for name, m in summary['methods'].items():
+        sel, reg = m['selected'], m['regret']
+        diff = _fmt(m['vs_adabn']) if 'vs_adabn' in m else ''
+        lines.append(
+            f"| {name} | {_fmt(m['last'])} | {_fmt(m['oracle'])} | "
+            f"{_fmt(sel['estECE'])} | {_fmt(sel['entropy'])} | "
+            f"{_fmt(sel['max_prob'])} | {diff} | {_fmt(reg['estECE'])} | "
+            f"{_fmt(reg['entropy'])} | {_fmt(reg['max_prob'])} | "
+            f"{_fmt(reg['last'])} |")
+    if 'ece_spearman' in summary:
+        sp = summary['ece_spearman']
+        lines += ['', 'Spearman between estimated and true per-image '
+                  f"class-level ECE on target val: {sp['mean']:.3f} ± "
+                  f"{sp['std']:.3f} (min {sp['min']:.3f})."]
+    return '\n'.join(lines)
+
+
+def plot(summary: dict, path: str) -> None:
+    """Per method: the ECE-selected checkpoint's mIoU, mean ± std bar and
+    every seed as a dot; the oracle as a tick."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = list(summary['methods'])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, name in enumerate(names):
+        m = summary['methods'][name]
+        sel = m['selected']['estECE']
+        ax.bar(i, sel['mean'], yerr=sel['std'], color=f'C{i}', alpha=0.6,
+               capsize=4)
+        ax.plot([i] * len(sel['values']), sel['values'], 'k.', ms=6)
+        ax.plot(i, m['oracle']['mean'], 'k_', ms=18)
+    ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+    ax.set_ylabel('target val mIoU (estECE pick)')
+    seeds = ', '.join(map(str, summary['seeds']))
+    ax.set_title(f"shift {summary['shift']}, seeds {seeds} "
+                 '(bar: mean ± std; dots: seeds; dash: oracle)', fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    args = parse_args()
+    summary = summarise(load_runs(args.runs))
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    table = markdown(summary)
+    with open(osp.join(args.out, 'summary.md'), 'w') as f:
+        f.write(table + '\n')
+    plot(summary, osp.join(args.out, 'summary.png'))
+    print(table)
+
+
+if __name__ == '__main__':
+    main()
