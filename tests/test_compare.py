@@ -56,3 +56,11 @@ def test_bad_method_shift_and_reused_work_dir(tmp_path):
     assert res.returncode != 0
     assert 'holds a run of' in res.stderr and 'choose another' in res.stderr
     assert not (tmp_path / 'data').exists()
+
+
+def test_stage3_variants_refuses_unknown_changes(tmp_path):
+    res = run_cli([sys.executable, 'tools/experiments/stage3_variants.py',
+                   str(tmp_path), '--variants', 'noent-dropout'])
+    assert res.returncode != 0
+    assert "unknown change(s) ['dropout'] in 'noent-dropout'; valid: " \
+        "shipped, noent" in res.stderr

@@ -1,0 +1,104 @@
+"""Stage-3 loss and learning-rate variants from a finished compare.py run.
+
+    python tools/experiments/stage3_variants.py work_dirs/tune_hard_s0 \\
+        --variants shipped noent sceonly nocw lr5 --rounds 1 --epochs 4
+
+Trains ``calsfda`` (compare.py's stage 3) again from the run's stage-2
+checkpoint, once per variant, and prints target-val mIoU and the estimated
+ECE after every epoch (``WORK_DIR/variant_<name>/selection.json``). A
+variant is a ``-``-joined list of changes:
+
+* ``noent``: no entropy term; ``sceonly``: SCE alone (no entropy, no
+  negative learning);
+* ``nocw``: uniform SCE class weights instead of ``softmax(1/tau)``
+  (patches :meth:`CalibratedPseudoLabeler.class_weights` for the run);
+* ``lr5``: the official learning rate, 5e-5, instead of the demo's 2.5e-4;
+* ``cbst``: ``s = max p`` (no ECE scaling); ``shipped``: no change.
+
+An experiment, not a benchmark: it reads the run's target val labels.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+import types
+
+import torch
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+import compare  # noqa: E402
+import demo  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
+
+from mmseg_calsfda.pseudo_label.calibrated_pseudo_labeler import (
+    CalibratedPseudoLabeler,  # noqa: E402
+)
+
+CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'cbst')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('--variants', nargs='+', default=['shipped'])
+    parser.add_argument('--rounds', type=int, default=1)
+    parser.add_argument('--epochs', type=int, default=4,
+                        help='epochs per round')
+    args = parser.parse_args()
+    for variant in args.variants:
+        unknown = set(variant.split('-')) - set(CHANGES)
+        if unknown:
+            sys.exit(f'error: unknown change(s) {sorted(unknown)} in '
+                     f'{variant!r}; valid: {", ".join(CHANGES)}')
+    return args
+
+
+def variant_cfg(run, variant: str, rounds: int, epochs: int):
+    size = demo.SIZES['full']
+    data_dir = osp.join(run.work_dir, 'data')
+    compare.SCHEDULE['full'] = (rounds, epochs)
+    cfg = compare._adapting_cfg(run, size, data_dir,
+                                'stage2_value/iter_300.pth',
+                                f'variant_{variant}')
+    changes = variant.split('-')
+    losses = cfg.model.decode_losses
+    if 'noent' in changes:
+        cfg.model.decode_losses = [
+            loss for loss in losses if loss['type'] != 'NormalizedEntropyLoss'
+        ]
+    if 'sceonly' in changes:
+        cfg.model.decode_losses = [
+            loss for loss in losses if loss['type'] == 'SymmetricCELoss'
+        ]
+    if 'lr5' in changes:
+        cfg.optim_wrapper.optimizer.lr = 5e-5
+    if 'cbst' in changes:
+        cfg = compare.cbst_cfg(cfg)
+    return cfg
+
+
+def uniform_class_weights(self, thresholds):
+    return torch.full_like(thresholds, 1.0 / thresholds.numel())
+
+
+def main():
+    args = parse_args()
+    with open(osp.join(args.work_dir, 'run.json')) as f:
+        run = json.load(f)
+    run = types.SimpleNamespace(work_dir=args.work_dir, device='cpu', **run)
+    shipped_weights = CalibratedPseudoLabeler.class_weights
+    for variant in args.variants:
+        CalibratedPseudoLabeler.class_weights = (
+            uniform_class_weights
+            if 'nocw' in variant.split('-') else shipped_weights)
+        cfg = variant_cfg(run, variant, args.rounds, args.epochs)
+        RUNNERS.build(cfg).train()
+        with open(osp.join(cfg.work_dir, 'selection.json')) as f:
+            history = json.load(f)['history']
+        print(f"{variant}: mIoU {[round(r['mIoU'], 2) for r in history]}, "
+              f"estECE {[round(r['estECE'], 2) for r in history]}",
+              flush=True)
+
+
+if __name__ == '__main__':
+    main()
