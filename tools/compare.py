@@ -30,12 +30,13 @@ import json
 import os.path as osp
 import sys
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 warnings.filterwarnings('ignore', message='.*pkg_resources is deprecated')
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import demo  # noqa: E402
+from compare_summary import write_report  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
 from mmseg_calsfda.console import QuietConsole  # noqa: E402
@@ -129,8 +130,11 @@ def single_checkpoint(args, size, data_dir, stage2: str,
                  max_prob=free['max_prob'])]
 
 
-def _adapting_cfg(args, size, data_dir, stage2: str, name: str):
-    rounds, per_round = SCHEDULE['tiny' if args.tiny else 'full']
+def _adapting_cfg(args, size, data_dir, stage2: str, name: str,
+                  schedule: Optional[Tuple[int, int]] = None):
+    """Stage 3 from ``stage2``; ``schedule``: (rounds, epochs per round),
+    by default :data:`SCHEDULE`'s."""
+    rounds, per_round = schedule or SCHEDULE['tiny' if args.tiny else 'full']
     cfg = demo.stage_config(args, size, data_dir, 'deeplabv2_gta2cs.py',
                             name, 0, lr=2.5e-4,
                             max_epochs=rounds * per_round)
@@ -298,12 +302,8 @@ def main():
                   ece_estimation={k: v for k, v in estimation.items()
                                   if k != 'checkpoint'},
                   methods=methods)
-    with open(osp.join(args.work_dir, 'comparison.json'), 'w') as f:
-        json.dump(result, f, indent=2)
-    table = markdown(result)
-    with open(osp.join(args.work_dir, 'comparison.md'), 'w') as f:
-        f.write(table + '\n')
-    plot(result, osp.join(args.work_dir, 'comparison.png'))
+    table = write_report(args.work_dir, 'comparison', result, markdown,
+                         plot)
     print(f'\n== results ({args.work_dir}/comparison.json, .md, .png; '
           f'full logs: {console.path})\n\n{table}')
     console.close()

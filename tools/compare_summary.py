@@ -16,7 +16,7 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import numpy as np
 
@@ -145,17 +145,25 @@ def plot(summary: dict, path: str) -> None:
     plt.close(fig)
 
 
+def write_report(directory: str, stem: str, result: dict,
+                 to_markdown: Callable[[dict], str],
+                 to_plot: Callable[[dict, str], None]) -> str:
+    """Writes ``stem.json``, ``stem.md`` and ``stem.png`` into ``directory``
+    (``tools/compare.py`` too); returns the markdown table."""
+    os.makedirs(directory, exist_ok=True)
+    with open(osp.join(directory, f'{stem}.json'), 'w') as f:
+        json.dump(result, f, indent=2)
+    table = to_markdown(result)
+    with open(osp.join(directory, f'{stem}.md'), 'w') as f:
+        f.write(table + '\n')
+    to_plot(result, osp.join(directory, f'{stem}.png'))
+    return table
+
+
 def main():
     args = parse_args()
     summary = summarise(load_runs(args.runs))
-    os.makedirs(args.out, exist_ok=True)
-    with open(osp.join(args.out, 'summary.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
-    table = markdown(summary)
-    with open(osp.join(args.out, 'summary.md'), 'w') as f:
-        f.write(table + '\n')
-    plot(summary, osp.join(args.out, 'summary.png'))
-    print(table)
+    print(write_report(args.out, 'summary', summary, markdown, plot))
 
 
 if __name__ == '__main__':

@@ -321,6 +321,8 @@ def render_hard(rng: np.random.Generator, label: np.ndarray, domain: str,
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     tex = _textures(rng, label, yy, xx)
     if domain == 'target':
+        # a fixed blend draws nothing from rng: 'swap' images stay those
+        # the README's tuning history was measured on
         share = blend[0] if blend[0] == blend[1] else rng.uniform(*blend)
         palette = (1 - share) * palette + share * palette[_HARD_PARTNER]
         partner_tex = _textures(rng, _HARD_PARTNER[label], yy, xx)
