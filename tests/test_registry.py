@@ -1,5 +1,5 @@
 """Importing the plugin registers its components in MMSeg's registries."""
-from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS
+from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
 
 import mmseg_calsfda
 
@@ -18,6 +18,7 @@ def test_components_are_registered_in_mmseg_scope():
                 'ProgressBarHook', 'SelfTrainingHook'],
         DATASETS: ['GTA5Dataset', 'SynthiaDataset',
                    'CheckedCityscapesDataset'],
+        TRANSFORMS: ['ClassConditionalColorShift'],
     }
     for registry, names in expected.items():
         assert registry.scope == 'mmseg'

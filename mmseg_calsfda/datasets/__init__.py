@@ -2,8 +2,9 @@ from .cityscapes import CheckedCityscapesDataset
 from .gta5 import GTA5Dataset
 from .pseudo_label_dataset import PseudoLabelDataset, pseudo_label_path
 from .synthia import SynthiaDataset
+from .transforms import ClassConditionalColorShift
 
 __all__ = [
-    'CheckedCityscapesDataset', 'GTA5Dataset', 'PseudoLabelDataset',
-    'SynthiaDataset', 'pseudo_label_path'
+    'CheckedCityscapesDataset', 'ClassConditionalColorShift', 'GTA5Dataset',
+    'PseudoLabelDataset', 'SynthiaDataset', 'pseudo_label_path'
 ]

@@ -13,28 +13,44 @@ variant is a ``-``-joined list of changes:
 * ``nocw``: uniform SCE class weights instead of ``softmax(1/tau)``
   (patches :meth:`CalibratedPseudoLabeler.class_weights` for the run);
 * ``lr5``: the official learning rate, 5e-5, instead of the demo's 2.5e-4;
-* ``cbst``: ``s = max p`` (no ECE scaling); ``shipped``: no change.
+  ``lr0``: no learning at all (what changes without a weight update?);
+* ``cbst``: ``s = max p`` (no ECE scaling); ``cb50``: class-balanced share
+  0.5 instead of 0.15 (more, less confident pixels); ``shipped``: no change;
+* diagnostics with the target's *true* labels: ``gtmask`` keeps the
+  pseudo-labels' pixels but gives them their true class (is it which
+  pixels are kept, or their wrong labels?); ``gtfull`` trains on the true
+  labels of every pixel (what the stage-3 schedule can learn at all).
 
 An experiment, not a benchmark: it reads the run's target val labels.
 """
 import argparse
+import glob
 import json
 import os.path as osp
 import sys
 import types
 
+import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import compare  # noqa: E402
 import demo  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
+from mmseg_calsfda.engine.hooks import self_training_hook  # noqa: E402
+from mmseg_calsfda.fileio import write_png_atomic  # noqa: E402
 from mmseg_calsfda.pseudo_label.calibrated_pseudo_labeler import (
     CalibratedPseudoLabeler,  # noqa: E402
 )
+from mmseg_calsfda.pseudo_label.pseudo_label_pass import (  # noqa: E402
+    round_dir,
+    run_pseudo_label_pass,
+)
 
-CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'cbst')
+CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
+           'cb50', 'gtmask', 'gtfull')
 
 
 def parse_args():
@@ -56,10 +72,9 @@ def parse_args():
 def variant_cfg(run, variant: str, rounds: int, epochs: int):
     size = demo.SIZES['full']
     data_dir = osp.join(run.work_dir, 'data')
-    compare.SCHEDULE['full'] = (rounds, epochs)
     cfg = compare._adapting_cfg(run, size, data_dir,
                                 'stage2_value/iter_300.pth',
-                                f'variant_{variant}')
+                                f'variant_{variant}', (rounds, epochs))
     changes = variant.split('-')
     losses = cfg.model.decode_losses
     if 'noent' in changes:
@@ -72,6 +87,10 @@ def variant_cfg(run, variant: str, rounds: int, epochs: int):
         ]
     if 'lr5' in changes:
         cfg.optim_wrapper.optimizer.lr = 5e-5
+    if 'lr0' in changes:
+        cfg.optim_wrapper.optimizer.lr = 0.0
+    if 'cb50' in changes:
+        cfg.custom_hooks[0].pseudo_labeler.cb_prop = 0.5
     if 'cbst' in changes:
         cfg = compare.cbst_cfg(cfg)
     return cfg
@@ -79,6 +98,29 @@ def variant_cfg(run, variant: str, rounds: int, epochs: int):
 
 def uniform_class_weights(self, thresholds):
     return torch.full_like(thresholds, 1.0 / thresholds.numel())
+
+
+def true_label_pass(data_dir: str, everywhere: bool):
+    """The pseudo-label pass, then every round label replaced by the true
+    class: on the kept pixels, or (``everywhere``) on all pixels."""
+    gt_root = osp.join(data_dir, 'cityscapes', 'gtFine', 'train')
+
+    def run(model, dataloader, labeler, round_idx, out_root, *args):
+        summary = run_pseudo_label_pass(model, dataloader, labeler,
+                                        round_idx, out_root, *args)
+        labels = round_dir(out_root, round_idx)
+        for path in glob.glob(osp.join(labels, '**', '*.png'),
+                              recursive=True):
+            rel = osp.relpath(path, labels)[:-len('.png')]
+            gt = np.array(Image.open(
+                osp.join(gt_root, rel + '_gtFine_labelTrainIds.png')))
+            label = np.array(Image.open(path))
+            kept = label < labeler.num_classes
+            write_png_atomic(gt if everywhere else np.where(kept, gt, label),
+                             path)
+        return summary
+
+    return run
 
 
 def main():
@@ -91,6 +133,11 @@ def main():
         CalibratedPseudoLabeler.class_weights = (
             uniform_class_weights
             if 'nocw' in variant.split('-') else shipped_weights)
+        changes = variant.split('-')
+        self_training_hook.run_pseudo_label_pass = (
+            true_label_pass(osp.join(args.work_dir, 'data'),
+                            'gtfull' in changes)
+            if {'gtmask', 'gtfull'} & set(changes) else run_pseudo_label_pass)
         cfg = variant_cfg(run, variant, args.rounds, args.epochs)
         RUNNERS.build(cfg).train()
         with open(osp.join(cfg.work_dir, 'selection.json')) as f:

@@ -1,0 +1,58 @@
+"""Stage 2 again, with class-conditional colour shifts in the value head's
+training pipeline, from a finished compare.py run's stage-1 checkpoint.
+
+    python tools/experiments/value_head_shift.py work_dirs/tune_hard_s0 \\
+        --max-share 0.8 --class-prob 0.5
+
+Prints the Spearman / Pearson between estimated and true per-image
+class-level ECE on target val (BN warm-up on target) for the run's own
+stage 2 and for the retrained one (``WORK_DIR/stage2_value_shift_<tag>``).
+An experiment, not a benchmark: it reads the run's target val labels.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+import types
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+import demo  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('--prob', type=float, default=0.5)
+    parser.add_argument('--max-share', type=float, default=0.8)
+    parser.add_argument('--class-prob', type=float, default=0.5)
+    parser.add_argument('--no-baseline', action='store_true',
+                        help="skip retraining the run's own stage 2")
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    with open(osp.join(args.work_dir, 'run.json')) as f:
+        run = types.SimpleNamespace(work_dir=args.work_dir, device='cpu',
+                                    **json.load(f))
+    size = demo.SIZES['full']
+    data_dir = osp.join(args.work_dir, 'data')
+    stage1 = osp.relpath(demo.best_checkpoint(
+        osp.join(args.work_dir, 'stage1_source')), args.work_dir)
+    shift = dict(prob=args.prob, max_share=args.max_share,
+                 class_prob=args.class_prob)
+    tag = '_'.join(f'{v:g}' for v in shift.values())
+    rows = {}
+    runs = [('stage2_value', None), (f'stage2_value_shift_{tag}', shift)]
+    for name, class_shift in runs[args.no_baseline:]:
+        rows[name], _ = demo.run_value_stage(run, size, data_dir, stage1,
+                                             name, class_shift)
+        print(f"{name}: Spearman {rows[name]['spearman']:.3f}, Pearson "
+              f"{rows[name]['pearson']:.3f}", flush=True)
+    with open(osp.join(args.work_dir, f'value_head_shift_{tag}.json'),
+              'w') as f:
+        json.dump(rows, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
