@@ -135,15 +135,8 @@ def _adapting_cfg(args, size, data_dir, stage2: str, name: str,
     """Stage 3 from ``stage2``; ``schedule``: (rounds, epochs per round),
     by default :data:`SCHEDULE`'s."""
     rounds, per_round = schedule or SCHEDULE['tiny' if args.tiny else 'full']
-    cfg = demo.stage_config(args, size, data_dir, 'deeplabv2_gta2cs.py',
-                            name, 0, lr=2.5e-4,
-                            max_epochs=rounds * per_round)
-    cfg.load_from = osp.join(args.work_dir, stage2)
-    self_training, bn_warmup = cfg.custom_hooks[:2]
-    self_training.epochs_per_round = per_round
-    self_training.bn_warmup_batches = size['warmup_batches']
-    bn_warmup.num_batches = size['warmup_batches']
-    return cfg
+    return demo.target_stage_config(args, size, data_dir, stage2, name,
+                                    rounds, per_round)
 
 
 def tent_cfg(cfg):

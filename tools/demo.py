@@ -255,18 +255,27 @@ def run_value_stage(args, size, data_dir, stage1: str,
     return estimation, scores(adabn, 'target_')
 
 
-def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
-    """Stage 3; returns (adapted, selection) from selection.json."""
+def target_stage_config(args, size: dict, data_dir: str, stage2: str,
+                        name: str, rounds: int, epochs_per_round: int
+                        ) -> Config:
+    """Stage 3 (``deeplabv2_gta2cs.py``) from the ``stage2`` checkpoint,
+    shrunk, with ``rounds`` x ``epochs_per_round`` epochs."""
     # the demo keeps the stage-3 lr its recipe was chosen with (2.5e-4);
     # the shipped GTA5/SYNTHIA -> Cityscapes configs use the official 5e-5
-    cfg = stage_config(
-        args, size, data_dir, 'deeplabv2_gta2cs.py', 'stage3_target', 0,
-        lr=2.5e-4, max_epochs=size['rounds'] * size['epochs_per_round'])
+    cfg = stage_config(args, size, data_dir, 'deeplabv2_gta2cs.py', name, 0,
+                       lr=2.5e-4, max_epochs=rounds * epochs_per_round)
     cfg.load_from = osp.join(args.work_dir, stage2)
-    self_training, bn_warmup, _ = cfg.custom_hooks
-    self_training.epochs_per_round = size['epochs_per_round']
+    self_training, bn_warmup = cfg.custom_hooks[:2]
+    self_training.epochs_per_round = epochs_per_round
     self_training.bn_warmup_batches = size['warmup_batches']
     bn_warmup.num_batches = size['warmup_batches']
+    return cfg
+
+
+def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
+    """Stage 3; returns (adapted, selection) from selection.json."""
+    cfg = target_stage_config(args, size, data_dir, stage2, 'stage3_target',
+                              size['rounds'], size['epochs_per_round'])
     RUNNERS.build(cfg).train()
     with open(osp.join(cfg.work_dir, 'selection.json')) as f:
         selection = json.load(f)
