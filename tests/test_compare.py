@@ -2,14 +2,27 @@
 import json
 import sys
 
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
 from tests.utils import run_cli
 
 
-def test_compare_tiny_writes_every_criterion(tmp_path):
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    """One --tiny compare.py run, shared by the tests of this module."""
+    work_dir = tmp_path_factory.mktemp('compare')
     res = run_cli([sys.executable, 'tools/compare.py', '--tiny', '--seed',
-                   '0', '--work-dir', str(tmp_path), '--methods', 'adabn',
+                   '0', '--work-dir', str(work_dir), '--methods', 'adabn',
                    'cbst', 'target_supervised'], timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    return work_dir
+
+
+def test_compare_tiny_writes_every_criterion(tiny_run):
+    tmp_path = tiny_run
     result = json.loads((tmp_path / 'comparison.json').read_text())
     assert result['seed'] == 0 and result['shift'] == 'default'
     assert list(result['methods']) == ['adabn', 'cbst', 'target_supervised']
@@ -64,3 +77,39 @@ def test_stage3_variants_refuses_unknown_changes(tmp_path):
     assert res.returncode != 0
     assert "unknown change(s) ['dropout'] in 'noent-dropout'; valid: " \
         "shipped, noent" in res.stderr
+
+
+def test_stage3_variants_diagnostics(tiny_run):
+    """lr0 changes nothing after the norm-affine epoch; gtmask gives the
+    kept pixels their true class; fullnet trains the backbone's convs."""
+    res = run_cli([sys.executable, 'tools/experiments/stage3_variants.py',
+                   str(tiny_run), '--variants', 'lr0', 'gtmask-fullnet',
+                   '--rounds', '1', '--epochs', '2'], timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    rows = json.loads((tiny_run / 'variants.json').read_text())
+    assert set(rows) == {'lr0', 'gtmask-fullnet'}
+    assert len(rows['lr0']['mIoU']) == 2
+    assert rows['lr0']['mIoU'][0] == rows['lr0']['mIoU'][1]
+    assert rows['lr0']['estECE'][0] == rows['lr0']['estECE'][1]
+    variant = tiny_run / 'variant_gtmask-fullnet'
+    labels = list((variant / 'pseudo_labels' / 'round_0').rglob('*.png'))
+    gt_root = tiny_run / 'data' / 'cityscapes' / 'gtFine' / 'train'
+    kept_total = 0
+    for path in labels:
+        label = np.array(Image.open(path))
+        rel = path.relative_to(variant / 'pseudo_labels' / 'round_0')
+        gt = np.array(Image.open(gt_root / rel.parent / (
+            rel.stem + '_gtFine_labelTrainIds.png')))
+        kept = label < 19
+        np.testing.assert_array_equal(label[kept], gt[kept])
+        kept_total += kept.sum()
+    assert labels and kept_total > 0
+
+    def conv(path):
+        state = torch.load(path, map_location='cpu')['state_dict']
+        return state['backbone.layer1.0.conv1.weight']
+
+    stage2 = tiny_run / 'stage2_value' / 'iter_2.pth'
+    assert not torch.equal(conv(stage2), conv(variant / 'epoch_2.pth'))
+    assert torch.equal(conv(stage2),
+                       conv(tiny_run / 'variant_lr0' / 'epoch_2.pth'))

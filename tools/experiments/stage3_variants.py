@@ -5,13 +5,16 @@
 
 Trains ``calsfda`` (compare.py's stage 3) again from the run's stage-2
 checkpoint, once per variant, and prints target-val mIoU and the estimated
-ECE after every epoch (``WORK_DIR/variant_<name>/selection.json``). A
+ECE after every epoch (``WORK_DIR/variant_<name>/selection.json``; all
+variants run so far in ``WORK_DIR/variants.json``). A
 variant is a ``-``-joined list of changes:
 
 * ``noent``: no entropy term; ``sceonly``: SCE alone (no entropy, no
   negative learning);
 * ``nocw``: uniform SCE class weights instead of ``softmax(1/tau)``
   (patches :meth:`CalibratedPseudoLabeler.class_weights` for the run);
+* ``fullnet``: decode-head epochs train the backbone too (the reference
+  freezes it);
 * ``lr5``: the official learning rate, 5e-5, instead of the demo's 2.5e-4;
   ``lr0``: no learning at all (what changes without a weight update?);
 * ``cbst``: ``s = max p`` (no ECE scaling); ``cb50``: class-balanced share
@@ -40,6 +43,7 @@ import demo  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
 from mmseg_calsfda.engine.hooks import self_training_hook  # noqa: E402
+from mmseg_calsfda.engine.hooks.self_training_hook import SelfTrainingHook  # noqa: E402
 from mmseg_calsfda.fileio import write_png_atomic  # noqa: E402
 from mmseg_calsfda.pseudo_label.calibrated_pseudo_labeler import (
     CalibratedPseudoLabeler,  # noqa: E402
@@ -50,7 +54,7 @@ from mmseg_calsfda.pseudo_label.pseudo_label_pass import (  # noqa: E402
 )
 
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
-           'cb50', 'gtmask', 'gtfull')
+           'cb50', 'fullnet', 'gtmask', 'gtfull')
 
 
 def parse_args():
@@ -70,10 +74,10 @@ def parse_args():
 
 
 def variant_cfg(run, variant: str, rounds: int, epochs: int):
-    size = demo.SIZES['full']
+    size = demo.SIZES['tiny' if run.tiny else 'full']
     data_dir = osp.join(run.work_dir, 'data')
     cfg = compare._adapting_cfg(run, size, data_dir,
-                                'stage2_value/iter_300.pth',
+                                f"stage2_value/iter_{size['value_iters']}.pth",
                                 f'variant_{variant}', (rounds, epochs))
     changes = variant.split('-')
     losses = cfg.model.decode_losses
@@ -123,17 +127,47 @@ def true_label_pass(data_dir: str, everywhere: bool):
     return run
 
 
+def train_backbone_too(set_trainable):
+    """``SelfTrainingHook._set_trainable``, the backbone trainable (and in
+    train mode) wherever the decode head trains."""
+
+    def run(self, runner, epoch_in_round):
+        set_trainable(self, runner, epoch_in_round)
+        model = self._model(runner)
+        if model.extra_frozen:  # a decode-head epoch
+            model.backbone.requires_grad_(True)
+            model.extra_frozen = []
+
+    return run
+
+
+def save_row(work_dir: str, variant: str, row: dict) -> None:
+    """Adds a variant's per-epoch results to ``WORK_DIR/variants.json``."""
+    path = osp.join(work_dir, 'variants.json')
+    rows = {}
+    if osp.isfile(path):
+        with open(path) as f:
+            rows = json.load(f)
+    rows[variant] = row
+    with open(path, 'w') as f:
+        json.dump(rows, f, indent=2)
+
+
 def main():
     args = parse_args()
     with open(osp.join(args.work_dir, 'run.json')) as f:
         run = json.load(f)
     run = types.SimpleNamespace(work_dir=args.work_dir, device='cpu', **run)
     shipped_weights = CalibratedPseudoLabeler.class_weights
+    shipped_trainable = SelfTrainingHook._set_trainable
     for variant in args.variants:
         CalibratedPseudoLabeler.class_weights = (
             uniform_class_weights
             if 'nocw' in variant.split('-') else shipped_weights)
         changes = variant.split('-')
+        SelfTrainingHook._set_trainable = (
+            train_backbone_too(shipped_trainable)
+            if 'fullnet' in changes else shipped_trainable)
         self_training_hook.run_pseudo_label_pass = (
             true_label_pass(osp.join(args.work_dir, 'data'),
                             'gtfull' in changes)
@@ -142,8 +176,10 @@ def main():
         RUNNERS.build(cfg).train()
         with open(osp.join(cfg.work_dir, 'selection.json')) as f:
             history = json.load(f)['history']
-        print(f"{variant}: mIoU {[round(r['mIoU'], 2) for r in history]}, "
-              f"estECE {[round(r['estECE'], 2) for r in history]}",
+        row = {key: [round(r[key], 2) for r in history]
+               for key in ('mIoU', 'estECE')}
+        save_row(args.work_dir, variant, row)
+        print(f"{variant}: mIoU {row['mIoU']}, estECE {row['estECE']}",
               flush=True)
 
 

@@ -35,7 +35,7 @@ def main():
     with open(osp.join(args.work_dir, 'run.json')) as f:
         run = types.SimpleNamespace(work_dir=args.work_dir, device='cpu',
                                     **json.load(f))
-    size = demo.SIZES['full']
+    size = demo.SIZES['tiny' if run.tiny else 'full']
     data_dir = osp.join(args.work_dir, 'data')
     stage1 = osp.relpath(demo.best_checkpoint(
         osp.join(args.work_dir, 'stage1_source')), args.work_dir)
