@@ -1,0 +1,56 @@
+"""Gathers one compare.py run's experiments into one JSON file.
+
+    python tools/experiments/collect_variants.py work_dirs/tune_hard_s0 \\
+        benchmarks/experiments/hard-seed0.json
+
+Per stage-3 variant (``stage3_variants.py``; ``var_*`` directories are an
+earlier draft's) the target val mIoU and estimated ECE after every epoch,
+the shipped ``calsfda`` run's first round beside them, the value-head
+Spearman of ``value_head_shift.py`` runs, and the run's source-only and
+AdaBN mIoU.
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+
+
+def history(selection: str, epochs: int = None) -> dict:
+    rows = json.load(open(selection))['history'][:epochs]
+    return {key: [round(r[key], 2) for r in rows]
+            for key in ('mIoU', 'estECE')}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('out', help='the JSON file to write')
+    parser.add_argument('--epochs-per-round', type=int, default=4)
+    args = parser.parse_args()
+    with open(osp.join(args.work_dir, 'run.json')) as f:
+        result = dict(json.load(f), variants={}, value_head_shift={})
+    with open(osp.join(args.work_dir, 'comparison.json')) as f:
+        methods = json.load(f)['methods']
+    result['baselines'] = {name: methods[name]['target_mIoU_last']
+                           for name in ('source_only', 'adabn')
+                           if name in methods}
+    result['variants']['shipped (calsfda, round 0)'] = history(
+        osp.join(args.work_dir, 'calsfda', 'selection.json'),
+        args.epochs_per_round)
+    for path in sorted(glob.glob(osp.join(args.work_dir, 'var*_*',
+                                          'selection.json'))):
+        prefix, name = osp.basename(osp.dirname(path)).split('_', 1)
+        name = name if prefix == 'variant' else f'{name} (draft)'
+        result['variants'][name] = history(path)
+    for path in sorted(glob.glob(osp.join(args.work_dir,
+                                          'value_head_shift_*.json'))):
+        with open(path) as f:
+            for name, row in json.load(f).items():
+                result['value_head_shift'][name] = {
+                    k: row[k] for k in ('spearman', 'pearson')}
+    with open(args.out, 'w') as f:
+        json.dump(result, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
