@@ -113,3 +113,17 @@ def test_stage3_variants_diagnostics(tiny_run):
     assert not torch.equal(conv(stage2), conv(variant / 'epoch_2.pth'))
     assert torch.equal(conv(stage2),
                        conv(tiny_run / 'variant_lr0' / 'epoch_2.pth'))
+
+
+def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run):
+    res = run_cli([sys.executable, 'tools/experiments/value_head_shift.py',
+                   str(tiny_run), '--no-baseline', '--prob', '1'],
+                  timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    rows = json.loads(
+        (tiny_run / 'value_head_shift_1_0.8_0.5.json').read_text())
+    assert list(rows) == ['stage2_value_shift_1_0.8_0.5']
+    assert 'spearman' in rows['stage2_value_shift_1_0.8_0.5']
+    cfg = next((tiny_run / 'stage2_value_shift_1_0.8_0.5').glob(
+        '*/vis_data/config.py')).read_text()
+    assert "type='ClassConditionalColorShift'" in cfg and 'prob=1' in cfg

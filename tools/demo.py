@@ -39,7 +39,7 @@ import os
 import os.path as osp
 import sys
 import warnings
-from typing import Optional
+from typing import Callable, Optional
 
 warnings.filterwarnings('ignore', message='.*pkg_resources is deprecated')
 
@@ -217,20 +217,17 @@ def run_source_stage(args, size, data_dir, ece_loss: bool = True) -> dict:
 
 def run_value_stage(args, size, data_dir, stage1: str,
                     name: str = 'stage2_value',
-                    class_shift: Optional[dict] = None) -> tuple:
+                    edit_cfg: Optional[Callable[[Config], None]] = None
+                    ) -> tuple:
     """Stage 2; returns (ECE estimation on target val, the AdaBN-only
     baseline: the stage-2 model with target BN statistics and nothing
     trained -- how much of the adaptation BN re-estimation alone gives).
-    ``class_shift``: a ``ClassConditionalColorShift`` config inserted into
-    the value head's training pipeline after ``LoadAnnotations``."""
+    ``edit_cfg`` changes the shrunk stage config in place (experiments)."""
     cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_value.py',
                        name, size['value_iters'], lr=None)
     cfg.load_from = osp.join(args.work_dir, stage1)
-    if class_shift is not None:
-        pipeline = cfg.train_dataloader.dataset.pipeline
-        at = [p['type'] for p in pipeline].index('LoadAnnotations') + 1
-        pipeline.insert(at, dict(type='ClassConditionalColorShift',
-                                 **class_shift))
+    if edit_cfg is not None:
+        edit_cfg(cfg)
     RUNNERS.build(cfg).train()
     ckpt = osp.join(cfg.work_dir, f'iter_{size["value_iters"]}.pth')
     target_val = target_dataloader(cfg, data_dir, 'val')

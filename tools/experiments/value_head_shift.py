@@ -2,12 +2,16 @@
 training pipeline, from a finished compare.py run's stage-1 checkpoint.
 
     python tools/experiments/value_head_shift.py work_dirs/tune_hard_s0 \\
-        --max-share 0.8 --class-prob 0.5
+        --max-share 0.8 --class-prob 0.5 [--value-input backbone]
 
 Prints the Spearman / Pearson between estimated and true per-image
 class-level ECE on target val (BN warm-up on target) for the run's own
-stage 2 and for the retrained one (``WORK_DIR/stage2_value_shift_<tag>``).
-An experiment, not a benchmark: it reads the run's target val labels.
+stage 2 and for the retrained one (``WORK_DIR/stage2_value_shift_<tag>``),
+and writes both to ``WORK_DIR/value_head_shift_<tag>.json``. With
+``--value-input backbone`` the value head reads the backbone's last feature
+map instead of the class probabilities (stage 3 would have to say the
+same). An experiment, not a benchmark: it reads the run's target val
+labels.
 """
 import argparse
 import json
@@ -25,9 +29,29 @@ def parse_args():
     parser.add_argument('--prob', type=float, default=0.5)
     parser.add_argument('--max-share', type=float, default=0.8)
     parser.add_argument('--class-prob', type=float, default=0.5)
+    parser.add_argument('--value-input', choices=['probs', 'backbone'],
+                        default='probs')
     parser.add_argument('--no-baseline', action='store_true',
                         help="skip retraining the run's own stage 2")
     return parser.parse_args()
+
+
+def with_shift(shift: dict, value_input: str):
+    """Inserts ``ClassConditionalColorShift`` after ``LoadAnnotations``;
+    points the value head at the backbone if asked."""
+
+    def edit(cfg) -> None:
+        pipeline = cfg.train_dataloader.dataset.pipeline
+        at = [step['type'] for step in pipeline].index('LoadAnnotations')
+        pipeline.insert(at + 1,
+                        dict(type='ClassConditionalColorShift', **shift))
+        if value_input == 'backbone':
+            cfg.model.value_input = 'backbone'
+            # the shrunk ResNet's last stage, as the decode head reads it
+            head = cfg.model.value_head
+            head.in_channels = cfg.model.decode_head.in_channels
+
+    return edit
 
 
 def main():
@@ -42,11 +66,15 @@ def main():
     shift = dict(prob=args.prob, max_share=args.max_share,
                  class_prob=args.class_prob)
     tag = '_'.join(f'{v:g}' for v in shift.values())
+    if args.value_input == 'backbone':
+        tag += '_backbone'
+    runs = [('stage2_value', None),
+            (f'stage2_value_shift_{tag}', with_shift(shift,
+                                                     args.value_input))]
     rows = {}
-    runs = [('stage2_value', None), (f'stage2_value_shift_{tag}', shift)]
-    for name, class_shift in runs[args.no_baseline:]:
+    for name, edit in runs[args.no_baseline:]:
         rows[name], _ = demo.run_value_stage(run, size, data_dir, stage1,
-                                             name, class_shift)
+                                             name, edit)
         print(f"{name}: Spearman {rows[name]['spearman']:.3f}, Pearson "
               f"{rows[name]['pearson']:.3f}", flush=True)
     with open(osp.join(args.work_dir, f'value_head_shift_{tag}.json'),
