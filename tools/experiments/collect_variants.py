@@ -30,7 +30,12 @@ def main():
     with open(osp.join(args.work_dir, 'run.json')) as f:
         result = dict(json.load(f), variants={}, value_head_shift={})
     with open(osp.join(args.work_dir, 'comparison.json')) as f:
-        methods = json.load(f)['methods']
+        comparison = json.load(f)
+    methods = comparison['methods']
+    if 'ece_estimation' in comparison:  # the run's own stage 2
+        result['value_head_shift']['stage2_value (compare.py)'] = {
+            k: comparison['ece_estimation'][k]
+            for k in ('spearman', 'pearson')}
     result['baselines'] = {name: methods[name]['target_mIoU_last']
                            for name in ('source_only', 'adabn')
                            if name in methods}
