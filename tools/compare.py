@@ -95,6 +95,15 @@ def claim_work_dir(args) -> None:
         json.dump(run, f)
 
 
+def load_run(work_dir: str):
+    """A finished run's arguments (``run.json``, as :func:`claim_work_dir`
+    wrote them) and sizes, for the experiments that start from it."""
+    with open(osp.join(work_dir, 'run.json')) as f:
+        run = argparse.Namespace(work_dir=work_dir, device='cpu',
+                                 **json.load(f))
+    return run, demo.SIZES['tiny' if run.tiny else 'full']
+
+
 # ---------------------------------------------------------------- methods
 def _label_free(cfg, ckpt: str, data_dir: str, size: dict, name: str,
                 bn_modules) -> dict:

@@ -13,10 +13,14 @@ import argparse
 import glob
 import json
 import os.path as osp
+from typing import Optional
 
 
-def history(selection: str, epochs: int = None) -> dict:
-    rows = json.load(open(selection))['history'][:epochs]
+def history(selection: str, epochs: Optional[int] = None) -> dict:
+    """Target val mIoU and estimated ECE per epoch (the first ``epochs``)
+    of a stage-3 run's ``selection.json``."""
+    with open(selection) as f:
+        rows = json.load(f)['history'][:epochs]
     return {key: [round(r[key], 2) for r in rows]
             for key in ('mIoU', 'estECE')}
 

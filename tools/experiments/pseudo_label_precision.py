@@ -18,17 +18,23 @@ from PIL import Image
 from mmseg_calsfda.datasets.label_maps import CITYSCAPES_CLASSES
 
 
+def true_labels(data_dir: str, round_dir: str, path: str) -> np.ndarray:
+    """The benchmark's true train ids of the target training image whose
+    pseudo-label is ``path`` (in ``round_dir``)."""
+    rel = osp.relpath(path, round_dir)[:-len('.png')]
+    return np.array(Image.open(osp.join(
+        data_dir, 'cityscapes', 'gtFine', 'train',
+        rel + '_gtFine_labelTrainIds.png')))
+
+
 def confusion(round_dir: str, data_dir: str) -> np.ndarray:
     """``C x C`` counts: rows the pseudo-label, columns the true class."""
     n = len(CITYSCAPES_CLASSES)
     counts = np.zeros((n, n), np.int64)
-    gt_root = osp.join(data_dir, 'cityscapes', 'gtFine', 'train')
     for path in glob.glob(osp.join(round_dir, '**', '*.png'),
                           recursive=True):
         label = np.array(Image.open(path))
-        rel = osp.relpath(path, round_dir)[:-len('.png')]
-        gt = np.array(Image.open(
-            osp.join(gt_root, rel + '_gtFine_labelTrainIds.png')))
+        gt = true_labels(data_dir, round_dir, path)
         kept = (label < n) & (gt < n)
         np.add.at(counts, (label[kept], gt[kept]), 1)
     return counts

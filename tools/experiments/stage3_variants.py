@@ -31,7 +31,6 @@ import glob
 import json
 import os.path as osp
 import sys
-import types
 
 import numpy as np
 import torch
@@ -39,8 +38,9 @@ from PIL import Image
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import compare  # noqa: E402
-import demo  # noqa: E402
+from collect_variants import history  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
+from pseudo_label_precision import true_labels  # noqa: E402
 
 from mmseg_calsfda.engine.hooks import self_training_hook  # noqa: E402
 from mmseg_calsfda.engine.hooks.self_training_hook import SelfTrainingHook  # noqa: E402
@@ -73,8 +73,7 @@ def parse_args():
     return args
 
 
-def variant_cfg(run, variant: str, rounds: int, epochs: int):
-    size = demo.SIZES['tiny' if run.tiny else 'full']
+def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
     data_dir = osp.join(run.work_dir, 'data')
     cfg = compare._adapting_cfg(run, size, data_dir,
                                 f"stage2_value/iter_{size['value_iters']}.pth",
@@ -107,7 +106,6 @@ def uniform_class_weights(self, thresholds):
 def true_label_pass(data_dir: str, everywhere: bool):
     """The pseudo-label pass, then every round label replaced by the true
     class: on the kept pixels, or (``everywhere``) on all pixels."""
-    gt_root = osp.join(data_dir, 'cityscapes', 'gtFine', 'train')
 
     def run(model, dataloader, labeler, round_idx, out_root, *args):
         summary = run_pseudo_label_pass(model, dataloader, labeler,
@@ -115,9 +113,7 @@ def true_label_pass(data_dir: str, everywhere: bool):
         labels = round_dir(out_root, round_idx)
         for path in glob.glob(osp.join(labels, '**', '*.png'),
                               recursive=True):
-            rel = osp.relpath(path, labels)[:-len('.png')]
-            gt = np.array(Image.open(
-                osp.join(gt_root, rel + '_gtFine_labelTrainIds.png')))
+            gt = true_labels(data_dir, labels, path)
             label = np.array(Image.open(path))
             kept = label < labeler.num_classes
             write_png_atomic(gt if everywhere else np.where(kept, gt, label),
@@ -155,16 +151,13 @@ def save_row(work_dir: str, variant: str, row: dict) -> None:
 
 def main():
     args = parse_args()
-    with open(osp.join(args.work_dir, 'run.json')) as f:
-        run = json.load(f)
-    run = types.SimpleNamespace(work_dir=args.work_dir, device='cpu', **run)
+    run, size = compare.load_run(args.work_dir)
     shipped_weights = CalibratedPseudoLabeler.class_weights
     shipped_trainable = SelfTrainingHook._set_trainable
     for variant in args.variants:
-        CalibratedPseudoLabeler.class_weights = (
-            uniform_class_weights
-            if 'nocw' in variant.split('-') else shipped_weights)
         changes = variant.split('-')
+        CalibratedPseudoLabeler.class_weights = (
+            uniform_class_weights if 'nocw' in changes else shipped_weights)
         SelfTrainingHook._set_trainable = (
             train_backbone_too(shipped_trainable)
             if 'fullnet' in changes else shipped_trainable)
@@ -172,12 +165,9 @@ def main():
             true_label_pass(osp.join(args.work_dir, 'data'),
                             'gtfull' in changes)
             if {'gtmask', 'gtfull'} & set(changes) else run_pseudo_label_pass)
-        cfg = variant_cfg(run, variant, args.rounds, args.epochs)
+        cfg = variant_cfg(run, size, variant, args.rounds, args.epochs)
         RUNNERS.build(cfg).train()
-        with open(osp.join(cfg.work_dir, 'selection.json')) as f:
-            history = json.load(f)['history']
-        row = {key: [round(r[key], 2) for r in history]
-               for key in ('mIoU', 'estECE')}
+        row = history(osp.join(cfg.work_dir, 'selection.json'))
         save_row(args.work_dir, variant, row)
         print(f"{variant}: mIoU {row['mIoU']}, estECE {row['estECE']}",
               flush=True)

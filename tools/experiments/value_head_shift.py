@@ -6,20 +6,20 @@ training pipeline, from a finished compare.py run's stage-1 checkpoint.
 
 Prints the Spearman / Pearson between estimated and true per-image
 class-level ECE on target val (BN warm-up on target) for the run's own
-stage 2 and for the retrained one (``WORK_DIR/stage2_value_shift_<tag>``),
-and writes both to ``WORK_DIR/value_head_shift_<tag>.json``. With
-``--value-input backbone`` the value head reads the backbone's last feature
-map instead of the class probabilities (stage 3 would have to say the
-same). An experiment, not a benchmark: it reads the run's target val
-labels.
+stage-2 recipe, retrained (``WORK_DIR/stage2_value_rerun``), and with the
+shift (``WORK_DIR/stage2_value_shift_<tag>``), and writes both to
+``WORK_DIR/value_head_shift_<tag>.json``. With ``--value-input backbone``
+the value head reads the backbone's last feature map instead of the class
+probabilities (stage 3 would have to say the same). An experiment, not a
+benchmark: it reads the run's target val labels.
 """
 import argparse
 import json
 import os.path as osp
 import sys
-import types
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+import compare  # noqa: E402
 import demo  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def parse_args():
     parser.add_argument('--value-input', choices=['probs', 'backbone'],
                         default='probs')
     parser.add_argument('--no-baseline', action='store_true',
-                        help="skip retraining the run's own stage 2")
+                        help="skip retraining the run's own stage-2 recipe")
     return parser.parse_args()
 
 
@@ -56,10 +56,7 @@ def with_shift(shift: dict, value_input: str):
 
 def main():
     args = parse_args()
-    with open(osp.join(args.work_dir, 'run.json')) as f:
-        run = types.SimpleNamespace(work_dir=args.work_dir, device='cpu',
-                                    **json.load(f))
-    size = demo.SIZES['tiny' if run.tiny else 'full']
+    run, size = compare.load_run(args.work_dir)
     data_dir = osp.join(args.work_dir, 'data')
     stage1 = osp.relpath(demo.best_checkpoint(
         osp.join(args.work_dir, 'stage1_source')), args.work_dir)
@@ -68,7 +65,9 @@ def main():
     tag = '_'.join(f'{v:g}' for v in shift.values())
     if args.value_input == 'backbone':
         tag += '_backbone'
-    runs = [('stage2_value', None),
+    # the baseline retrains beside the run's stage 2, never over it (the
+    # run's methods started from that checkpoint)
+    runs = [('stage2_value_rerun', None),
             (f'stage2_value_shift_{tag}', with_shift(shift,
                                                      args.value_input))]
     rows = {}
