@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from mmengine import Config
 from PIL import Image
 
 from tests.utils import run_cli
@@ -80,18 +81,34 @@ def test_stage3_variants_refuses_unknown_changes(tmp_path):
 
 
 def test_stage3_variants_diagnostics(tiny_run):
-    """lr0 changes nothing after the norm-affine epoch; gtmask gives the
-    kept pixels their true class; fullnet trains the backbone's convs."""
+    """lr0 changes nothing after the norm-affine epoch, srcbn keeps the
+    source BN statistics; gtmask gives the kept pixels their true class;
+    fullnet trains the backbone's convs; ccaug shifts the training crops;
+    trueece changes the scores' scaling, not the predictions."""
     res = run_cli([sys.executable, 'tools/experiments/stage3_variants.py',
-                   str(tiny_run), '--variants', 'lr0', 'gtmask-fullnet',
-                   '--rounds', '1', '--epochs', '2'], timeout=900)
+                   str(tiny_run), '--variants', 'lr0-srcbn',
+                   'lr0-srcbn-trueece', 'gtmask-fullnet-ccaug', '--rounds',
+                   '1', '--epochs', '2'], timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     rows = json.loads((tiny_run / 'variants.json').read_text())
-    assert set(rows) == {'lr0', 'gtmask-fullnet'}
-    assert len(rows['lr0']['mIoU']) == 2
-    assert rows['lr0']['mIoU'][0] == rows['lr0']['mIoU'][1]
-    assert rows['lr0']['estECE'][0] == rows['lr0']['estECE'][1]
-    variant = tiny_run / 'variant_gtmask-fullnet'
+    assert set(rows) == {'lr0-srcbn', 'lr0-srcbn-trueece',
+                         'gtmask-fullnet-ccaug'}
+
+    def summary(name):
+        return json.loads((tiny_run / f'variant_{name}' / 'pseudo_labels' /
+                           'round_0' / 'summary.json').read_text())
+
+    estimated, true = summary('lr0-srcbn'), summary('lr0-srcbn-trueece')
+    assert estimated['predicted_pixels'] == true['predicted_pixels']
+    assert estimated['thresholds'] != true['thresholds']
+    assert len(rows['lr0-srcbn']['mIoU']) == 2
+    assert rows['lr0-srcbn']['mIoU'][0] == rows['lr0-srcbn']['mIoU'][1]
+    assert rows['lr0-srcbn']['estECE'][0] == rows['lr0-srcbn']['estECE'][1]
+    variant = tiny_run / 'variant_gtmask-fullnet-ccaug'
+    cfg = Config.fromfile(next(variant.glob('*/vis_data/config.py')))
+    steps = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+    assert steps[steps.index('LoadAnnotations') + 1] == \
+        'ClassConditionalColorShift'
     labels = list((variant / 'pseudo_labels' / 'round_0').rglob('*.png'))
     gt_root = tiny_run / 'data' / 'cityscapes' / 'gtFine' / 'train'
     kept_total = 0
@@ -105,14 +122,20 @@ def test_stage3_variants_diagnostics(tiny_run):
         kept_total += kept.sum()
     assert labels and kept_total > 0
 
-    def conv(path):
+    def weight(path, key='backbone.layer1.0.conv1.weight'):
         state = torch.load(path, map_location='cpu')['state_dict']
-        return state['backbone.layer1.0.conv1.weight']
+        return state[key]
 
     stage2 = tiny_run / 'stage2_value' / 'iter_2.pth'
-    assert not torch.equal(conv(stage2), conv(variant / 'epoch_2.pth'))
-    assert torch.equal(conv(stage2),
-                       conv(tiny_run / 'variant_lr0' / 'epoch_2.pth'))
+    lr0 = tiny_run / 'variant_lr0-srcbn' / 'epoch_2.pth'
+    assert not torch.equal(weight(stage2), weight(variant / 'epoch_2.pth'))
+    assert torch.equal(weight(stage2), weight(lr0))
+    for key in ('backbone.stem.1.running_mean',
+                'backbone.layer4.0.bn2.running_var'):
+        assert torch.equal(weight(stage2, key), weight(lr0, key))
+        # without srcbn the warm-up moves them
+        assert not torch.equal(weight(stage2, key),
+                               weight(variant / 'epoch_2.pth', key))
 
 
 def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run):
@@ -127,3 +150,30 @@ def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run):
     cfg = next((tiny_run / 'stage2_value_shift_1_0.8_0.5').glob(
         '*/vis_data/config.py')).read_text()
     assert "type='ClassConditionalColorShift'" in cfg and 'prob=1' in cfg
+
+
+def test_collect_variants_keeps_earlier_entries(tiny_run, tmp_path):
+    out = tmp_path / 'seed0.json'
+    earlier = dict(seed=0, shift='default', tiny=True,
+                   variants={'lr5': {'mIoU': [1.0], 'estECE': [2.0]}},
+                   value_head_shift={})
+    out.write_text(json.dumps(earlier))
+    cmd = [sys.executable, 'tools/experiments/collect_variants.py',
+           str(tiny_run), str(out)]
+    res = run_cli(cmd)
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result['variants']['lr5'] == earlier['variants']['lr5']
+    assert set(result['baselines']) == {'adabn'}
+    assert 'stage2_value (compare.py)' in result['value_head_shift']
+    # another seed's file is never merged into
+    out.write_text(json.dumps(dict(earlier, seed=1)))
+    res = run_cli(cmd)
+    assert res.returncode != 0
+    assert 'holds seed/shift/tiny [1, ' in res.stderr
+    assert json.loads(out.read_text())['seed'] == 1
+    if not (tiny_run / 'variant_gtmask-fullnet-ccaug').is_dir():
+        pytest.skip('test_stage3_variants_diagnostics has not run')
+    # the kept pixels of gtmask carry their true class: precision 1
+    assert result['variants']['gtmask-fullnet-ccaug']['precision'] == [1.0]
+    assert 0 <= result['variants']['lr0-srcbn']['precision'][0] <= 1

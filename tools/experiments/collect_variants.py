@@ -4,16 +4,22 @@
         benchmarks/experiments/hard-seed0.json
 
 Per stage-3 variant (``stage3_variants.py``; ``var_*`` directories are an
-earlier draft's) the target val mIoU and estimated ECE after every epoch,
+earlier draft's) the target val mIoU and estimated ECE after every epoch
+and the pseudo-labels' precision per round (against the benchmark's target
+training labels),
 the shipped ``calsfda`` run's first round beside them, the value-head
 Spearman of ``value_head_shift.py`` runs, and the run's source-only and
-AdaBN mIoU.
+AdaBN mIoU. Entries already in OUT (e.g. from an earlier machine's run of
+the same seed and preset) are kept unless the work dir has them anew.
 """
 import argparse
 import glob
 import json
 import os.path as osp
-from typing import Optional
+from typing import List, Optional
+
+import numpy as np
+from pseudo_label_precision import confusion
 
 
 def history(selection: str, epochs: Optional[int] = None) -> dict:
@@ -25,6 +31,33 @@ def history(selection: str, epochs: Optional[int] = None) -> dict:
             for key in ('mIoU', 'estECE')}
 
 
+def precision(run_dir: str, data_dir: str) -> List[float]:
+    """Per round, the share of a stage-3 run's kept pixels whose
+    pseudo-label is their true class."""
+    shares = []
+    for round_dir in sorted(glob.glob(osp.join(run_dir, 'pseudo_labels',
+                                                'round_*'))):
+        counts = confusion(round_dir, data_dir)
+        shares.append(round(float(np.trace(counts) / max(counts.sum(), 1)),
+                            4))
+    return shares
+
+
+def previous(out: str, run: dict) -> dict:
+    """What ``out`` holds already; an error if it is another run's."""
+    if not osp.isfile(out):
+        return {}
+    with open(out) as f:
+        earlier = json.load(f)
+    keys = ('seed', 'shift', 'tiny')
+    if any(earlier.get(k) != run[k] for k in keys):
+        raise SystemExit(
+            f'error: {out} holds seed/shift/tiny '
+            f'{[earlier.get(k) for k in keys]}, the work dir '
+            f'{[run[k] for k in keys]}: choose another OUT')
+    return earlier
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir', help='a finished tools/compare.py run')
@@ -33,6 +66,7 @@ def main():
     args = parser.parse_args()
     with open(osp.join(args.work_dir, 'run.json')) as f:
         result = dict(json.load(f), variants={}, value_head_shift={})
+    earlier = previous(args.out, result)
     with open(osp.join(args.work_dir, 'comparison.json')) as f:
         comparison = json.load(f)
     methods = comparison['methods']
@@ -43,20 +77,25 @@ def main():
     result['baselines'] = {name: methods[name]['target_mIoU_last']
                            for name in ('source_only', 'adabn')
                            if name in methods}
-    result['variants']['shipped (calsfda, round 0)'] = history(
-        osp.join(args.work_dir, 'calsfda', 'selection.json'),
-        args.epochs_per_round)
+    shipped = osp.join(args.work_dir, 'calsfda', 'selection.json')
+    if osp.isfile(shipped):
+        result['variants']['shipped (calsfda, round 0)'] = history(
+            shipped, args.epochs_per_round)
     for path in sorted(glob.glob(osp.join(args.work_dir, 'var*_*',
                                           'selection.json'))):
         prefix, name = osp.basename(osp.dirname(path)).split('_', 1)
         name = name if prefix == 'variant' else f'{name} (draft)'
-        result['variants'][name] = history(path)
+        result['variants'][name] = dict(
+            history(path), precision=precision(
+                osp.dirname(path), osp.join(args.work_dir, 'data')))
     for path in sorted(glob.glob(osp.join(args.work_dir,
                                           'value_head_shift_*.json'))):
         with open(path) as f:
             for name, row in json.load(f).items():
                 result['value_head_shift'][name] = {
                     k: row[k] for k in ('spearman', 'pearson')}
+    for key in ('variants', 'value_head_shift'):
+        result[key] = {**earlier.get(key, {}), **result[key]}
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=2)
 

@@ -22,7 +22,18 @@ variant is a ``-``-joined list of changes:
 * diagnostics with the target's *true* labels: ``gtmask`` keeps the
   pseudo-labels' pixels but gives them their true class (is it which
   pixels are kept, or their wrong labels?); ``gtfull`` trains on the true
-  labels of every pixel (what the stage-3 schedule can learn at all).
+  labels of every pixel (what the stage-3 schedule can learn at all);
+* ``ccaug``: the training crops get a :class:`ClassConditionalColorShift`
+  (every image; share up to 0.8, half of the pseudo-labelled classes),
+  computed on the pseudo-labels -- a confident pixel is then seen with part
+  of another class's colour, and keeps its label;
+* ``trueece``: the per-image ECE that scales the scores is the image's
+  *true* class-level ECE (from the target's training labels) instead of
+  the value head's estimate: what calibration-guided selection could do
+  with a perfect estimator (a diagnostic);
+* ``srcbn``: the backbone keeps its *source* BatchNorm statistics (no
+  warm-up of the backbone, ``norm_eval=True``; the norm-affine epoch still
+  trains the affine parameters).
 
 An experiment, not a benchmark: it reads the run's target val labels.
 """
@@ -42,9 +53,11 @@ from collect_variants import history  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 from pseudo_label_precision import true_labels  # noqa: E402
 
+from mmseg_calsfda.calibration import classwise_ece  # noqa: E402
 from mmseg_calsfda.engine.hooks import self_training_hook  # noqa: E402
 from mmseg_calsfda.engine.hooks.self_training_hook import SelfTrainingHook  # noqa: E402
 from mmseg_calsfda.fileio import write_png_atomic  # noqa: E402
+from mmseg_calsfda.pseudo_label import pseudo_label_pass  # noqa: E402
 from mmseg_calsfda.pseudo_label.calibrated_pseudo_labeler import (
     CalibratedPseudoLabeler,  # noqa: E402
 )
@@ -54,7 +67,10 @@ from mmseg_calsfda.pseudo_label.pseudo_label_pass import (  # noqa: E402
 )
 
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
-           'cb50', 'fullnet', 'gtmask', 'gtfull')
+           'cb50', 'fullnet', 'gtmask', 'gtfull', 'ccaug', 'srcbn',
+           'trueece')
+CC_SHIFT = dict(type='ClassConditionalColorShift', prob=1.0, max_share=0.8,
+                class_prob=0.5)
 
 
 def parse_args():
@@ -96,6 +112,13 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
         cfg.custom_hooks[0].pseudo_labeler.cb_prop = 0.5
     if 'cbst' in changes:
         cfg = compare.cbst_cfg(cfg)
+    if 'ccaug' in changes:
+        pipeline = cfg.train_dataloader.dataset.pipeline
+        after = [t['type'] for t in pipeline].index('LoadAnnotations') + 1
+        pipeline.insert(after, dict(CC_SHIFT))
+    if 'srcbn' in changes:
+        cfg.custom_hooks[0].bn_warmup_modules = ('value_head', )
+        cfg.model.backbone.norm_eval = True
     return cfg
 
 
@@ -119,6 +142,23 @@ def true_label_pass(data_dir: str, everywhere: bool):
             write_png_atomic(gt if everywhere else np.where(kept, gt, label),
                              path)
         return summary
+
+    return run
+
+
+def true_ece_outputs(outputs):
+    """``pseudo_label_pass._outputs`` with each image's true class-level
+    ECE (its benchmark training labels) in place of the estimate."""
+
+    def run(model, dataloader, desc):
+        for probs, est, img_path in outputs(model, dataloader, desc):
+            gt_path = img_path.replace('leftImg8bit', 'gtFine', 1).replace(
+                '_leftImg8bit.png', '_gtFine_labelTrainIds.png')
+            label = torch.from_numpy(np.array(Image.open(gt_path)))
+            ece = classwise_ece(probs.clamp_min(1e-12).log(),
+                                label[None].to(probs.device).long(),
+                                fused=False)
+            yield probs, ece.to(est), img_path
 
     return run
 
@@ -154,6 +194,7 @@ def main():
     run, size = compare.load_run(args.work_dir)
     shipped_weights = CalibratedPseudoLabeler.class_weights
     shipped_trainable = SelfTrainingHook._set_trainable
+    shipped_outputs = pseudo_label_pass._outputs
     for variant in args.variants:
         changes = variant.split('-')
         CalibratedPseudoLabeler.class_weights = (
@@ -161,6 +202,9 @@ def main():
         SelfTrainingHook._set_trainable = (
             train_backbone_too(shipped_trainable)
             if 'fullnet' in changes else shipped_trainable)
+        pseudo_label_pass._outputs = (
+            true_ece_outputs(shipped_outputs)
+            if 'trueece' in changes else shipped_outputs)
         self_training_hook.run_pseudo_label_pass = (
             true_label_pass(osp.join(args.work_dir, 'data'),
                             'gtfull' in changes)

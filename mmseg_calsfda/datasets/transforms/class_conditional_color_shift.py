@@ -19,7 +19,9 @@ class ClassConditionalColorShift(BaseTransform):
     image undoes it: the segmentor becomes wrong, or unsure, on some classes
     of some images, to a degree that varies from image to image -- what the
     value head (stage 2) must learn to recognise in the class probabilities.
-    It needs the labels, so it belongs to the labelled source stages only.
+    It needs a label map: the labelled source stages, or pseudo-labels
+    (``tools/experiments/stage3_variants.py``, variant ``ccaug``; unlabelled
+    pixels, ``ignore_index``, are neither shifted nor partners).
 
     Required keys: ``img``, ``gt_seg_map``. Modified key: ``img``.
 
