@@ -177,3 +177,20 @@ def test_collect_variants_keeps_earlier_entries(tiny_run, tmp_path):
     # the kept pixels of gtmask carry their true class: precision 1
     assert result['variants']['gtmask-fullnet-ccaug']['precision'] == [1.0]
     assert 0 <= result['variants']['lr0-srcbn']['precision'][0] <= 1
+
+
+def test_ranking_precision_nests_the_shares(tiny_run, tmp_path):
+    out = tmp_path / 'ranking.json'
+    res = run_cli([sys.executable, 'tools/experiments/ranking_precision.py',
+                   str(tiny_run), '--out', str(out)], timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    table = json.loads(out.read_text())['rankings']
+    assert set(table) == {'max_p', 'estECE', 'trueECE', 'margin',
+                          'neg_entropy', 'flip', 'smooth'}
+    for name, row in table.items():
+        low, high = row['share 0.15'], row['share 0.5']
+        # the 0.15 pixels are among the 0.5 ones; the band is the rest
+        assert row['band 0.15-0.5']['pixels'] == \
+            high['pixels'] - low['pixels'] > 0, name
+        for cell in row.values():
+            assert 0 <= cell['overall'] <= 1 and 0 <= cell['class_mean'] <= 1

@@ -1,0 +1,156 @@
+"""How precise are class-balanced pseudo-labels under other pixel rankings?
+
+    python tools/experiments/ranking_precision.py work_dirs/tune_hard_s0 \\
+        [--out benchmarks/experiments/ranking-hard-seed0.json]
+
+Labels the target training images once with the run's stage-2 model (BN
+warm-up of backbone and value head on target, as stage 3's round 0 does),
+then, for several ways of scoring a pixel, keeps each predicted class's
+``share`` highest-scoring pixels (``CalibratedPseudoLabeler``'s
+class-balanced rule) and measures against the benchmark's true target
+training labels: the kept pixels' precision at share 0.15 (the shipped
+round 0), at 0.5, and of the band between them (what a larger share
+adds), overall and averaged over the predicted classes. No training: a
+filter for ideas before ``stage3_variants.py`` trains with one.
+
+Scores: ``max_p`` (the shipped ``cbst`` score), ``estECE`` (``(1 - e) *
+max_p`` with the value head's per-image estimate: the shipped ``calsfda``),
+``trueECE`` (the same with each image's true class-level ECE), ``margin``
+(top-1 minus top-2 probability), ``neg_entropy``, ``flip`` (max_p of the
+probabilities averaged with the horizontally flipped image's) and
+``smooth`` (max_p and argmax of the probabilities averaged over a 9 x 9
+window). An experiment: it reads target labels.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from typing import Dict, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+import compare  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
+
+from mmseg_calsfda.calibration import classwise_ece  # noqa: E402
+from mmseg_calsfda.engine.bn_warmup import warmup_bn_stats  # noqa: E402
+
+SHARES = (0.15, 0.5)
+
+
+def gt_path(img_path: str) -> str:
+    """The benchmark's true train ids for a target training image."""
+    head, tail = img_path.rsplit('leftImg8bit/', 1)
+    return osp.join(head, 'gtFine', tail.replace(
+        '_leftImg8bit.png', '_gtFine_labelTrainIds.png'))
+
+
+def predict(model, batch: dict) -> Tuple[torch.Tensor, torch.Tensor, str]:
+    """``(probs 1 x C x H x W, est_ece (1,), img_path)`` of a one-image
+    batch."""
+    sample = model.test_step(batch)[0]
+    probs = F.softmax(sample.seg_logits.data[None].float(), dim=1)
+    return probs, torch.as_tensor(sample.est_ece).float().reshape(1), \
+        sample.img_path
+
+
+def scores(model, batch: dict) -> Tuple[Dict[str, tuple], torch.Tensor]:
+    """Every ranking's ``(score, prediction)`` (``H x W`` each) of one
+    image, and its true label."""
+    probs, est, img_path = predict(model, batch)
+    flipped = dict(batch, inputs=[x.flip(-1) for x in batch['inputs']])
+    probs_flip = predict(model, flipped)[0].flip(-1)
+    label = torch.from_numpy(np.array(Image.open(gt_path(img_path)))).long()
+    true = classwise_ece(probs.clamp_min(1e-12).log(), label[None],
+                         fused=False)
+    top2 = probs.topk(2, dim=1).values[0]
+    conf, pred = probs[0].max(0)
+    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1)[0]
+    smooth = F.avg_pool2d(probs, 9, stride=1, padding=4,
+                          count_include_pad=False)[0].max(0)
+    flip = ((probs + probs_flip) / 2)[0].max(0)
+    ranked = dict(max_p=(conf, pred), estECE=((1 - est) * conf, pred),
+                  trueECE=((1 - true) * conf, pred),
+                  margin=(top2[0] - top2[1], pred),
+                  neg_entropy=(-entropy, pred), flip=tuple(flip),
+                  smooth=tuple(smooth))
+    return ranked, label
+
+
+def kept(score: torch.Tensor, pred: torch.Tensor, share: float
+         ) -> torch.Tensor:
+    """The class-balanced rule: each predicted class's top ``share``."""
+    mask = torch.zeros_like(pred, dtype=torch.bool)
+    for c in pred.unique():
+        of_c = pred == c
+        values = score[of_c]
+        k = int(np.ceil(share * values.numel()))
+        threshold = values.topk(k).values[-1]
+        mask |= of_c & (score >= threshold)
+    return mask
+
+
+def precision(pred: torch.Tensor, label: torch.Tensor,
+              mask: torch.Tensor) -> Dict[str, float]:
+    """Overall and class-averaged precision of the ``mask`` pixels."""
+    mask = mask & (label != 255)
+    right = pred[mask] == label[mask]
+    per_class = [right[pred[mask] == c].float().mean().item()
+                 for c in pred[mask].unique()]
+    return dict(overall=round(right.float().mean().item(), 4),
+                class_mean=round(float(np.mean(per_class)), 4),
+                pixels=int(mask.sum()))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('--out', help='JSON file for the table')
+    args = parser.parse_args()
+    run, size = compare.load_run(args.work_dir)
+    cfg = compare._adapting_cfg(
+        run, size, osp.join(args.work_dir, 'data'),
+        f"stage2_value/iter_{size['value_iters']}.pth", 'ranking_precision',
+        (1, 1))
+    runner = RUNNERS.build(cfg)
+    runner.load_checkpoint(cfg.load_from, map_location='cpu')
+    hook = cfg.custom_hooks[0]
+    loader = runner.build_dataloader(hook.dataloader, seed=run.seed)
+    warmup_bn_stats(runner.model, loader, hook.bn_warmup_batches,
+                    modules=hook.bn_warmup_modules)
+    runner.model.eval()
+    pooled: Dict[str, list] = {}
+    labels = []
+    with torch.no_grad():
+        for batch in loader:
+            ranked, label = scores(runner.model, batch)
+            labels.append(label.flatten())
+            for name, (score, pred) in ranked.items():
+                pooled.setdefault(name, []).append(
+                    (score.flatten(), pred.flatten()))
+    label = torch.cat(labels)
+    table = {}
+    for name, parts in pooled.items():
+        score = torch.cat([s for s, _ in parts])
+        pred = torch.cat([p for _, p in parts])
+        masks = {share: kept(score, pred, share) for share in SHARES}
+        row = {f'share {share}': precision(pred, label, mask)
+               for share, mask in masks.items()}
+        row['band 0.15-0.5'] = precision(pred, label,
+                                         masks[0.5] & ~masks[0.15])
+        table[name] = row
+        print(f"{name:>12s}: " + ', '.join(
+            f"{key} {v['overall']:.3f} (class mean {v['class_mean']:.3f})"
+            for key, v in row.items()), flush=True)
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(dict(seed=run.seed, shift=run.shift, rankings=table),
+                      f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
