@@ -145,3 +145,21 @@ def test_sync_bn_on_cpu_processes_names_the_key(synthetic_root, tmp_path,
     with pytest.raises(AssertionError, match=r'model\.backbone\.norm_cfg '
                        r'is SyncBN, which needs CUDA.*norm_cfg\.type=BN'):
         train(config, tmp_path / 'work', 2, free_port)
+
+
+def test_close_process_group(tmp_path):
+    """The entry points' last step: tears a started group down, and is a
+    no-op without one (single-process runs)."""
+    import torch.distributed as dist
+
+    from mmseg_calsfda.engine import close_process_group
+    close_process_group()  # nothing started
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store',
+                            rank=0, world_size=1)
+    try:
+        assert dist.is_initialized()
+        close_process_group()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

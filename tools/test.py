@@ -93,6 +93,8 @@ def main():
     runner = (RUNNERS.build(cfg)
               if 'runner_type' in cfg else Runner.from_cfg(cfg))
     runner.test()
+    from mmseg_calsfda.engine import close_process_group
+    close_process_group()
 
 
 if __name__ == '__main__':

@@ -135,6 +135,8 @@ def main():
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    from mmseg_calsfda.engine import close_process_group
+    close_process_group()
 
 
 if __name__ == '__main__':
