@@ -17,9 +17,15 @@ Scores: ``max_p`` (the shipped ``cbst`` score), ``estECE`` (``(1 - e) *
 max_p`` with the value head's per-image estimate: the shipped ``calsfda``),
 ``trueECE`` (the same with each image's true class-level ECE), ``margin``
 (top-1 minus top-2 probability), ``neg_entropy``, ``flip`` (max_p of the
-probabilities averaged with the horizontally flipped image's) and
+probabilities averaged with the horizontally flipped image's),
 ``smooth`` (max_p and argmax of the probabilities averaged over a 9 x 9
-window). An experiment: it reads target labels.
+window), and two from class prototypes in the backbone's last feature map
+(SHOT/ProDA-style: each class's mean feature over the whole target set,
+weighted by its probability): ``proto`` (label: the nearest prototype by
+cosine; score: softmax of the cosines at temperature 0.1) and ``agree``
+(max_p, but never kept where the nearest prototype disagrees with the
+argmax: the share is then an upper bound). An
+experiment: it reads target labels.
 """
 import argparse
 import json
@@ -58,10 +64,35 @@ def predict(model, batch: dict) -> Tuple[torch.Tensor, torch.Tensor, str]:
         sample.img_path
 
 
-def scores(model, batch: dict) -> Tuple[Dict[str, tuple], torch.Tensor]:
+def features(model, batch: dict) -> torch.Tensor:
+    """The backbone's last feature map, ``1 x F x h x w``, unit length
+    per pixel."""
+    data = model.data_preprocessor(batch, False)
+    return F.normalize(model.extract_feat(data['inputs'])[-1], dim=1)
+
+
+def prototypes(model, loader) -> torch.Tensor:
+    """``C x F`` class prototypes: probability-weighted mean features
+    over every target training image, unit length."""
+    sums = None
+    for batch in loader:
+        feats = features(model, batch)
+        probs = F.interpolate(predict(model, batch)[0], feats.shape[-2:],
+                              mode='bilinear', align_corners=False)
+        part = torch.einsum('nchw,nfhw->cf', probs, feats)
+        sums = part if sums is None else sums + part
+    return F.normalize(sums, dim=1)
+
+
+def scores(model, batch: dict, protos: torch.Tensor
+           ) -> Tuple[Dict[str, tuple], torch.Tensor]:
     """Every ranking's ``(score, prediction)`` (``H x W`` each) of one
     image, and its true label."""
     probs, est, img_path = predict(model, batch)
+    cosine = torch.einsum('nfhw,cf->nchw', features(model, batch), protos)
+    cosine = F.interpolate(cosine, probs.shape[-2:], mode='bilinear',
+                           align_corners=False)
+    proto = F.softmax(cosine / 0.1, dim=1)[0].max(0)
     flipped = dict(batch, inputs=[x.flip(-1) for x in batch['inputs']])
     probs_flip = predict(model, flipped)[0].flip(-1)
     label = torch.from_numpy(np.array(Image.open(gt_path(img_path)))).long()
@@ -77,7 +108,9 @@ def scores(model, batch: dict) -> Tuple[Dict[str, tuple], torch.Tensor]:
                   trueECE=((1 - true) * conf, pred),
                   margin=(top2[0] - top2[1], pred),
                   neg_entropy=(-entropy, pred), flip=tuple(flip),
-                  smooth=tuple(smooth))
+                  smooth=tuple(smooth), proto=tuple(proto),
+                  agree=(torch.where(proto[1] == pred, conf, -torch.inf),
+                         pred))
     return ranked, label
 
 
@@ -90,7 +123,7 @@ def kept(score: torch.Tensor, pred: torch.Tensor, share: float
         values = score[of_c]
         k = int(np.ceil(share * values.numel()))
         threshold = values.topk(k).values[-1]
-        mask |= of_c & (score >= threshold)
+        mask |= of_c & (score >= threshold) & (score > -torch.inf)
     return mask
 
 
@@ -126,8 +159,9 @@ def main():
     pooled: Dict[str, list] = {}
     labels = []
     with torch.no_grad():
+        protos = prototypes(runner.model, loader)
         for batch in loader:
-            ranked, label = scores(runner.model, batch)
+            ranked, label = scores(runner.model, batch, protos)
             labels.append(label.flatten())
             for name, (score, pred) in ranked.items():
                 pooled.setdefault(name, []).append(
