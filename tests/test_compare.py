@@ -194,3 +194,33 @@ def test_ranking_precision_nests_the_shares(tiny_run, tmp_path):
             high['pixels'] - low['pixels'] > 0, name
         for cell in row.values():
             assert 0 <= cell['overall'] <= 1 and 0 <= cell['class_mean'] <= 1
+
+
+def test_source_shift_trains_all_three_stages(tiny_run):
+    res = run_cli([sys.executable, 'tools/experiments/source_shift.py',
+                   str(tiny_run), '--prob', '1', '--epochs', '2'],
+                  timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    result = json.loads(
+        (tiny_run / 'source_shift_1_0.8_0.5.json').read_text())
+    assert set(result) == {'shift', 'source_only', 'adabn', 'spearman',
+                           'stage3'}
+    assert len(result['stage3']['mIoU']) == 2
+    assert len(result['stage3']['precision']) == 1
+    # the shift is in the new stage 1 only; stages 2 and 3 start from it
+    cfg = Config.fromfile(next((tiny_run / 'stage1_source_shift_1_0.8_0.5')
+                               .glob('*/vis_data/config.py')))
+    steps = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+    assert 'ClassConditionalColorShift' in steps
+    own = Config.fromfile(next((tiny_run / 'stage1_source').glob(
+        '*/vis_data/config.py')))
+    assert 'ClassConditionalColorShift' not in [
+        t['type'] for t in own.train_dataloader.dataset.pipeline]
+    stage2 = Config.fromfile(next((
+        tiny_run / 'stage2_value_source_shift_1_0.8_0.5').glob(
+            '*/vis_data/config.py')))
+    assert 'stage1_source_shift_1_0.8_0.5' in stage2.load_from
+    stage3 = Config.fromfile(next((
+        tiny_run / 'stage3_source_shift_1_0.8_0.5').glob(
+            '*/vis_data/config.py')))
+    assert 'stage2_value_source_shift_1_0.8_0.5' in stage3.load_from

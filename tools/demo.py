@@ -196,14 +196,21 @@ def write_results(work_dir: str, results: dict) -> None:
     print(table)
 
 
-def run_source_stage(args, size, data_dir, ece_loss: bool = True) -> dict:
-    """Stage 1 (or, without ``ece_loss``, its CE-only twin)."""
+def run_source_stage(args, size, data_dir, ece_loss: bool = True,
+                     name: Optional[str] = None,
+                     edit_cfg: Optional[Callable[[Config], None]] = None
+                     ) -> dict:
+    """Stage 1 (or, without ``ece_loss``, its CE-only twin) in
+    ``WORK_DIR/name``; ``edit_cfg`` changes the shrunk stage config in
+    place (experiments)."""
+    name = name or ('stage1_source' if ece_loss else 'stage1_ce_only')
     cfg = stage_config(args, size, data_dir, 'deeplabv2_r101_gta5_source.py',
-                       'stage1_source' if ece_loss else 'stage1_ce_only',
-                       size['iters'], lr=0.01)
+                       name, size['iters'], lr=0.01)
     if not ece_loss:
         cfg.model.calibration_loss = None
         cfg.custom_hooks = [dict(type='ProgressBarHook')]
+    if edit_cfg is not None:
+        edit_cfg(cfg)
     RUNNERS.build(cfg).train()
     ckpt = best_checkpoint(cfg.work_dir)
     target = evaluate(cfg, ckpt, target_dataloader(cfg, data_dir, 'val'),

@@ -1,0 +1,72 @@
+"""Stage 1 with class-conditional colour shifts, then stages 2 and 3, from
+a finished compare.py run's data.
+
+    python tools/experiments/source_shift.py work_dirs/tune_hard_s0 \\
+        [--prob 0.5 --max-share 0.8 --class-prob 0.5] [--epochs 4]
+
+Does a source model that has seen classes take on each other's colours
+(``ClassConditionalColorShift`` in the stage-1 pipeline) make confident
+mistakes on the target less often, so that the self-training epochs pay?
+Trains stage 1 (``WORK_DIR/stage1_source_shift_<tag>``), stage 2 from it
+(the run's recipe) and one round of stage 3 (``--epochs`` epochs, the run's
+recipe), and writes ``WORK_DIR/source_shift_<tag>.json``: source-only and
+AdaBN target val mIoU, the value head's Spearman, and target val mIoU,
+estimated ECE and round-0 pseudo-label precision of stage 3. An
+experiment, not a benchmark: it reads target labels, and the shift it
+trains with is the benchmark's own kind.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+import compare  # noqa: E402
+import demo  # noqa: E402
+from collect_variants import history, precision  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
+from value_head_shift import with_shift  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('--prob', type=float, default=0.5)
+    parser.add_argument('--max-share', type=float, default=0.8)
+    parser.add_argument('--class-prob', type=float, default=0.5)
+    parser.add_argument('--epochs', type=int, default=4,
+                        help='stage-3 epochs (one round)')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    run, size = compare.load_run(args.work_dir)
+    data_dir = osp.join(args.work_dir, 'data')
+    shift = dict(prob=args.prob, max_share=args.max_share,
+                 class_prob=args.class_prob)
+    tag = '_'.join(f'{v:g}' for v in shift.values())
+    source = demo.run_source_stage(run, size, data_dir,
+                                   name=f'stage1_source_shift_{tag}',
+                                   edit_cfg=with_shift(shift, 'probs'))
+    estimation, adabn = demo.run_value_stage(
+        run, size, data_dir, source['checkpoint'],
+        f'stage2_value_source_shift_{tag}')
+    cfg = compare._adapting_cfg(run, size, data_dir,
+                                estimation['checkpoint'],
+                                f'stage3_source_shift_{tag}',
+                                (1, args.epochs))
+    RUNNERS.build(cfg).train()
+    result = dict(
+        shift=shift, source_only=source['target_mIoU'],
+        adabn=adabn['target_mIoU'], spearman=estimation['spearman'],
+        stage3=dict(history(osp.join(cfg.work_dir, 'selection.json')),
+                    precision=precision(cfg.work_dir, data_dir)))
+    with open(osp.join(args.work_dir, f'source_shift_{tag}.json'),
+              'w') as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == '__main__':
+    main()
