@@ -15,7 +15,6 @@ estimated ECE and round-0 pseudo-label precision of stage 3. An
 experiment, not a benchmark: it reads target labels, and the shift it
 trains with is the benchmark's own kind.
 """
-import argparse
 import json
 import os.path as osp
 import sys
@@ -25,15 +24,11 @@ import compare  # noqa: E402
 import demo  # noqa: E402
 from collect_variants import history, precision  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
-from value_head_shift import with_shift  # noqa: E402
+from value_head_shift import shift_of, shift_parser, with_shift  # noqa: E402
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work_dir', help='a finished tools/compare.py run')
-    parser.add_argument('--prob', type=float, default=0.5)
-    parser.add_argument('--max-share', type=float, default=0.8)
-    parser.add_argument('--class-prob', type=float, default=0.5)
+    parser = shift_parser(__doc__.split('\n')[0])
     parser.add_argument('--epochs', type=int, default=4,
                         help='stage-3 epochs (one round)')
     return parser.parse_args()
@@ -43,9 +38,7 @@ def main():
     args = parse_args()
     run, size = compare.load_run(args.work_dir)
     data_dir = osp.join(args.work_dir, 'data')
-    shift = dict(prob=args.prob, max_share=args.max_share,
-                 class_prob=args.class_prob)
-    tag = '_'.join(f'{v:g}' for v in shift.values())
+    shift, tag = shift_of(args)
     source = demo.run_source_stage(run, size, data_dir,
                                    name=f'stage1_source_shift_{tag}',
                                    edit_cfg=with_shift(shift, 'probs'))

@@ -23,12 +23,26 @@ import compare  # noqa: E402
 import demo  # noqa: E402
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def shift_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of the experiments that insert the transform: a
+    finished compare.py run and the transform's settings."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument('work_dir', help='a finished tools/compare.py run')
     parser.add_argument('--prob', type=float, default=0.5)
     parser.add_argument('--max-share', type=float, default=0.8)
     parser.add_argument('--class-prob', type=float, default=0.5)
+    return parser
+
+
+def shift_of(args) -> tuple:
+    """``(transform settings, tag naming the runs)`` from the arguments."""
+    shift = dict(prob=args.prob, max_share=args.max_share,
+                 class_prob=args.class_prob)
+    return shift, '_'.join(f'{v:g}' for v in shift.values())
+
+
+def parse_args():
+    parser = shift_parser(__doc__.split('\n')[0])
     parser.add_argument('--value-input', choices=['probs', 'backbone'],
                         default='probs')
     parser.add_argument('--no-baseline', action='store_true',
@@ -60,9 +74,7 @@ def main():
     data_dir = osp.join(args.work_dir, 'data')
     stage1 = osp.relpath(demo.best_checkpoint(
         osp.join(args.work_dir, 'stage1_source')), args.work_dir)
-    shift = dict(prob=args.prob, max_share=args.max_share,
-                 class_prob=args.class_prob)
-    tag = '_'.join(f'{v:g}' for v in shift.values())
+    shift, tag = shift_of(args)
     if args.value_input == 'backbone':
         tag += '_backbone'
     # the baseline retrains beside the run's stage 2, never over it (the
