@@ -13,8 +13,10 @@ import glob
 import os.path as osp
 
 import numpy as np
+import torch
 from PIL import Image
 
+from mmseg_calsfda.calibration import classwise_ece
 from mmseg_calsfda.datasets.label_maps import CITYSCAPES_CLASSES
 
 
@@ -25,6 +27,23 @@ def true_labels(data_dir: str, round_dir: str, path: str) -> np.ndarray:
     return np.array(Image.open(osp.join(
         data_dir, 'cityscapes', 'gtFine', 'train',
         rel + '_gtFine_labelTrainIds.png')))
+
+
+def image_true_labels(img_path: str) -> np.ndarray:
+    """The benchmark's true train ids of a Cityscapes-style target image
+    (``.../leftImg8bit/<split>/<city>/<name>_leftImg8bit.png``)."""
+    head, tail = img_path.rsplit('leftImg8bit/', 1)
+    return np.array(Image.open(osp.join(head, 'gtFine', tail.replace(
+        '_leftImg8bit.png', '_gtFine_labelTrainIds.png'))))
+
+
+def true_class_ece(probs: torch.Tensor, img_path: str) -> torch.Tensor:
+    """The true class-level ECE, shape ``(1,)``, of a ``1 x C x H x W``
+    prediction of the target image at ``img_path`` (its benchmark
+    labels), on the probabilities' device."""
+    label = torch.from_numpy(image_true_labels(img_path)).long()
+    return classwise_ece(probs.clamp_min(1e-12).log(),
+                         label[None].to(probs.device), fused=False)
 
 
 def confusion(round_dir: str, data_dir: str) -> np.ndarray:

@@ -36,23 +36,15 @@ from typing import Dict, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import compare  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
+from pseudo_label_precision import image_true_labels, true_class_ece  # noqa: E402,E501
 
-from mmseg_calsfda.calibration import classwise_ece  # noqa: E402
 from mmseg_calsfda.engine.bn_warmup import warmup_bn_stats  # noqa: E402
 
 SHARES = (0.15, 0.5)
-
-
-def gt_path(img_path: str) -> str:
-    """The benchmark's true train ids for a target training image."""
-    head, tail = img_path.rsplit('leftImg8bit/', 1)
-    return osp.join(head, 'gtFine', tail.replace(
-        '_leftImg8bit.png', '_gtFine_labelTrainIds.png'))
 
 
 def predict(model, batch: dict) -> Tuple[torch.Tensor, torch.Tensor, str]:
@@ -95,9 +87,8 @@ def scores(model, batch: dict, protos: torch.Tensor
     proto = F.softmax(cosine / 0.1, dim=1)[0].max(0)
     flipped = dict(batch, inputs=[x.flip(-1) for x in batch['inputs']])
     probs_flip = predict(model, flipped)[0].flip(-1)
-    label = torch.from_numpy(np.array(Image.open(gt_path(img_path)))).long()
-    true = classwise_ece(probs.clamp_min(1e-12).log(), label[None],
-                         fused=False)
+    label = torch.from_numpy(image_true_labels(img_path)).long()
+    true = true_class_ece(probs, img_path)
     top2 = probs.topk(2, dim=1).values[0]
     conf, pred = probs[0].max(0)
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1)[0]

@@ -51,9 +51,9 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import compare  # noqa: E402
 from collect_variants import history  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
-from pseudo_label_precision import true_labels  # noqa: E402
+from pseudo_label_precision import true_class_ece, true_labels  # noqa: E402
+from value_head_shift import with_shift  # noqa: E402
 
-from mmseg_calsfda.calibration import classwise_ece  # noqa: E402
 from mmseg_calsfda.engine.hooks import self_training_hook  # noqa: E402
 from mmseg_calsfda.engine.hooks.self_training_hook import SelfTrainingHook  # noqa: E402
 from mmseg_calsfda.fileio import write_png_atomic  # noqa: E402
@@ -69,8 +69,8 @@ from mmseg_calsfda.pseudo_label.pseudo_label_pass import (  # noqa: E402
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
            'cb50', 'fullnet', 'gtmask', 'gtfull', 'ccaug', 'srcbn',
            'trueece')
-CC_SHIFT = dict(type='ClassConditionalColorShift', prob=1.0, max_share=0.8,
-                class_prob=0.5)
+# ccaug's transform settings (every training crop)
+CC_SHIFT = dict(prob=1.0, max_share=0.8, class_prob=0.5)
 
 
 def parse_args():
@@ -113,9 +113,7 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
     if 'cbst' in changes:
         cfg = compare.cbst_cfg(cfg)
     if 'ccaug' in changes:
-        pipeline = cfg.train_dataloader.dataset.pipeline
-        after = [t['type'] for t in pipeline].index('LoadAnnotations') + 1
-        pipeline.insert(after, dict(CC_SHIFT))
+        with_shift(CC_SHIFT, 'probs')(cfg)
     if 'srcbn' in changes:
         cfg.custom_hooks[0].bn_warmup_modules = ('value_head', )
         cfg.model.backbone.norm_eval = True
@@ -152,13 +150,7 @@ def true_ece_outputs(outputs):
 
     def run(model, dataloader, desc):
         for probs, est, img_path in outputs(model, dataloader, desc):
-            gt_path = img_path.replace('leftImg8bit', 'gtFine', 1).replace(
-                '_leftImg8bit.png', '_gtFine_labelTrainIds.png')
-            label = torch.from_numpy(np.array(Image.open(gt_path)))
-            ece = classwise_ece(probs.clamp_min(1e-12).log(),
-                                label[None].to(probs.device).long(),
-                                fused=False)
-            yield probs, ece.to(est), img_path
+            yield probs, true_class_ece(probs, img_path).to(est), img_path
 
     return run
 
