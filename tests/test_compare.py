@@ -224,3 +224,22 @@ def test_source_shift_trains_all_three_stages(tiny_run):
         tiny_run / 'stage3_source_shift_1_0.8_0.5').glob(
             '*/vis_data/config.py')))
     assert 'stage2_value_source_shift_1_0.8_0.5' in stage3.load_from
+
+
+def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
+    out = tmp_path / 'drivers.json'
+    res = run_cli([sys.executable, 'tools/experiments/ece_drivers.py',
+                   str(tiny_run), '--out', str(out)], timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    result = json.loads(out.read_text())
+    compared = json.loads((tiny_run / 'comparison.json').read_text())
+    # the estimate ranked against the truth is compare.py's own measure
+    assert result['spearman']['cECE_all']['estECE'] == pytest.approx(
+        compared['ece_estimation']['spearman'], abs=1e-3)
+    for row in result['images']:
+        # 'all' divides the present classes' ECE sum by C, 'present' by
+        # their number
+        assert row['cECE_all'] * 19 == pytest.approx(
+            row['cECE_present'] * row['n_true'], rel=1e-4, abs=1e-6)
+        assert 0 <= row['error_rate'] <= 1
+        assert 1 <= row['n_true'] <= 19

@@ -1,0 +1,115 @@
+"""What does a target image's class-level ECE follow?
+
+    python tools/experiments/ece_drivers.py work_dirs/tune_hard_s0 \\
+        [--out benchmarks/experiments/ece-drivers-hard-seed0.json]
+
+The value head is judged by the Spearman between its estimate and the true
+per-image class-level ECE on target val (``EstimatedECEMetric``, as
+``compare.py`` measures it: the run's stage-2 model, value-head BN
+statistics re-estimated on target). This script puts other per-image
+quantities beside the estimate, each ranked against the same truth:
+label-free ones a value head could read (``1 - mean max p``, mean
+entropy, the number of classes predicted on at least ``--min-pixels``
+pixels) and two that need the labels (the number of classes the image
+really contains, the pixel error rate). The truth is taken both as the
+method defines it (``class_average='all'``: the sum of the present classes'
+ECEs over all C classes) and as the mean over the present classes only.
+An experiment: it reads target val labels.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from typing import Dict, List
+
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+import compare  # noqa: E402
+import demo  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
+from pseudo_label_precision import image_true_labels  # noqa: E402
+
+from mmseg_calsfda.calibration import classwise_ece  # noqa: E402
+from mmseg_calsfda.engine.bn_warmup import warmup_bn_stats  # noqa: E402
+
+TRUTHS = ('cECE_all', 'cECE_present')
+DRIVERS = ('estECE', 'one_minus_max_p', 'entropy', 'n_predicted', 'n_true',
+           'error_rate')
+
+
+def image_row(model, batch: dict, min_pixels: int) -> Dict[str, float]:
+    """Every truth and driver of one target val image."""
+    sample = model.test_step(batch)[0]
+    probs = F.softmax(sample.seg_logits.data[None].float(), dim=1)
+    label = torch.from_numpy(image_true_labels(sample.img_path)).long()
+    log_probs = probs.clamp_min(1e-12).log()
+    row = {
+        truth: classwise_ece(log_probs, label[None], fused=False,
+                             class_average=average).item()
+        for truth, average in zip(TRUTHS, ('all', 'present'))
+    }
+    conf, pred = probs[0].max(0)
+    valid = label != 255
+    counts = torch.bincount(pred.flatten(), minlength=probs.shape[1])
+    row.update(
+        estECE=float(sample.est_ece),
+        one_minus_max_p=1 - conf.mean().item(),
+        entropy=-(probs * log_probs).sum(1).mean().item(),
+        n_predicted=int((counts >= min_pixels).sum()),
+        n_true=int(label[valid].unique().numel()),
+        error_rate=(pred != label)[valid].float().mean().item())
+    return row
+
+
+def spearman_table(rows: List[dict]) -> Dict[str, Dict[str, float]]:
+    """Spearman of every driver with every truth over the images."""
+    return {
+        truth: {
+            driver: round(float(stats.spearmanr(
+                [r[driver] for r in rows], [r[truth] for r in rows])[0]), 3)
+            for driver in DRIVERS
+        }
+        for truth in TRUTHS
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('--min-pixels', type=int, default=10,
+                        help='pixels a class needs to count as predicted')
+    parser.add_argument('--out', help='JSON file for the table')
+    args = parser.parse_args()
+    run, size = compare.load_run(args.work_dir)
+    data_dir = osp.join(args.work_dir, 'data')
+    cfg = compare._adapting_cfg(
+        run, size, data_dir, f"stage2_value/iter_{size['value_iters']}.pth",
+        'ece_drivers', (1, 1))
+    runner = RUNNERS.build(cfg)
+    runner.load_checkpoint(cfg.load_from, map_location='cpu')
+    hook = cfg.custom_hooks[0]
+    warmup_bn_stats(runner.model,
+                    runner.build_dataloader(hook.dataloader, seed=run.seed),
+                    hook.bn_warmup_batches, modules=('value_head', ))
+    runner.model.eval()
+    val = runner.build_dataloader(
+        demo.target_dataloader(cfg, data_dir, 'val'), seed=run.seed)
+    with torch.no_grad():
+        rows = [image_row(runner.model, batch, args.min_pixels)
+                for batch in val]
+    table = spearman_table(rows)
+    for truth, row in table.items():
+        print(f'Spearman with {truth}: ' +
+              ', '.join(f'{k} {v:.3f}' for k, v in row.items()), flush=True)
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(dict(seed=run.seed, shift=run.shift,
+                           min_pixels=args.min_pixels, spearman=table,
+                           images=rows), f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
