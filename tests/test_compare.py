@@ -185,7 +185,7 @@ def test_ranking_precision_nests_the_shares(tiny_run, tmp_path):
                    str(tiny_run), '--out', str(out)], timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     table = json.loads(out.read_text())['rankings']
-    assert set(table) == {'max_p', 'estECE', 'trueECE', 'margin',
+    assert set(table) == {'max_p', 'estECE', 'trueECE', 'trueERR', 'margin',
                           'neg_entropy', 'flip', 'smooth', 'proto', 'agree'}
     for name, row in table.items():
         low, high = row['share 0.15'], row['share 0.5']
@@ -236,6 +236,10 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
     # the estimate ranked against the truth is compare.py's own measure
     assert result['spearman']['cECE_all']['estECE'] == pytest.approx(
         compared['ece_estimation']['spearman'], abs=1e-3)
+    hardness = result['spearman']['error_rate']
+    assert set(hardness) == {'estECE', 'one_minus_max_p', 'entropy',
+                             'n_predicted', 'n_true', 'cECE_all',
+                             'cECE_present'}
     for row in result['images']:
         # 'all' divides the present classes' ECE sum by C, 'present' by
         # their number

@@ -13,7 +13,8 @@ entropy, the number of classes predicted on at least ``--min-pixels``
 pixels) and two that need the labels (the number of classes the image
 really contains, the pixel error rate). The truth is taken both as the
 method defines it (``class_average='all'``: the sum of the present classes'
-ECEs over all C classes) and as the mean over the present classes only.
+ECEs over all C classes) and as the mean over the present classes only;
+the error rate is ranked against the others too (which images are hard).
 An experiment: it reads target val labels.
 """
 import argparse
@@ -65,15 +66,17 @@ def image_row(model, batch: dict, min_pixels: int) -> Dict[str, float]:
 
 
 def spearman_table(rows: List[dict]) -> Dict[str, Dict[str, float]]:
-    """Spearman of every driver with every truth over the images."""
-    return {
-        truth: {
-            driver: round(float(stats.spearmanr(
-                [r[driver] for r in rows], [r[truth] for r in rows])[0]), 3)
-            for driver in DRIVERS
-        }
-        for truth in TRUTHS
-    }
+    """Spearman of every driver with every truth over the images, and
+    of the others with the pixel error rate (how hard the image is)."""
+
+    def rank(a: str, b: str) -> float:
+        return round(float(stats.spearmanr([r[a] for r in rows],
+                                           [r[b] for r in rows])[0]), 3)
+
+    table = {truth: {d: rank(d, truth) for d in DRIVERS} for truth in TRUTHS}
+    table['error_rate'] = {d: rank(d, 'error_rate')
+                           for d in DRIVERS + TRUTHS if d != 'error_rate'}
+    return table
 
 
 def main():

@@ -15,7 +15,9 @@ filter for ideas before ``stage3_variants.py`` trains with one.
 
 Scores: ``max_p`` (the shipped ``cbst`` score), ``estECE`` (``(1 - e) *
 max_p`` with the value head's per-image estimate: the shipped ``calsfda``),
-``trueECE`` (the same with each image's true class-level ECE), ``margin``
+``trueECE`` (the same with each image's true class-level ECE),
+``trueERR`` (the same with the image's true pixel error rate: a
+perfect per-image difficulty estimate), ``margin``
 (top-1 minus top-2 probability), ``neg_entropy``, ``flip`` (max_p of the
 probabilities averaged with the horizontally flipped image's),
 ``smooth`` (max_p and argmax of the probabilities averaged over a 9 x 9
@@ -91,12 +93,15 @@ def scores(model, batch: dict, protos: torch.Tensor
     true = true_class_ece(probs, img_path)
     top2 = probs.topk(2, dim=1).values[0]
     conf, pred = probs[0].max(0)
+    valid = label != 255
+    error = (pred != label)[valid].float().mean()
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1)[0]
     smooth = F.avg_pool2d(probs, 9, stride=1, padding=4,
                           count_include_pad=False)[0].max(0)
     flip = ((probs + probs_flip) / 2)[0].max(0)
     ranked = dict(max_p=(conf, pred), estECE=((1 - est) * conf, pred),
                   trueECE=((1 - true) * conf, pred),
+                  trueERR=((1 - error) * conf, pred),
                   margin=(top2[0] - top2[1], pred),
                   neg_entropy=(-entropy, pred), flip=tuple(flip),
                   smooth=tuple(smooth), proto=tuple(proto),
