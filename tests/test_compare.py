@@ -186,7 +186,8 @@ def test_ranking_precision_nests_the_shares(tiny_run, tmp_path):
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     table = json.loads(out.read_text())['rankings']
     assert set(table) == {'max_p', 'estECE', 'trueECE', 'trueERR', 'margin',
-                          'neg_entropy', 'flip', 'smooth', 'proto', 'agree'}
+                          'neg_entropy', 'flip', 'smooth', 'proto', 'agree',
+                          'regions'}
     for name, row in table.items():
         low, high = row['share 0.15'], row['share 0.5']
         # the 0.15 pixels are among the 0.5 ones; the band is the rest

@@ -26,8 +26,10 @@ window), and two from class prototypes in the backbone's last feature map
 weighted by its probability): ``proto`` (label: the nearest prototype by
 cosine; score: softmax of the cosines at temperature 0.1) and ``agree``
 (max_p, but never kept where the nearest prototype disagrees with the
-argmax: the share is then an upper bound). An
-experiment: it reads target labels.
+argmax: the share is then an upper bound), and ``regions`` (an oracle for
+region-level voting: every pixel takes the most frequent prediction of
+its true object -- a connected component of its true class -- and keeps
+its max_p as score). An experiment: it reads target labels.
 """
 import argparse
 import json
@@ -38,6 +40,7 @@ from typing import Dict, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import compare  # noqa: E402
@@ -78,6 +81,19 @@ def prototypes(model, loader) -> torch.Tensor:
     return F.normalize(sums, dim=1)
 
 
+def region_vote(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """``pred`` with every true object (a connected component of one true
+    class in ``label``) set to its most frequent prediction."""
+    pred_np, label_np = pred.numpy(), label.numpy()
+    voted = pred_np.copy()
+    for c in np.unique(label_np[label_np != 255]):
+        objects, count = ndimage.label(label_np == c)
+        for k in range(1, count + 1):
+            inside = objects == k
+            voted[inside] = np.bincount(pred_np[inside]).argmax()
+    return torch.from_numpy(voted)
+
+
 def scores(model, batch: dict, protos: torch.Tensor
            ) -> Tuple[Dict[str, tuple], torch.Tensor]:
     """Every ranking's ``(score, prediction)`` (``H x W`` each) of one
@@ -106,7 +122,8 @@ def scores(model, batch: dict, protos: torch.Tensor
                   neg_entropy=(-entropy, pred), flip=tuple(flip),
                   smooth=tuple(smooth), proto=tuple(proto),
                   agree=(torch.where(proto[1] == pred, conf, -torch.inf),
-                         pred))
+                         pred),
+                  regions=(conf, region_vote(pred, label)))
     return ranked, label
 
 
