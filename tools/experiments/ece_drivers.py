@@ -28,13 +28,12 @@ import torch.nn.functional as F
 from scipy import stats
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-import compare  # noqa: E402
 import demo  # noqa: E402
-from mmseg.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
 from pseudo_label_precision import image_true_labels  # noqa: E402
+from ranking_precision import stage2_model  # noqa: E402
 
 from mmseg_calsfda.calibration import classwise_ece  # noqa: E402
-from mmseg_calsfda.engine.bn_warmup import warmup_bn_stats  # noqa: E402
 
 TRUTHS = ('cECE_all', 'cECE_present')
 DRIVERS = ('estECE', 'one_minus_max_p', 'entropy', 'n_predicted', 'n_true',
@@ -86,23 +85,13 @@ def main():
                         help='pixels a class needs to count as predicted')
     parser.add_argument('--out', help='JSON file for the table')
     args = parser.parse_args()
-    run, size = compare.load_run(args.work_dir)
-    data_dir = osp.join(args.work_dir, 'data')
-    cfg = compare._adapting_cfg(
-        run, size, data_dir, f"stage2_value/iter_{size['value_iters']}.pth",
-        'ece_drivers', (1, 1))
-    runner = RUNNERS.build(cfg)
-    runner.load_checkpoint(cfg.load_from, map_location='cpu')
-    hook = cfg.custom_hooks[0]
-    warmup_bn_stats(runner.model,
-                    runner.build_dataloader(hook.dataloader, seed=run.seed),
-                    hook.bn_warmup_batches, modules=('value_head', ))
-    runner.model.eval()
-    val = runner.build_dataloader(
-        demo.target_dataloader(cfg, data_dir, 'val'), seed=run.seed)
+    model, _, run, cfg = stage2_model(args.work_dir, 'ece_drivers',
+                                      modules=('value_head', ))
+    val = Runner.build_dataloader(
+        demo.target_dataloader(cfg, osp.join(args.work_dir, 'data'), 'val'),
+        seed=run.seed)
     with torch.no_grad():
-        rows = [image_row(runner.model, batch, args.min_pixels)
-                for batch in val]
+        rows = [image_row(model, batch, args.min_pixels) for batch in val]
     table = spearman_table(rows)
     for truth, row in table.items():
         print(f'Spearman with {truth}: ' +

@@ -35,7 +35,7 @@ import argparse
 import json
 import os.path as osp
 import sys
-from typing import Dict, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -152,29 +152,42 @@ def precision(pred: torch.Tensor, label: torch.Tensor,
                 pixels=int(mask.sum()))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work_dir', help='a finished tools/compare.py run')
-    parser.add_argument('--out', help='JSON file for the table')
-    args = parser.parse_args()
-    run, size = compare.load_run(args.work_dir)
+def stage2_model(work_dir: str, name: str,
+                 modules: Optional[Sequence[str]] = None) -> tuple:
+    """A finished compare.py run's stage-2 model as stage 3's round 0 sees
+    it: BN statistics of ``modules`` (by default the stage-3 hook's)
+    re-estimated on the target training images, eval mode.
+
+    Returns:
+        tuple: ``(model, target training loader, the run's arguments,
+        the stage-3 config)``.
+    """
+    run, size = compare.load_run(work_dir)
     cfg = compare._adapting_cfg(
-        run, size, osp.join(args.work_dir, 'data'),
-        f"stage2_value/iter_{size['value_iters']}.pth", 'ranking_precision',
-        (1, 1))
+        run, size, osp.join(work_dir, 'data'),
+        f"stage2_value/iter_{size['value_iters']}.pth", name, (1, 1))
     runner = RUNNERS.build(cfg)
     runner.load_checkpoint(cfg.load_from, map_location='cpu')
     hook = cfg.custom_hooks[0]
     loader = runner.build_dataloader(hook.dataloader, seed=run.seed)
     warmup_bn_stats(runner.model, loader, hook.bn_warmup_batches,
-                    modules=hook.bn_warmup_modules)
+                    modules=modules or hook.bn_warmup_modules)
     runner.model.eval()
+    return runner.model, loader, run, cfg
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('--out', help='JSON file for the table')
+    args = parser.parse_args()
+    model, loader, run, _ = stage2_model(args.work_dir, 'ranking_precision')
     pooled: Dict[str, list] = {}
     labels = []
     with torch.no_grad():
-        protos = prototypes(runner.model, loader)
+        protos = prototypes(model, loader)
         for batch in loader:
-            ranked, label = scores(runner.model, batch, protos)
+            ranked, label = scores(model, batch, protos)
             labels.append(label.flatten())
             for name, (score, pred) in ranked.items():
                 pooled.setdefault(name, []).append(
