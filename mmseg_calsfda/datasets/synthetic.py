@@ -322,7 +322,7 @@ def render_hard(rng: np.random.Generator, label: np.ndarray, domain: str,
     tex = _textures(rng, label, yy, xx)
     if domain == 'target':
         # a fixed blend draws nothing from rng: 'swap' images stay those
-        # the README's tuning history was measured on
+        # the tuning history in docs/benchmark_diagnosis.md was measured on
         share = blend[0] if blend[0] == blend[1] else rng.uniform(*blend)
         palette = (1 - share) * palette + share * palette[_HARD_PARTNER]
         partner_tex = _textures(rng, _HARD_PARTNER[label], yy, xx)
