@@ -41,7 +41,9 @@ def test_pseudo_label_section_writes_labels_and_a_profile(run_all, tmp_path):
         warmup_batches=1, reps=1), str(profile))
     finite_positive(result, 'inference_s', 'pseudo_label_pass_s',
                     'bn_warmup_s', 'pseudo_label_pass_vs_inference',
-                    'round_start_vs_inference', 'label_png_kib')
+                    'round_start_vs_inference', 'label_png_kib',
+                    'pinned_inference_vs_inference',
+                    'pseudo_label_pass_pinned_vs_inference')
     assert result['image_size'] == [64, 128]
     text = profile.read_text()
     assert 'Self CPU time total' in text and 'aten::' in text

@@ -15,10 +15,17 @@ same segmentor, interleaved (A B C A B C ...), it times
 * ``pseudo_label_pass_disk``: the same with the cache on disk, as on a GPU
   too small to hold it;
 * ``bn_warmup``: the BN warm-up a round runs before the pass
-  (``--warmup-batches`` batches; a config runs 50 on ~3000 images),
+  (``--warmup-batches`` batches; a config runs 50 on ~3000 images);
+* ``inference_pinned`` and ``pseudo_label_pass_pinned``: the first two
+  with the loader's batches in pinned memory (on CUDA) and the data
+  preprocessors' host-to-device copies non-blocking, so that the host can
+  queue the next image while the GPU runs -- a candidate fix measured
+  beside what it would change,
 
-and reports ``pseudo_label_pass_vs_inference`` (and ``..._disk_...``)
-and, warm-up included, ``round_start_vs_inference``.
+and reports ``pseudo_label_pass_vs_inference`` (and ``..._disk_...``),
+warm-up included ``round_start_vs_inference``, and
+``pinned_inference_vs_inference`` / ``pseudo_label_pass_pinned_vs_inference``
+(both pinned).
 """
 import argparse
 import glob
@@ -89,6 +96,8 @@ def build(args, root: str):
     # prefetches (num_workers x prefetch_factor images; a round at scale
     # pays that once per ~3000 images), so the warm-up gets its own loader
     warmup_loader = Runner.build_dataloader(loader_cfg)
+    pinned_loader = Runner.build_dataloader(
+        dict(loader_cfg, pin_memory=args.device.startswith('cuda')))
     model = MODELS.build(cfg.model).to(args.device).eval()
     plain_cfg = cfg.model.copy()
     plain_cfg.value_head = None
@@ -96,7 +105,8 @@ def build(args, root: str):
     plain = MODELS.build(plain_cfg).to(args.device).eval()
     plain.load_state_dict(model.state_dict(), strict=False)
     labeler_cfg = cfg.custom_hooks[0].pseudo_labeler
-    return model, plain, loader, warmup_loader, labeler_cfg
+    loaders = dict(plain=loader, warmup=warmup_loader, pinned=pinned_loader)
+    return model, plain, loaders, labeler_cfg
 
 
 def measure(args, profile: Optional[str] = None) -> dict:
@@ -112,32 +122,47 @@ def measure(args, profile: Optional[str] = None) -> dict:
     register_all_modules()
     with tempfile.TemporaryDirectory() as root:
         img_dir = write_images(root, args)
-        model, plain, loader, warmup_loader, labeler_cfg = build(args, root)
+        model, plain, loaders, labeler_cfg = build(args, root)
         labeler = TASK_UTILS.build(dict(labeler_cfg, num_classes=19))
 
-        def inference():
+        def inference(kind='plain'):
             with torch.no_grad():
-                for batch in loader:
+                for batch in loaders[kind]:
                     plain.test_step(batch)
 
         def bn_warmup():
-            warmup_bn_stats(model, warmup_loader, args.warmup_batches)
+            warmup_bn_stats(model, loaders['warmup'], args.warmup_batches)
 
         pl_root, summaries = osp.join(root, 'pl'), []
 
-        def pseudo_label_pass(place='auto'):
+        def pseudo_label_pass(place='auto', kind='plain'):
             # a new round each call: nothing is reused
             summaries.append(
-                run_pseudo_label_pass(model, loader, labeler, len(summaries),
-                                      pl_root, img_dir, '_leftImg8bit.png',
-                                      place))
+                run_pseudo_label_pass(model, loaders[kind], labeler,
+                                      len(summaries), pl_root, img_dir,
+                                      '_leftImg8bit.png', place))
+
+        def pinned(fn):
+            def run():
+                for net in (model, plain):  # MMSeg's preprocessor keeps
+                    net.data_preprocessor._non_blocking = True  # no arg
+                try:
+                    fn(kind='pinned')
+                finally:
+                    for net in (model, plain):
+                        net.data_preprocessor._non_blocking = False
+            return run
 
         inference()  # warm-up: allocator, cudnn, loader workers
+        pinned(inference)()  # the pinned loader's workers
         bn_warmup()  # the pass runs with target statistics, as in a round
         seconds = interleaved(
             dict(inference=inference, bn_warmup=bn_warmup,
                  pseudo_label_pass_disk=lambda: pseudo_label_pass('disk'),
-                 pseudo_label_pass=pseudo_label_pass), args.device, args.reps)
+                 pseudo_label_pass=pseudo_label_pass,
+                 inference_pinned=pinned(inference),
+                 pseudo_label_pass_pinned=pinned(pseudo_label_pass)),
+            args.device, args.reps)
         last = last_round(round_dir(pl_root, len(summaries) - 1),
                           summaries[-1])
         if profile:
@@ -153,7 +178,14 @@ def measure(args, profile: Optional[str] = None) -> dict:
                 pseudo_label_pass_disk_vs_inference=seconds[
                     'pseudo_label_pass_disk'] / t_plain,
                 round_start_vs_inference=(t_pass + seconds['bn_warmup']) /
-                t_plain, **last)
+                t_plain,
+                inference_pinned_s=seconds['inference_pinned'],
+                pseudo_label_pass_pinned_s=seconds['pseudo_label_pass_pinned'],
+                pinned_inference_vs_inference=seconds['inference_pinned'] /
+                t_plain,
+                pseudo_label_pass_pinned_vs_inference=seconds[
+                    'pseudo_label_pass_pinned'] / seconds['inference_pinned'],
+                **last)
 
 
 def last_round(folder: str, summary: dict) -> dict:

@@ -191,6 +191,10 @@ def table(result: dict) -> str:
              'pseudo_label', 'pseudo_label_pass_disk_vs_inference'),
             ('round_start_vs_inference (+ BN warm-up)', 'pseudo_label',
              'round_start_vs_inference'),
+            ('pinned_inference_vs_inference (pinned, non-blocking copy)',
+             'pseudo_label', 'pinned_inference_vs_inference'),
+            ('pseudo_label_pass_vs_inference, both pinned', 'pseudo_label',
+             'pseudo_label_pass_pinned_vs_inference'),
             ('value_head_overhead', 'value_head', 'value_head_overhead'),
             ('bn_warmup_batch_vs_forward', 'value_head',
              'bn_warmup_batch_vs_forward')]
