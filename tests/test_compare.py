@@ -234,9 +234,16 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     result = json.loads(out.read_text())
     compared = json.loads((tiny_run / 'comparison.json').read_text())
-    # the estimate ranked against the truth is compare.py's own measure
+    # the same images, model and BN statistics as compare.py's own measure
+    # (with 4 val images the Spearman alone moves in steps of 0.2)
+    estimation = compared['ece_estimation']
     assert result['spearman']['cECE_all']['estECE'] == pytest.approx(
-        compared['ece_estimation']['spearman'], abs=1e-3)
+        estimation['spearman'], abs=1e-3)
+    rows = result['images']
+    assert 100 * np.mean([r['estECE'] for r in rows]) == pytest.approx(
+        estimation['mean_estimated_ECE'], abs=1e-3)
+    assert 100 * np.mean([r['cECE_all'] for r in rows]) == pytest.approx(
+        estimation['mean_true_ECE'], abs=1e-2)
     hardness = result['spearman']['error_rate']
     assert set(hardness) == {'estECE', 'one_minus_max_p', 'entropy',
                              'n_predicted', 'n_true', 'cECE_all',
@@ -247,4 +254,6 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
         assert row['cECE_all'] * 19 == pytest.approx(
             row['cECE_present'] * row['n_true'], rel=1e-4, abs=1e-6)
         assert 0 <= row['error_rate'] <= 1
-        assert 1 <= row['n_true'] <= 19
+        assert 1 <= row['n_true'] <= 19 and 0 <= row['n_predicted'] <= 19
+        # entropy and max p of the same probabilities: H >= -log(max p)
+        assert row['entropy'] >= -np.log(1 - row['one_minus_max_p']) - 1e-5

@@ -24,14 +24,13 @@ import sys
 from typing import Dict, List
 
 import torch
-import torch.nn.functional as F
 from scipy import stats
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import demo  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from pseudo_label_precision import image_true_labels  # noqa: E402
-from ranking_precision import stage2_model  # noqa: E402
+from ranking_precision import predict, stage2_model  # noqa: E402
 
 from mmseg_calsfda.calibration import classwise_ece  # noqa: E402
 
@@ -41,10 +40,18 @@ DRIVERS = ('estECE', 'one_minus_max_p', 'entropy', 'n_predicted', 'n_true',
 
 
 def image_row(model, batch: dict, min_pixels: int) -> Dict[str, float]:
-    """Every truth and driver of one target val image."""
-    sample = model.test_step(batch)[0]
-    probs = F.softmax(sample.seg_logits.data[None].float(), dim=1)
-    label = torch.from_numpy(image_true_labels(sample.img_path)).long()
+    """Every truth and driver of one target val image.
+
+    Args:
+        model: The stage-2 segmentor, eval mode.
+        batch (dict): A one-image target val batch.
+        min_pixels (int): Pixels a class needs to count as predicted.
+
+    Returns:
+        dict[str, float]: :data:`TRUTHS` and :data:`DRIVERS` by name.
+    """
+    probs, est_ece, img_path = predict(model, batch)
+    label = torch.from_numpy(image_true_labels(img_path)).long()
     log_probs = probs.clamp_min(1e-12).log()
     row = {
         truth: classwise_ece(log_probs, label[None], fused=False,
@@ -55,7 +62,7 @@ def image_row(model, batch: dict, min_pixels: int) -> Dict[str, float]:
     valid = label != 255
     counts = torch.bincount(pred.flatten(), minlength=probs.shape[1])
     row.update(
-        estECE=float(sample.est_ece),
+        estECE=est_ece.item(),
         one_minus_max_p=1 - conf.mean().item(),
         entropy=-(probs * log_probs).sum(1).mean().item(),
         n_predicted=int((counts >= min_pixels).sum()),

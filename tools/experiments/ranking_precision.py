@@ -29,7 +29,8 @@ cosine; score: softmax of the cosines at temperature 0.1) and ``agree``
 argmax: the share is then an upper bound), and ``regions`` (an oracle for
 region-level voting: every pixel takes the most frequent prediction of
 its true object -- a connected component of its true class -- and keeps
-its max_p as score). An experiment: it reads target labels.
+its max_p as score: segment voting with the true objects as
+segments). An experiment: it reads target labels.
 """
 import argparse
 import json
@@ -40,7 +41,9 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine import Config
 from scipy import ndimage
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import compare  # noqa: E402
@@ -86,11 +89,13 @@ def region_vote(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     class in ``label``) set to its most frequent prediction."""
     pred_np, label_np = pred.numpy(), label.numpy()
     voted = pred_np.copy()
+    num_classes = int(pred_np.max()) + 1
     for c in np.unique(label_np[label_np != 255]):
         objects, count = ndimage.label(label_np == c)
-        for k in range(1, count + 1):
-            inside = objects == k
-            voted[inside] = np.bincount(pred_np[inside]).argmax()
+        inside = objects > 0
+        votes = np.zeros((count + 1, num_classes), np.int64)
+        np.add.at(votes, (objects[inside], pred_np[inside]), 1)
+        voted[inside] = votes.argmax(1)[objects[inside]]
     return torch.from_numpy(voted)
 
 
@@ -152,11 +157,19 @@ def precision(pred: torch.Tensor, label: torch.Tensor,
                 pixels=int(mask.sum()))
 
 
-def stage2_model(work_dir: str, name: str,
-                 modules: Optional[Sequence[str]] = None) -> tuple:
-    """A finished compare.py run's stage-2 model as stage 3's round 0 sees
-    it: BN statistics of ``modules`` (by default the stage-3 hook's)
-    re-estimated on the target training images, eval mode.
+def stage2_model(
+    work_dir: str,
+    name: str,
+    modules: Optional[Sequence[str]] = None
+) -> Tuple[torch.nn.Module, DataLoader, argparse.Namespace, Config]:
+    """A finished compare.py run's stage-2 model with BN statistics
+    re-estimated on the target training images, in eval mode.
+
+    Args:
+        work_dir (str): The compare.py run.
+        name (str): Names the (unused) stage-3 work dir of the config.
+        modules (Sequence[str], optional): Whose BN statistics to
+            re-estimate; by default the stage-3 hook's, as round 0 does.
 
     Returns:
         tuple: ``(model, target training loader, the run's arguments,
@@ -171,7 +184,8 @@ def stage2_model(work_dir: str, name: str,
     hook = cfg.custom_hooks[0]
     loader = runner.build_dataloader(hook.dataloader, seed=run.seed)
     warmup_bn_stats(runner.model, loader, hook.bn_warmup_batches,
-                    modules=modules or hook.bn_warmup_modules)
+                    modules=hook.bn_warmup_modules
+                    if modules is None else modules)
     runner.model.eval()
     return runner.model, loader, run, cfg
 
