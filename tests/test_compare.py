@@ -257,3 +257,44 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
         assert 1 <= row['n_true'] <= 19 and 0 <= row['n_predicted'] <= 19
         # entropy and max p of the same probabilities: H >= -log(max p)
         assert row['entropy'] >= -np.log(1 - row['one_minus_max_p']) - 1e-5
+
+
+def test_true_label_pass_corrects_a_share_of_the_wrong_labels(
+        tmp_path, monkeypatch):
+    """gtfix50: half of the wrong kept labels (a fixed draw per image)
+    take their true class; right and ignored pixels stay as they were."""
+    import os.path as osp
+    from types import SimpleNamespace
+    for folder in ('tools', osp.join('tools', 'experiments')):
+        monkeypatch.syspath_prepend(folder)
+    import stage3_variants
+
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 19, (64, 64)).astype(np.uint8)
+    gt_dir = tmp_path / 'data' / 'cityscapes' / 'gtFine' / 'train' / 'city'
+    gt_dir.mkdir(parents=True)
+    Image.fromarray(gt).save(gt_dir / 'x_gtFine_labelTrainIds.png')
+    label = gt.copy()
+    label[:32] = (gt[:32] + 1) % 19  # wrong
+    label[:, :8] = 255  # not kept
+
+    def fake_pass(model, dataloader, labeler, round_idx, out_root, *args):
+        folder = osp.join(out_root, f'round_{round_idx}', 'city')
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(label).save(osp.join(folder, 'x.png'))
+        return {}
+
+    monkeypatch.setattr(stage3_variants, 'run_pseudo_label_pass', fake_pass)
+    run = stage3_variants.true_label_pass(str(tmp_path / 'data'), False, 0.5)
+    outs = []
+    for _ in range(2):
+        run(None, None, SimpleNamespace(num_classes=19), 0,
+            str(tmp_path / 'pl'))
+        outs.append(np.array(Image.open(
+            tmp_path / 'pl' / 'round_0' / 'city' / 'x.png')))
+    out = outs[0]
+    np.testing.assert_array_equal(outs[0], outs[1])  # the same draw
+    wrong = (label != gt) & (label < 19)
+    assert 0.4 < (out[wrong] == gt[wrong]).mean() < 0.6
+    assert (out[label == gt] == gt[label == gt]).all()
+    assert (out[label == 255] == 255).all()

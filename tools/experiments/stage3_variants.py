@@ -23,6 +23,9 @@ variant is a ``-``-joined list of changes:
   pseudo-labels' pixels but gives them their true class (is it which
   pixels are kept, or their wrong labels?); ``gtfull`` trains on the true
   labels of every pixel (what the stage-3 schedule can learn at all);
+  ``gtfix50`` / ``gtfix75`` correct a fixed random half / three quarters
+  of the kept pixels whose label is wrong (how precise must the
+  pseudo-labels be to pay?);
 * ``ccaug``: the training crops get a :class:`ClassConditionalColorShift`
   (every image; share up to 0.8, half of the pseudo-labelled classes),
   computed on the pseudo-labels -- a confident pixel is then seen with part
@@ -42,6 +45,7 @@ import glob
 import json
 import os.path as osp
 import sys
+import zlib
 
 import numpy as np
 import torch
@@ -67,8 +71,11 @@ from mmseg_calsfda.pseudo_label.pseudo_label_pass import (  # noqa: E402
 )
 
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
-           'cb50', 'fullnet', 'gtmask', 'gtfull', 'ccaug', 'srcbn',
-           'trueece')
+           'cb50', 'fullnet', 'gtmask', 'gtfull', 'gtfix50', 'gtfix75',
+           'ccaug', 'srcbn', 'trueece')
+# the true-label diagnostics: which share of the wrong kept labels each
+# corrects (gtfull also labels every pixel)
+TRUE_LABEL_FIX = dict(gtmask=1.0, gtfull=1.0, gtfix50=0.5, gtfix75=0.75)
 # ccaug's transform settings (every training crop)
 CC_SHIFT = dict(prob=1.0, max_share=0.8, class_prob=0.5)
 
@@ -124,20 +131,23 @@ def uniform_class_weights(self, thresholds):
     return torch.full_like(thresholds, 1.0 / thresholds.numel())
 
 
-def true_label_pass(data_dir: str, everywhere: bool):
-    """The pseudo-label pass, then every round label replaced by the true
-    class: on the kept pixels, or (``everywhere``) on all pixels."""
+def true_label_pass(data_dir: str, everywhere: bool, share: float = 1.0):
+    """The pseudo-label pass, then round labels replaced by the true class:
+    on every pixel (``everywhere``), or on a fixed random ``share`` of the
+    kept pixels whose label is wrong (1: all kept pixels true)."""
 
     def run(model, dataloader, labeler, round_idx, out_root, *args):
         summary = run_pseudo_label_pass(model, dataloader, labeler,
                                         round_idx, out_root, *args)
         labels = round_dir(out_root, round_idx)
-        for path in glob.glob(osp.join(labels, '**', '*.png'),
-                              recursive=True):
+        for path in sorted(glob.glob(osp.join(labels, '**', '*.png'),
+                                     recursive=True)):
             gt = true_labels(data_dir, labels, path)
             label = np.array(Image.open(path))
-            kept = label < labeler.num_classes
-            write_png_atomic(gt if everywhere else np.where(kept, gt, label),
+            coin = np.random.default_rng(zlib.crc32(
+                osp.relpath(path, labels).encode())).random(label.shape)
+            fixed = (label < labeler.num_classes) & (coin < share)
+            write_png_atomic(gt if everywhere else np.where(fixed, gt, label),
                              path)
         return summary
 
@@ -197,10 +207,11 @@ def main():
         pseudo_label_pass._outputs = (
             true_ece_outputs(shipped_outputs)
             if 'trueece' in changes else shipped_outputs)
+        fix = [TRUE_LABEL_FIX[c] for c in changes if c in TRUE_LABEL_FIX]
         self_training_hook.run_pseudo_label_pass = (
             true_label_pass(osp.join(args.work_dir, 'data'),
-                            'gtfull' in changes)
-            if {'gtmask', 'gtfull'} & set(changes) else run_pseudo_label_pass)
+                            'gtfull' in changes, fix[0])
+            if fix else run_pseudo_label_pass)
         cfg = variant_cfg(run, size, variant, args.rounds, args.epochs)
         RUNNERS.build(cfg).train()
         row = history(osp.join(cfg.work_dir, 'selection.json'))
