@@ -18,8 +18,7 @@ import json
 import os.path as osp
 from typing import List, Optional
 
-import numpy as np
-from pseudo_label_precision import confusion
+from pseudo_label_precision import overall_precision, round_confusions
 
 
 def history(selection: str, epochs: Optional[int] = None) -> dict:
@@ -34,13 +33,8 @@ def history(selection: str, epochs: Optional[int] = None) -> dict:
 def precision(run_dir: str, data_dir: str) -> List[float]:
     """Per round, the share of a stage-3 run's kept pixels whose
     pseudo-label is their true class."""
-    shares = []
-    for round_dir in sorted(glob.glob(osp.join(run_dir, 'pseudo_labels',
-                                                'round_*'))):
-        counts = confusion(round_dir, data_dir)
-        shares.append(round(float(np.trace(counts) / max(counts.sum(), 1)),
-                            4))
-    return shares
+    return [round(overall_precision(counts), 4)
+            for _, counts in round_confusions(run_dir, data_dir)]
 
 
 def previous(out: str, run: dict) -> dict:

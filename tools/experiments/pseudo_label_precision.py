@@ -11,6 +11,7 @@ precision and the two classes they most often really are.
 import argparse
 import glob
 import os.path as osp
+from typing import Iterator, Tuple
 
 import numpy as np
 import torch
@@ -59,17 +60,29 @@ def confusion(round_dir: str, data_dir: str) -> np.ndarray:
     return counts
 
 
+def round_confusions(run_dir: str, data_dir: str
+                     ) -> Iterator[Tuple[str, np.ndarray]]:
+    """``(round dir, confusion)`` of every round of a stage-3 run, in
+    order."""
+    for round_dir in sorted(glob.glob(
+            osp.join(run_dir, 'pseudo_labels', 'round_*'))):
+        yield round_dir, confusion(round_dir, data_dir)
+
+
+def overall_precision(counts: np.ndarray) -> float:
+    """The share of the kept pixels whose pseudo-label is their true
+    class, from a :func:`confusion`."""
+    return float(np.trace(counts) / max(counts.sum(), 1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('run_dir')
     parser.add_argument('data_dir')
     args = parser.parse_args()
-    for round_dir in sorted(glob.glob(
-            osp.join(args.run_dir, 'pseudo_labels', 'round_*'))):
-        counts = confusion(round_dir, args.data_dir)
-        total = counts.sum()
-        print(f'{osp.basename(round_dir)}: {total} kept pixels, precision '
-              f'{np.trace(counts) / max(total, 1):.3f}')
+    for round_dir, counts in round_confusions(args.run_dir, args.data_dir):
+        print(f'{osp.basename(round_dir)}: {counts.sum()} kept pixels, '
+              f'precision {overall_precision(counts):.3f}')
         for c, row in enumerate(counts):
             if row.sum() == 0:
                 continue
