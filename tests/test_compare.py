@@ -195,22 +195,30 @@ def test_ranking_precision_nests_the_shares(tiny_run, tmp_path):
             high['pixels'] - low['pixels'] > 0, name
         for cell in row.values():
             assert 0 <= cell['overall'] <= 1 and 0 <= cell['class_mean'] <= 1
+    # --stage2 screens another stage-2 model; a missing one is named
+    res = run_cli([sys.executable, 'tools/experiments/ranking_precision.py',
+                   str(tiny_run), '--stage2', 'stage2_value/missing.pth'])
+    assert res.returncode != 0
+    assert 'no stage-2 checkpoint stage2_value/missing.pth' in res.stderr
 
 
 def test_source_shift_trains_all_three_stages(tiny_run):
     res = run_cli([sys.executable, 'tools/experiments/source_shift.py',
-                   str(tiny_run), '--prob', '1', '--epochs', '2'],
-                  timeout=900)
+                   str(tiny_run), '--prob', '1', '--epochs', '2',
+                   '--iters', '6'], timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     result = json.loads(
-        (tiny_run / 'source_shift_1_0.8_0.5.json').read_text())
-    assert set(result) == {'shift', 'source_only', 'adabn', 'spearman',
-                           'stage3'}
+        (tiny_run / 'source_shift_1_0.8_0.5_it6.json').read_text())
+    assert set(result) == {'shift', 'stage1_iters', 'source_only', 'adabn',
+                           'spearman', 'stage3'}
+    assert result['stage1_iters'] == 6
     assert len(result['stage3']['mIoU']) == 2
     assert len(result['stage3']['precision']) == 1
     # the shift is in the new stage 1 only; stages 2 and 3 start from it
-    cfg = Config.fromfile(next((tiny_run / 'stage1_source_shift_1_0.8_0.5')
-                               .glob('*/vis_data/config.py')))
+    cfg = Config.fromfile(next((
+        tiny_run / 'stage1_source_shift_1_0.8_0.5_it6').glob(
+            '*/vis_data/config.py')))
+    assert cfg.train_cfg.max_iters == 6
     steps = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
     assert 'ClassConditionalColorShift' in steps
     own = Config.fromfile(next((tiny_run / 'stage1_source').glob(
@@ -218,13 +226,13 @@ def test_source_shift_trains_all_three_stages(tiny_run):
     assert 'ClassConditionalColorShift' not in [
         t['type'] for t in own.train_dataloader.dataset.pipeline]
     stage2 = Config.fromfile(next((
-        tiny_run / 'stage2_value_source_shift_1_0.8_0.5').glob(
+        tiny_run / 'stage2_value_source_shift_1_0.8_0.5_it6').glob(
             '*/vis_data/config.py')))
-    assert 'stage1_source_shift_1_0.8_0.5' in stage2.load_from
+    assert 'stage1_source_shift_1_0.8_0.5_it6' in stage2.load_from
     stage3 = Config.fromfile(next((
-        tiny_run / 'stage3_source_shift_1_0.8_0.5').glob(
+        tiny_run / 'stage3_source_shift_1_0.8_0.5_it6').glob(
             '*/vis_data/config.py')))
-    assert 'stage2_value_source_shift_1_0.8_0.5' in stage3.load_from
+    assert 'stage2_value_source_shift_1_0.8_0.5_it6' in stage3.load_from
 
 
 def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
@@ -257,6 +265,30 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
         assert 1 <= row['n_true'] <= 19 and 0 <= row['n_predicted'] <= 19
         # entropy and max p of the same probabilities: H >= -log(max p)
         assert row['entropy'] >= -np.log(1 - row['one_minus_max_p']) - 1e-5
+
+
+def test_stage3_variant_configs(tiny_run, monkeypatch):
+    """nolocal turns the per-image local selection off (and only that);
+    cb50 raises the class-balanced share; both compose."""
+    import os.path as osp
+    for folder in ('tools', osp.join('tools', 'experiments')):
+        monkeypatch.syspath_prepend(folder)
+    import compare
+    import stage3_variants
+    run, size = compare.load_run(str(tiny_run))
+
+    def labeler(variant):
+        cfg = stage3_variants.variant_cfg(run, size, variant, 1, 2)
+        return cfg.custom_hooks[0].pseudo_labeler
+
+    shipped, changed = labeler('shipped'), labeler('nolocal-cb50')
+    assert shipped.local_prop > 0 and shipped.local_prop_step > 0
+    assert changed.local_prop == 0 and changed.local_prop_step == 0
+    assert changed.cb_prop == 0.5 != shipped.cb_prop
+    assert {k: v for k, v in changed.items()
+            if k not in ('local_prop', 'local_prop_step', 'cb_prop')} == \
+        {k: v for k, v in shipped.items()
+         if k not in ('local_prop', 'local_prop_step', 'cb_prop')}
 
 
 def test_true_label_pass_corrects_a_share_of_the_wrong_labels(

@@ -1,7 +1,8 @@
 """How precise are class-balanced pseudo-labels under other pixel rankings?
 
     python tools/experiments/ranking_precision.py work_dirs/tune_hard_s0 \\
-        [--out benchmarks/experiments/ranking-hard-seed0.json]
+        [--out benchmarks/experiments/ranking-hard-seed0.json] \\
+        [--stage2 stage2_value_source_shift_1_1_1_it2000/iter_300.pth]
 
 Labels the target training images once with the run's stage-2 model (BN
 warm-up of backbone and value head on target, as stage 3's round 0 does),
@@ -160,7 +161,8 @@ def precision(pred: torch.Tensor, label: torch.Tensor,
 def stage2_model(
     work_dir: str,
     name: str,
-    modules: Optional[Sequence[str]] = None
+    modules: Optional[Sequence[str]] = None,
+    checkpoint: Optional[str] = None
 ) -> Tuple[torch.nn.Module, DataLoader, argparse.Namespace, Config]:
     """A finished compare.py run's stage-2 model with BN statistics
     re-estimated on the target training images, in eval mode.
@@ -170,15 +172,21 @@ def stage2_model(
         name (str): Names the (unused) stage-3 work dir of the config.
         modules (Sequence[str], optional): Whose BN statistics to
             re-estimate; by default the stage-3 hook's, as round 0 does.
+        checkpoint (str, optional): Another stage-2 checkpoint, relative
+            to ``work_dir`` (e.g. one ``source_shift.py`` trained); by
+            default the run's own.
 
     Returns:
         tuple: ``(model, target training loader, the run's arguments,
         the stage-3 config)``.
     """
     run, size = compare.load_run(work_dir)
+    checkpoint = checkpoint or f"stage2_value/iter_{size['value_iters']}.pth"
+    if not osp.isfile(osp.join(work_dir, checkpoint)):
+        raise FileNotFoundError(
+            f'no stage-2 checkpoint {checkpoint} in {work_dir}')
     cfg = compare._adapting_cfg(
-        run, size, osp.join(work_dir, 'data'),
-        f"stage2_value/iter_{size['value_iters']}.pth", name, (1, 1))
+        run, size, osp.join(work_dir, 'data'), checkpoint, name, (1, 1))
     runner = RUNNERS.build(cfg)
     runner.load_checkpoint(cfg.load_from, map_location='cpu')
     hook = cfg.custom_hooks[0]
@@ -194,8 +202,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir', help='a finished tools/compare.py run')
     parser.add_argument('--out', help='JSON file for the table')
+    parser.add_argument('--stage2', help='another stage-2 checkpoint, '
+                        "relative to work_dir (default: the run's own)")
     args = parser.parse_args()
-    model, loader, run, _ = stage2_model(args.work_dir, 'ranking_precision')
+    model, loader, run, _ = stage2_model(args.work_dir, 'ranking_precision',
+                                         checkpoint=args.stage2)
     pooled: Dict[str, list] = {}
     labels = []
     with torch.no_grad():

@@ -2,15 +2,18 @@
 a finished compare.py run's data.
 
     python tools/experiments/source_shift.py work_dirs/tune_hard_s0 \\
-        [--prob 0.5 --max-share 0.8 --class-prob 0.5] [--epochs 4]
+        [--prob 0.5 --max-share 0.8 --class-prob 0.5] [--epochs 4] \\
+        [--iters 1600]
 
 Does a source model that has seen classes take on each other's colours
 (``ClassConditionalColorShift`` in the stage-1 pipeline) make confident
 mistakes on the target less often, so that the self-training epochs pay?
 Trains stage 1 (``WORK_DIR/stage1_source_shift_<tag>``), stage 2 from it
-(the run's recipe) and one round of stage 3 (``--epochs`` epochs, the run's
-recipe), and writes ``WORK_DIR/source_shift_<tag>.json``: source-only and
-AdaBN target val mIoU, the value head's Spearman, and target val mIoU,
+(the run's recipe) and one round of stage 3 (``--epochs`` epochs, the
+run's recipe; ``--iters``: stage-1 iterations in place of the run's,
+which adds ``_it<N>`` to the names), and writes
+``WORK_DIR/source_shift_<tag>.json``: source-only and AdaBN target val
+mIoU, the value head's Spearman, and target val mIoU,
 estimated ECE and round-0 pseudo-label precision of stage 3. An
 experiment, not a benchmark: it reads target labels, and the shift it
 trains with is the benchmark's own kind.
@@ -31,6 +34,8 @@ def parse_args():
     parser = shift_parser(__doc__.split('\n')[0])
     parser.add_argument('--epochs', type=int, default=4,
                         help='stage-3 epochs (one round)')
+    parser.add_argument('--iters', type=int, default=None,
+                        help="stage-1 iterations (default: the run's)")
     return parser.parse_args()
 
 
@@ -39,6 +44,9 @@ def main():
     run, size = compare.load_run(args.work_dir)
     data_dir = osp.join(args.work_dir, 'data')
     shift, tag = shift_of(args)
+    if args.iters is not None:
+        size = dict(size, iters=args.iters)
+        tag += f'_it{args.iters}'
     source = demo.run_source_stage(run, size, data_dir,
                                    name=f'stage1_source_shift_{tag}',
                                    edit_cfg=with_shift(shift, 'probs'))
@@ -51,8 +59,9 @@ def main():
                                 (1, args.epochs))
     RUNNERS.build(cfg).train()
     result = dict(
-        shift=shift, source_only=source['target_mIoU'],
-        adabn=adabn['target_mIoU'], spearman=estimation['spearman'],
+        shift=shift, stage1_iters=size['iters'],
+        source_only=source['target_mIoU'], adabn=adabn['target_mIoU'],
+        spearman=estimation['spearman'],
         stage3=dict(history(osp.join(cfg.work_dir, 'selection.json')),
                     precision=precision(cfg.work_dir, data_dir)))
     with open(osp.join(args.work_dir, f'source_shift_{tag}.json'),

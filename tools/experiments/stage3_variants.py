@@ -18,7 +18,10 @@ variant is a ``-``-joined list of changes:
 * ``lr5``: the official learning rate, 5e-5, instead of the demo's 2.5e-4;
   ``lr0``: no learning at all (what changes without a weight update?);
 * ``cbst``: ``s = max p`` (no ECE scaling); ``cb50``: class-balanced share
-  0.5 instead of 0.15 (more, less confident pixels); ``shipped``: no change;
+  0.5 instead of 0.15 (more, less confident pixels); ``nolocal``: no
+  per-image local selection (``local_prop`` 0: only the class-balanced
+  share, so the kept labels follow the predicted class frequencies);
+  ``shipped``: no change;
 * diagnostics with the target's *true* labels: ``gtmask`` keeps the
   pseudo-labels' pixels but gives them their true class (is it which
   pixels are kept, or their wrong labels?); ``gtfull`` trains on the true
@@ -72,7 +75,7 @@ from mmseg_calsfda.pseudo_label.pseudo_label_pass import (  # noqa: E402
 
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
            'cb50', 'fullnet', 'gtmask', 'gtfull', 'gtfix50', 'gtfix75',
-           'ccaug', 'srcbn', 'trueece')
+           'ccaug', 'srcbn', 'trueece', 'nolocal')
 # the true-label diagnostics: which share of the wrong kept labels each
 # corrects (gtfull also labels every pixel)
 TRUE_LABEL_FIX = dict(gtmask=1.0, gtfull=1.0, gtfix50=0.5, gtfix75=0.75)
@@ -117,6 +120,9 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
         cfg.optim_wrapper.optimizer.lr = 0.0
     if 'cb50' in changes:
         cfg.custom_hooks[0].pseudo_labeler.cb_prop = 0.5
+    if 'nolocal' in changes:
+        cfg.custom_hooks[0].pseudo_labeler.update(local_prop=0.0,
+                                                  local_prop_step=0.0)
     if 'cbst' in changes:
         cfg = compare.cbst_cfg(cfg)
     if 'ccaug' in changes:
