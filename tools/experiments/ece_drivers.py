@@ -1,7 +1,8 @@
 """What does a target image's class-level ECE follow?
 
     python tools/experiments/ece_drivers.py work_dirs/tune_hard_s0 \\
-        [--out benchmarks/experiments/ece-drivers-hard-seed0.json]
+        [--out benchmarks/experiments/ece-drivers-hard-seed0.json] \\
+        [--stage2 stage2_value_source_shift_0_0.8_0.5_it2000/iter_300.pth]
 
 The value head is judged by the Spearman between its estimate and the true
 per-image class-level ECE on target val (``EstimatedECEMetric``, as
@@ -91,9 +92,12 @@ def main():
     parser.add_argument('--min-pixels', type=int, default=10,
                         help='pixels a class needs to count as predicted')
     parser.add_argument('--out', help='JSON file for the table')
+    parser.add_argument('--stage2', help='another stage-2 checkpoint, '
+                        "relative to work_dir (default: the run's own)")
     args = parser.parse_args()
     model, _, run, cfg = stage2_model(args.work_dir, 'ece_drivers',
-                                      modules=('value_head', ))
+                                      modules=('value_head', ),
+                                      checkpoint=args.stage2)
     val = Runner.build_dataloader(
         demo.target_dataloader(cfg, osp.join(args.work_dir, 'data'), 'val'),
         seed=run.seed)
