@@ -237,8 +237,10 @@ def test_source_shift_trains_all_three_stages(tiny_run):
 
 def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
     out = tmp_path / 'drivers.json'
+    # --stage2 named explicitly (the run's own): the same model as compare.py
     res = run_cli([sys.executable, 'tools/experiments/ece_drivers.py',
-                   str(tiny_run), '--out', str(out)], timeout=600)
+                   str(tiny_run), '--out', str(out), '--stage2',
+                   'stage2_value/iter_2.pth'], timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     result = json.loads(out.read_text())
     compared = json.loads((tiny_run / 'comparison.json').read_text())
