@@ -332,3 +332,8 @@ def test_true_label_pass_corrects_a_share_of_the_wrong_labels(
     assert 0.4 < (out[wrong] == gt[wrong]).mean() < 0.6
     assert (out[label == gt] == gt[label == gt]).all()
     assert (out[label == 255] == 255).all()
+    # gtfull: the true class on every pixel, kept or not
+    run = stage3_variants.true_label_pass(str(tmp_path / 'data'), True)
+    run(None, None, SimpleNamespace(num_classes=19), 0, str(tmp_path / 'pl'))
+    np.testing.assert_array_equal(np.array(Image.open(
+        tmp_path / 'pl' / 'round_0' / 'city' / 'x.png')), gt)

@@ -43,6 +43,12 @@ def true_class_ece(probs: torch.Tensor, img_path: str) -> torch.Tensor:
     prediction of the target image at ``img_path`` (its benchmark
     labels), on the probabilities' device."""
     label = torch.from_numpy(image_true_labels(img_path)).long()
+    return labelled_class_ece(probs, label)
+
+
+def labelled_class_ece(probs: torch.Tensor,
+                       label: torch.Tensor) -> torch.Tensor:
+    """:func:`true_class_ece` from an ``H x W`` label already read."""
     return classwise_ece(probs.clamp_min(1e-12).log(),
                          label[None].to(probs.device), fused=False)
 

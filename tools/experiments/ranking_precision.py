@@ -49,7 +49,10 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import compare  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
-from pseudo_label_precision import image_true_labels, true_class_ece  # noqa: E402,E501
+from pseudo_label_precision import (  # noqa: E402
+    image_true_labels,
+    labelled_class_ece,
+)
 
 from mmseg_calsfda.engine.bn_warmup import warmup_bn_stats  # noqa: E402
 
@@ -112,7 +115,7 @@ def scores(model, batch: dict, protos: torch.Tensor
     flipped = dict(batch, inputs=[x.flip(-1) for x in batch['inputs']])
     probs_flip = predict(model, flipped)[0].flip(-1)
     label = torch.from_numpy(image_true_labels(img_path)).long()
-    true = true_class_ece(probs, img_path)
+    true = labelled_class_ece(probs, label)
     top2 = probs.topk(2, dim=1).values[0]
     conf, pred = probs[0].max(0)
     valid = label != 255

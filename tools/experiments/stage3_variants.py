@@ -149,12 +149,14 @@ def true_label_pass(data_dir: str, everywhere: bool, share: float = 1.0):
         for path in sorted(glob.glob(osp.join(labels, '**', '*.png'),
                                      recursive=True)):
             gt = true_labels(data_dir, labels, path)
+            if everywhere:
+                write_png_atomic(gt, path)
+                continue
             label = np.array(Image.open(path))
             coin = np.random.default_rng(zlib.crc32(
                 osp.relpath(path, labels).encode())).random(label.shape)
             fixed = (label < labeler.num_classes) & (coin < share)
-            write_png_atomic(gt if everywhere else np.where(fixed, gt, label),
-                             path)
+            write_png_atomic(np.where(fixed, gt, label), path)
         return summary
 
     return run
