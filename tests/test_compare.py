@@ -271,7 +271,8 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
 
 def test_stage3_variant_configs(tiny_run, monkeypatch):
     """nolocal turns the per-image local selection off (and only that);
-    cb50 raises the class-balanced share; both compose."""
+    cb50 raises the class-balanced share; both compose; photo distorts
+    the training crops just before packing."""
     import os.path as osp
     for folder in ('tools', osp.join('tools', 'experiments')):
         monkeypatch.syspath_prepend(folder)
@@ -291,6 +292,15 @@ def test_stage3_variant_configs(tiny_run, monkeypatch):
             if k not in ('local_prop', 'local_prop_step', 'cb_prop')} == \
         {k: v for k, v in shipped.items()
          if k not in ('local_prop', 'local_prop_step', 'cb_prop')}
+
+    def steps(variant):
+        cfg = stage3_variants.variant_cfg(run, size, variant, 1, 2)
+        return [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+
+    plain = steps('shipped')
+    assert 'PhotoMetricDistortion' not in plain
+    assert steps('photo') == plain[:-1] + ['PhotoMetricDistortion',
+                                           'PackSegInputs']
 
 
 def test_true_label_pass_corrects_a_share_of_the_wrong_labels(

@@ -33,6 +33,10 @@ variant is a ``-``-joined list of changes:
   (every image; share up to 0.8, half of the pseudo-labelled classes),
   computed on the pseudo-labels -- a confident pixel is then seen with part
   of another class's colour, and keeps its label;
+* ``photo``: MMSeg's ``PhotoMetricDistortion`` on the training crops
+  (before packing): the pseudo-labels come from the plain image, the
+  student sees a distorted one (a FixMatch-like weak/strong pair; with
+  ``fullnet`` the backbone can learn from it);
 * ``trueece``: the per-image ECE that scales the scores is the image's
   *true* class-level ECE (from the target's training labels) instead of
   the value head's estimate: what calibration-guided selection could do
@@ -75,7 +79,7 @@ from mmseg_calsfda.pseudo_label.pseudo_label_pass import (  # noqa: E402
 
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
            'cb50', 'fullnet', 'gtmask', 'gtfull', 'gtfix50', 'gtfix75',
-           'ccaug', 'srcbn', 'trueece', 'nolocal')
+           'ccaug', 'srcbn', 'trueece', 'nolocal', 'photo')
 # the true-label diagnostics: which share of the wrong kept labels each
 # corrects (gtfull also labels every pixel)
 TRUE_LABEL_FIX = dict(gtmask=1.0, gtfull=1.0, gtfix50=0.5, gtfix75=0.75)
@@ -127,6 +131,10 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
         cfg = compare.cbst_cfg(cfg)
     if 'ccaug' in changes:
         with_shift(CC_SHIFT, 'probs')(cfg)
+    if 'photo' in changes:
+        pipeline = cfg.train_dataloader.dataset.pipeline
+        at = [step['type'] for step in pipeline].index('PackSegInputs')
+        pipeline.insert(at, dict(type='PhotoMetricDistortion'))
     if 'srcbn' in changes:
         cfg.custom_hooks[0].bn_warmup_modules = ('value_head', )
         cfg.model.backbone.norm_eval = True
