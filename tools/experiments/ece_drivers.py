@@ -30,10 +30,11 @@ from scipy import stats
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import demo  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
-from pseudo_label_precision import image_true_labels  # noqa: E402
+from pseudo_label_precision import (  # noqa: E402
+    image_true_labels,
+    labelled_class_ece,
+)
 from ranking_precision import predict, stage2_model  # noqa: E402
-
-from mmseg_calsfda.calibration import classwise_ece  # noqa: E402
 
 TRUTHS = ('cECE_all', 'cECE_present')
 DRIVERS = ('estECE', 'one_minus_max_p', 'entropy', 'n_predicted', 'n_true',
@@ -53,12 +54,11 @@ def image_row(model, batch: dict, min_pixels: int) -> Dict[str, float]:
     """
     probs, est_ece, img_path = predict(model, batch)
     label = torch.from_numpy(image_true_labels(img_path)).long()
-    log_probs = probs.clamp_min(1e-12).log()
     row = {
-        truth: classwise_ece(log_probs, label[None], fused=False,
-                             class_average=average).item()
+        truth: labelled_class_ece(probs, label, average).item()
         for truth, average in zip(TRUTHS, ('all', 'present'))
     }
+    log_probs = probs.clamp_min(1e-12).log()
     conf, pred = probs[0].max(0)
     valid = label != 255
     counts = torch.bincount(pred.flatten(), minlength=probs.shape[1])

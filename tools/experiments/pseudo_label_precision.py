@@ -46,11 +46,13 @@ def true_class_ece(probs: torch.Tensor, img_path: str) -> torch.Tensor:
     return labelled_class_ece(probs, label)
 
 
-def labelled_class_ece(probs: torch.Tensor,
-                       label: torch.Tensor) -> torch.Tensor:
-    """:func:`true_class_ece` from an ``H x W`` label already read."""
+def labelled_class_ece(probs: torch.Tensor, label: torch.Tensor,
+                       class_average: str = 'all') -> torch.Tensor:
+    """:func:`true_class_ece` from an ``H x W`` label already read;
+    ``class_average`` as :func:`classwise_ece` takes it."""
     return classwise_ece(probs.clamp_min(1e-12).log(),
-                         label[None].to(probs.device), fused=False)
+                         label[None].to(probs.device), fused=False,
+                         class_average=class_average)
 
 
 def confusion(round_dir: str, data_dir: str) -> np.ndarray:
