@@ -1,11 +1,13 @@
 """tools/compare.py: baselines and selection criteria on one seed."""
 import json
+import shutil
 import sys
 
 import numpy as np
 import pytest
 import torch
 from mmengine import Config
+from mmseg.registry import DATASETS
 from PIL import Image
 
 from tests.utils import run_cli
@@ -269,10 +271,11 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
         assert row['entropy'] >= -np.log(1 - row['one_minus_max_p']) - 1e-5
 
 
-def test_stage3_variant_configs(tiny_run, monkeypatch):
+def test_stage3_variant_configs(tiny_run, monkeypatch, tmp_path):
     """nolocal turns the per-image local selection off (and only that);
     cb50 raises the class-balanced share; both compose; photo distorts
-    the training crops just before packing."""
+    the training crops just before packing; mix wraps the pseudo-label
+    dataset in MultiImageMixDataset with ClassMix."""
     import os.path as osp
     for folder in ('tools', osp.join('tools', 'experiments')):
         monkeypatch.syspath_prepend(folder)
@@ -301,6 +304,28 @@ def test_stage3_variant_configs(tiny_run, monkeypatch):
     assert 'PhotoMetricDistortion' not in plain
     assert steps('photo') == plain[:-1] + ['PhotoMetricDistortion',
                                            'PackSegInputs']
+    # mix: each crop is cropped alone, then mixed with another, then packed
+    mixed = stage3_variants.variant_cfg(run, size, 'mix', 1, 2)
+    wrapper = mixed.train_dataloader.dataset
+    assert wrapper.type == 'MultiImageMixDataset'
+    assert [t['type'] for t in wrapper.dataset.pipeline] == plain[:-1]
+    assert [t['type'] for t in wrapper.pipeline] == ['ClassMix',
+                                                     'PackSegInputs']
+    # built and read with pseudo-labels = the true labels, it yields
+    # packed crops whose labels are the true labels of two images
+    labels = tmp_path / 'labels'
+    gt_root = tiny_run / 'data' / 'cityscapes' / 'gtFine' / 'train'
+    for gt in gt_root.rglob('*_gtFine_labelTrainIds.png'):
+        dst = labels / gt.parent.name / gt.name.replace(
+            '_gtFine_labelTrainIds', '')
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(gt, dst)
+    dataset = DATASETS.build(wrapper)
+    dataset.dataset.pseudo_label_dir = str(labels)
+    sample = dataset[0]
+    assert sample['inputs'].shape[0] == 3
+    assert sample['data_samples'].gt_sem_seg.data.shape[-2:] == \
+        sample['inputs'].shape[-2:]
 
 
 def test_true_label_pass_corrects_a_share_of_the_wrong_labels(

@@ -18,7 +18,7 @@ def test_components_are_registered_in_mmseg_scope():
                 'ProgressBarHook', 'SelfTrainingHook'],
         DATASETS: ['GTA5Dataset', 'SynthiaDataset',
                    'CheckedCityscapesDataset'],
-        TRANSFORMS: ['ClassConditionalColorShift'],
+        TRANSFORMS: ['ClassConditionalColorShift', 'ClassMix'],
     }
     for registry, names in expected.items():
         assert registry.scope == 'mmseg'

@@ -37,6 +37,10 @@ variant is a ``-``-joined list of changes:
   (before packing): the pseudo-labels come from the plain image, the
   student sees a distorted one (a FixMatch-like weak/strong pair; with
   ``fullnet`` the backbone can learn from it);
+* ``mix``: :class:`ClassMix` between two pseudo-labelled training crops
+  (MMSeg's ``MultiImageMixDataset``; half the other crop's kept classes
+  pasted on every crop): DACS-style self-training without source images,
+  so that a confident pixel is seen in a context it was not labelled in;
 * ``trueece``: the per-image ECE that scales the scores is the image's
   *true* class-level ECE (from the target's training labels) instead of
   the value head's estimate: what calibration-guided selection could do
@@ -79,7 +83,7 @@ from mmseg_calsfda.pseudo_label.pseudo_label_pass import (  # noqa: E402
 
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
            'cb50', 'fullnet', 'gtmask', 'gtfull', 'gtfix50', 'gtfix75',
-           'ccaug', 'srcbn', 'trueece', 'nolocal', 'photo')
+           'ccaug', 'srcbn', 'trueece', 'nolocal', 'photo', 'mix')
 # the true-label diagnostics: which share of the wrong kept labels each
 # corrects (gtfull also labels every pixel)
 TRUE_LABEL_FIX = dict(gtmask=1.0, gtfull=1.0, gtfix50=0.5, gtfix75=0.75)
@@ -135,6 +139,13 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
         pipeline = cfg.train_dataloader.dataset.pipeline
         at = [step['type'] for step in pipeline].index('PackSegInputs')
         pipeline.insert(at, dict(type='PhotoMetricDistortion'))
+    if 'mix' in changes:
+        dataset = cfg.train_dataloader.dataset
+        at = [step['type'] for step in dataset.pipeline].index('PackSegInputs')
+        cfg.train_dataloader.dataset = dict(
+            type='MultiImageMixDataset',
+            dataset=dict(dataset, pipeline=dataset.pipeline[:at]),
+            pipeline=[dict(type='ClassMix')] + dataset.pipeline[at:])
     if 'srcbn' in changes:
         cfg.custom_hooks[0].bn_warmup_modules = ('value_head', )
         cfg.model.backbone.norm_eval = True
