@@ -59,10 +59,12 @@ def test_hard_shift_strength_varies_per_image():
     hard = _nearer_partner('hard')
     assert 0.2 < hard < 0.8
     assert _nearer_partner('swap') > hard
+    # 'below' caps the blend under one half: fewer images cross over
+    assert _nearer_partner('below') < hard
 
 
 def test_presets_are_deterministic_and_distinct():
-    assert SHIFTS == ('default', 'swap', 'hard')
+    assert SHIFTS == ('default', 'swap', 'hard', 'below')
     a = make_sample(3, 64, 128, 'target', 'hard')
     b = make_sample(3, 64, 128, 'target', 'hard')
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
@@ -76,5 +78,5 @@ def test_presets_are_deterministic_and_distinct():
 
 def test_unknown_preset_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"shift must be one of \('default',"
-                       r" 'swap', 'hard'\), got 'night'"):
+                       r" 'swap', 'hard', 'below'\), got 'night'"):
         write_benchmark(str(tmp_path), shift='night')

@@ -36,7 +36,10 @@ no source-free method can tell. In ``'hard'`` each target image draws its
 blend from U(0, 0.8), as real target images differ in how far they are
 from the source: the source model is right on the near ones, uncertain
 or wrong on the far ones, and which images are which is what a
-per-image calibration estimate can tell.
+per-image calibration estimate can tell. ``'below'`` is ``'hard'`` with
+blends from U(0, 0.45): no target object looks more like its partner than
+like itself (a diagnostic preset: is ``'hard'``'s appearance overlap what
+makes self-training lose? ``docs/benchmark_diagnosis.md``).
 """
 import os
 import os.path as osp
@@ -50,7 +53,7 @@ from .label_maps import CITYSCAPES_CLASSES, CITYSCAPES_IDS, IGNORE_INDEX
 
 C = {name: i for i, name in enumerate(CITYSCAPES_CLASSES)}
 # benchmark presets (``write_benchmark(shift=...)``)
-SHIFTS = ('default', 'swap', 'hard')
+SHIFTS = ('default', 'swap', 'hard', 'below')
 
 
 @dataclass(frozen=True)
@@ -303,7 +306,7 @@ HARD_SWAP = {
     'person': 'rider', 'rider': 'person', 'wall': 'fence', 'fence': 'wall'
 }
 # a preset's range of per-image target blends (share of the partner's look)
-SWAP_BLEND = dict(swap=(0.6, 0.6), hard=(0.0, 0.8))
+SWAP_BLEND = dict(swap=(0.6, 0.6), hard=(0.0, 0.8), below=(0.0, 0.45))
 _HARD_PARTNER = np.arange(len(CITYSCAPES_CLASSES))
 for _cls, _partner in HARD_SWAP.items():
     _HARD_PARTNER[C[_cls]] = C[_partner]
