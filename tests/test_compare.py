@@ -80,6 +80,11 @@ def test_stage3_variants_refuses_unknown_changes(tmp_path):
     assert res.returncode != 0
     assert "unknown change(s) ['dropout'] in 'noent-dropout'; valid: " \
         "shipped, noent" in res.stderr
+    res = run_cli([sys.executable, 'tools/experiments/stage3_variants.py',
+                   str(tmp_path), '--variants', 'gtmask-cb50-gtfix50'])
+    assert res.returncode != 0
+    assert "'gtmask-cb50-gtfix50' names more than one true-label change " \
+        "(gtmask, gtfix50)" in res.stderr
 
 
 def test_stage3_variants_diagnostics(tiny_run):

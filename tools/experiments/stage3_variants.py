@@ -104,6 +104,11 @@ def parse_args():
         if unknown:
             sys.exit(f'error: unknown change(s) {sorted(unknown)} in '
                      f'{variant!r}; valid: {", ".join(CHANGES)}')
+        true_label = [c for c in variant.split('-') if c in TRUE_LABEL_FIX]
+        if len(true_label) > 1:
+            sys.exit(f'error: {variant!r} names more than one true-label '
+                     f'change ({", ".join(true_label)}); use one of '
+                     f'{", ".join(TRUE_LABEL_FIX)}')
     return args
 
 
