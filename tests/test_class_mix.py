@@ -29,6 +29,8 @@ def test_pastes_whole_labelled_classes_of_the_other_image(seed, share):
     base = _sample(rng.integers(0, 4, (12, 10)), 10)
     other_seg = rng.choice([3, 4, 5, 6, 255], size=(12, 10))
     other = _sample(other_seg, 200)
+    inputs = [{k: v.copy() for k, v in sample.items()}
+              for sample in (base, other)]
     np.random.seed(seed)
     out = _mixed(base, other, class_share=share)
     pasted = out['img'][..., 0] == 200
@@ -37,13 +39,33 @@ def test_pastes_whole_labelled_classes_of_the_other_image(seed, share):
     classes = set(np.unique(other_seg[pasted]).tolist())
     labelled = set(np.unique(other_seg).tolist()) - {255}
     assert 255 not in classes and classes <= labelled
-    assert len(classes) == max(1, round(share * len(labelled)))
+    assert len(classes) == np.ceil(share * len(labelled))
     np.testing.assert_array_equal(pasted, np.isin(other_seg, list(classes)))
     np.testing.assert_array_equal(out['gt_seg_map'][pasted],
                                   other_seg[pasted])
     np.testing.assert_array_equal(out['gt_seg_map'][~pasted],
                                   base['gt_seg_map'][~pasted])
     assert (out['img'][~pasted] == 10).all()
+    # neither input is changed in place
+    for sample, before in ((base, inputs[0]), (other, inputs[1])):
+        for key in ('img', 'gt_seg_map'):
+            np.testing.assert_array_equal(sample[key], before[key])
+
+
+def test_half_of_an_odd_count_rounds_up_and_the_draw_varies():
+    base = _sample(np.zeros((5, 5)), 10)
+    other = _sample(np.arange(25).reshape(5, 5) % 5 + 1, 200)  # 5 classes
+    chosen = set()
+    for seed in range(30):
+        np.random.seed(seed)
+        out = _mixed(dict(base), other)
+        pasted = np.unique(out['gt_seg_map'][out['gt_seg_map'] > 0])
+        assert len(pasted) == 3
+        chosen.add(tuple(pasted))
+        np.random.seed(seed)  # the same seed, the same mix
+        np.testing.assert_array_equal(
+            _mixed(dict(base), other)['gt_seg_map'], out['gt_seg_map'])
+    assert len(chosen) > 3
 
 
 def test_prob_zero_and_unlabelled_other_leave_the_image():
@@ -63,11 +85,16 @@ def test_different_sizes_mix_where_they_overlap():
     assert (out['gt_seg_map'][:, 3:] == 1).all()
 
 
-def test_bad_settings_and_missing_mix_results_are_named():
+def test_bad_settings_and_missing_inputs_are_named():
     with pytest.raises(ValueError, match='class_share'):
         _build(class_share=0)
     with pytest.raises(ValueError, match='prob'):
         _build(prob=1.5)
-    with pytest.raises(KeyError, match='MultiImageMixDataset'):
-        _build()(dict(_sample(np.ones((2, 2)), 1), img_path='a.png'))
-
+    base = dict(_sample(np.ones((2, 2)), 1), img_path='a.png')
+    for mix in (None, []):
+        results = dict(base) if mix is None else dict(base, mix_results=mix)
+        with pytest.raises(KeyError, match='MultiImageMixDataset'):
+            _build()(results)
+    unlabelled = dict(img=base['img'], img_path='b.png')
+    with pytest.raises(KeyError, match="gt_seg_map for b.png"):
+        _build()(dict(base, mix_results=[unlabelled]))

@@ -2,6 +2,7 @@
 import json
 import shutil
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from mmengine import Config
 from mmseg.registry import DATASETS
 from PIL import Image
 
+from mmseg_calsfda.engine.hooks import SelfTrainingHook
 from tests.utils import run_cli
 
 
@@ -107,6 +109,13 @@ def test_stage3_variants_diagnostics(tiny_run):
 
     estimated, true = summary('lr0-srcbn'), summary('lr0-srcbn-trueece')
     assert estimated['predicted_pixels'] == true['predicted_pixels']
+    # a finished variant is reused, and the console says so
+    again = run_cli([sys.executable, 'tools/experiments/stage3_variants.py',
+                     str(tiny_run), '--variants', 'lr0-srcbn', '--rounds',
+                     '1', '--epochs', '2'], timeout=900)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert 'lr0-srcbn: continuing the run in' in again.stdout
+    assert json.loads((tiny_run / 'variants.json').read_text()) == rows
     assert estimated['thresholds'] != true['thresholds']
     assert len(rows['lr0-srcbn']['mIoU']) == 2
     assert rows['lr0-srcbn']['mIoU'][0] == rows['lr0-srcbn']['mIoU'][1]
@@ -326,11 +335,25 @@ def test_stage3_variant_configs(tiny_run, monkeypatch, tmp_path):
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(gt, dst)
     dataset = DATASETS.build(wrapper)
-    dataset.dataset.pseudo_label_dir = str(labels)
-    sample = dataset[0]
-    assert sample['inputs'].shape[0] == 3
-    assert sample['data_samples'].gt_sem_seg.data.shape[-2:] == \
-        sample['inputs'].shape[-2:]
+    # the hook finds the pseudo-label dataset inside the wrapper
+    runner = SimpleNamespace(train_dataloader=SimpleNamespace(
+        dataset=dataset))
+    SelfTrainingHook._train_dataset(runner).pseudo_label_dir = str(labels)
+    np.random.seed(1)
+    mixed = dataset[0]
+    np.random.seed(1)  # the same crop of image 0, not mixed
+    dataset.update_skip_type_keys(['ClassMix'])
+    plain = dataset[0]
+    assert mixed['inputs'].shape == plain['inputs'].shape
+    mixed_label = mixed['data_samples'].gt_sem_seg.data
+    plain_label = plain['data_samples'].gt_sem_seg.data
+    assert mixed_label.shape[-2:] == mixed['inputs'].shape[-2:]
+    changed = mixed_label != plain_label
+    assert changed.any() and not changed.all()
+    # pasted pixels carry the pasted image's colour and label alike (bar a
+    # rare pixel whose colour the two images happen to share)
+    recoloured = (mixed['inputs'] != plain['inputs']).any(0)[changed[0]]
+    assert recoloured.float().mean() > 0.99
 
 
 def test_true_label_pass_corrects_a_share_of_the_wrong_labels(

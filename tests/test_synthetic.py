@@ -60,7 +60,8 @@ def test_hard_shift_strength_varies_per_image():
     assert 0.2 < hard < 0.8
     assert _nearer_partner('swap') > hard
     # 'below' caps the blend under one half: fewer images cross over
-    assert _nearer_partner('below') < hard
+    # (measured: 0.225 against 0.425, as docs/benchmark_diagnosis.md says)
+    assert _nearer_partner('below') < min(0.3, hard)
 
 
 def test_presets_are_deterministic_and_distinct():

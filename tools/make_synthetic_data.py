@@ -28,8 +28,8 @@ def parse_args():
                         '(every target class takes on 60%% of a confusable '
                         "partner's look; larger, denser objects; textured "
                         'source); hard (as swap, the share drawn per image '
-                        'from 0-80%%); below (as hard, from 0-45%%: no '
-                        'object looks more like its partner; a diagnostic)')
+                        'from 0-80%%); below (as hard, from 0-45%%; a '
+                        'diagnostic)')
     parser.add_argument('--grid', metavar='PNG',
                         help='also save a grid of source and target '
                         'examples with their label maps')

@@ -37,9 +37,10 @@ blend from U(0, 0.8), as real target images differ in how far they are
 from the source: the source model is right on the near ones, uncertain
 or wrong on the far ones, and which images are which is what a
 per-image calibration estimate can tell. ``'below'`` is ``'hard'`` with
-blends from U(0, 0.45): no target object looks more like its partner than
-like itself (a diagnostic preset: is ``'hard'``'s appearance overlap what
-makes self-training lose? ``docs/benchmark_diagnosis.md``).
+blends from U(0, 0.45): every target object keeps more of its own colour
+and texture than it takes from its partner (a diagnostic preset: is
+``'hard'``'s appearance overlap what makes self-training lose?
+``docs/benchmark_diagnosis.md``).
 """
 import os
 import os.path as osp

@@ -49,6 +49,10 @@ variant is a ``-``-joined list of changes:
   warm-up of the backbone, ``norm_eval=True``; the norm-affine epoch still
   trains the affine parameters).
 
+A variant whose folder already holds a checkpoint continues from it (a
+finished one is reused as it is, and says so): delete
+``WORK_DIR/variant_<name>`` to train it again, e.g. after a code change.
+
 An experiment, not a benchmark: it reads the run's target val labels.
 """
 import argparse
@@ -60,6 +64,7 @@ import zlib
 
 import numpy as np
 import torch
+from mmengine.runner.checkpoint import find_latest_checkpoint
 from PIL import Image
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
@@ -245,6 +250,10 @@ def main():
                             'gtfull' in changes, fix[0])
             if fix else run_pseudo_label_pass)
         cfg = variant_cfg(run, size, variant, args.rounds, args.epochs)
+        if find_latest_checkpoint(cfg.work_dir) is not None:
+            print(f'{variant}: continuing the run in {cfg.work_dir} (a '
+                  'finished one is reused as it is; delete the folder to '
+                  'train the variant again)', flush=True)
         RUNNERS.build(cfg).train()
         row = history(osp.join(cfg.work_dir, 'selection.json'))
         save_row(args.work_dir, variant, row)

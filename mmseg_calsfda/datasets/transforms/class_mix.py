@@ -1,5 +1,6 @@
 """ClassMix between two labelled (or pseudo-labelled) training crops."""
-from typing import Optional
+import math
+from typing import Sized
 
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -12,13 +13,16 @@ class ClassMix(BaseTransform):
 
     ClassMix (Olsson et al., WACV 2021), as DACS uses it, here between two
     images of the same set: of the classes labelled in the *other* image
-    (``results['mix_results'][0]``), a random ``class_share`` (at least one)
-    is chosen, and its labelled pixels replace this image's pixels and labels
-    at the same places. With pseudo-labels, a confident pixel is then seen
-    next to objects of another image: context it has not been predicted in.
-    Only labelled pixels move (``ignore_index`` is never pasted), so a pasted
-    object may come without its unlabelled rim. Images of different sizes
-    are aligned at the top-left corner and mixed where they overlap.
+    (``results['mix_results'][0]``), a random ``class_share`` (rounded up:
+    half of 5 classes is 3, as in ClassMix) is chosen, and their labelled
+    pixels replace this image's pixels and labels at the same places. With
+    pseudo-labels, a confident pixel is then seen next to objects of another
+    image: context it has not been predicted in. Only labelled pixels move
+    (``ignore_index`` is never pasted), so a pasted object may come without
+    its unlabelled rim. Images of different sizes are aligned at the top-left
+    corner and mixed where they overlap. The other image is drawn uniformly
+    from the whole set, so now and then it is another crop of the same
+    image.
 
     Use it in :class:`mmseg.datasets.MultiImageMixDataset`'s ``pipeline``
     (which calls :meth:`get_indices` and fills ``mix_results``), after the
@@ -47,7 +51,7 @@ class ClassMix(BaseTransform):
         self.class_share = class_share
         self.ignore_index = ignore_index
 
-    def get_indices(self, dataset) -> int:
+    def get_indices(self, dataset: Sized) -> int:
         """One random index of ``dataset``: the image to paste from.
 
         Args:
@@ -58,7 +62,7 @@ class ClassMix(BaseTransform):
         """
         return np.random.randint(0, len(dataset))
 
-    def transform(self, results: dict) -> Optional[dict]:
+    def transform(self, results: dict) -> dict:
         """Pastes the chosen classes of ``mix_results[0]`` onto ``results``.
 
         Args:
@@ -70,13 +74,18 @@ class ClassMix(BaseTransform):
             dict: ``results``, its ``img`` and ``gt_seg_map`` mixed or
             unchanged.
         """
-        if 'mix_results' not in results:
+        if not results.get('mix_results'):
             raise KeyError('ClassMix: no mix_results in the results of '
                            f'{results.get("img_path")}; use it inside '
                            'MultiImageMixDataset\'s pipeline')
+        other = results['mix_results'][0]
+        for sample in (results, other):
+            if 'gt_seg_map' not in sample:
+                raise KeyError(
+                    f'ClassMix: no gt_seg_map for {sample.get("img_path")};'
+                    ' load the (pseudo-)labels before mixing')
         if np.random.rand() >= self.prob:
             return results
-        other = results['mix_results'][0]
         mask = self._paste_mask(other['gt_seg_map'])
         height = min(results['gt_seg_map'].shape[0], mask.shape[0])
         width = min(results['gt_seg_map'].shape[1], mask.shape[1])
@@ -89,13 +98,20 @@ class ClassMix(BaseTransform):
         return results
 
     def _paste_mask(self, seg: np.ndarray) -> np.ndarray:
-        """Where ``seg`` holds one of a random ``class_share`` of its
-        labelled classes (all False when it labels none)."""
+        """Where the pixels to paste are.
+
+        Args:
+            seg (np.ndarray): The other image's label map (H x W).
+
+        Returns:
+            np.ndarray: H x W bool, True on a random ``class_share`` of the
+            labelled classes (all False when ``seg`` labels none).
+        """
         classes = np.unique(seg)
         classes = classes[classes != self.ignore_index]
         if len(classes) == 0:
             return np.zeros(seg.shape, dtype=bool)
-        count = max(1, int(round(self.class_share * len(classes))))
+        count = math.ceil(self.class_share * len(classes))
         chosen = np.random.choice(classes, count, replace=False)
         return np.isin(seg, chosen)
 
