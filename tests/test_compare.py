@@ -272,7 +272,8 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
         estimation['mean_true_ECE'], abs=1e-2)
     hardness = result['spearman']['error_rate']
     assert set(hardness) == {'estECE', 'one_minus_max_p', 'entropy',
-                             'n_predicted', 'n_true', 'cECE_all',
+                             'n_predicted', 'n_reaching_0.3',
+                             'soft_presence', 'n_true', 'cECE_all',
                              'cECE_present'}
     for row in result['images']:
         # 'all' divides the present classes' ECE sum by C, 'present' by
@@ -283,6 +284,10 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
         assert 1 <= row['n_true'] <= 19 and 0 <= row['n_predicted'] <= 19
         # entropy and max p of the same probabilities: H >= -log(max p)
         assert row['entropy'] >= -np.log(1 - row['one_minus_max_p']) - 1e-5
+        # each class's peak is at least its probability at any one pixel,
+        # where the classes sum to 1; a class reaching 0.3 adds >= 0.3
+        assert 1 - 1e-5 <= row['soft_presence'] <= 19
+        assert 0.3 * row['n_reaching_0.3'] <= row['soft_presence'] + 1e-5
 
 
 def test_stage3_variant_configs(tiny_run, monkeypatch, tmp_path):

@@ -11,8 +11,11 @@ statistics re-estimated on target). This script puts other per-image
 quantities beside the estimate, each ranked against the same truth:
 label-free ones a value head could read (``1 - mean max p``, mean
 entropy, the number of classes predicted on at least ``--min-pixels``
-pixels) and two that need the labels (the number of classes the image
-really contains, the pixel error rate). The truth is taken both as the
+pixels, two soft class counts that also see classes the prediction
+hides: the classes whose probability reaches 0.3 at some pixel, and the
+sum over classes of each one's highest probability) and two that need
+the labels (the number of classes the image really contains, the pixel
+error rate). The truth is taken both as the
 method defines it (``class_average='all'``: the sum of the present classes'
 ECEs over all C classes) and as the mean over the present classes only;
 the error rate is ranked against the others too (which images are hard).
@@ -37,8 +40,8 @@ from pseudo_label_precision import (  # noqa: E402
 from ranking_precision import predict, stage2_model  # noqa: E402
 
 TRUTHS = ('cECE_all', 'cECE_present')
-DRIVERS = ('estECE', 'one_minus_max_p', 'entropy', 'n_predicted', 'n_true',
-           'error_rate')
+DRIVERS = ('estECE', 'one_minus_max_p', 'entropy', 'n_predicted',
+           'n_reaching_0.3', 'soft_presence', 'n_true', 'error_rate')
 
 
 def image_row(model, batch: dict, min_pixels: int) -> Dict[str, float]:
@@ -62,11 +65,14 @@ def image_row(model, batch: dict, min_pixels: int) -> Dict[str, float]:
     conf, pred = probs[0].max(0)
     valid = label != 255
     counts = torch.bincount(pred.flatten(), minlength=probs.shape[1])
+    peak = probs[0].flatten(1).max(1).values  # per class, over pixels
     row.update(
         estECE=est_ece.item(),
         one_minus_max_p=1 - conf.mean().item(),
         entropy=-(probs * log_probs).sum(1).mean().item(),
         n_predicted=int((counts >= min_pixels).sum()),
+        **{'n_reaching_0.3': int((peak >= 0.3).sum())},
+        soft_presence=peak.sum().item(),
         n_true=int(label[valid].unique().numel()),
         error_rate=(pred != label)[valid].float().mean().item())
     return row
