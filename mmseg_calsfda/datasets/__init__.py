@@ -6,6 +6,6 @@ from .transforms import ClassConditionalColorShift, ClassMix
 
 __all__ = [
     'CheckedCityscapesDataset', 'ClassConditionalColorShift', 'ClassMix',
-    'GTA5Dataset',
-    'PseudoLabelDataset', 'SynthiaDataset', 'pseudo_label_path'
+    'GTA5Dataset', 'PseudoLabelDataset', 'SynthiaDataset',
+    'pseudo_label_path'
 ]

@@ -147,11 +147,11 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
         with_shift(CC_SHIFT, 'probs')(cfg)
     if 'photo' in changes:
         pipeline = cfg.train_dataloader.dataset.pipeline
-        at = [step['type'] for step in pipeline].index('PackSegInputs')
-        pipeline.insert(at, dict(type='PhotoMetricDistortion'))
+        pipeline.insert(packing_at(pipeline),
+                        dict(type='PhotoMetricDistortion'))
     if 'mix' in changes:
         dataset = cfg.train_dataloader.dataset
-        at = [step['type'] for step in dataset.pipeline].index('PackSegInputs')
+        at = packing_at(dataset.pipeline)
         cfg.train_dataloader.dataset = dict(
             type='MultiImageMixDataset',
             dataset=dict(dataset, pipeline=dataset.pipeline[:at]),
@@ -160,6 +160,11 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
         cfg.custom_hooks[0].bn_warmup_modules = ('value_head', )
         cfg.model.backbone.norm_eval = True
     return cfg
+
+
+def packing_at(pipeline: list) -> int:
+    """Where ``PackSegInputs`` stands in a training pipeline."""
+    return [step['type'] for step in pipeline].index('PackSegInputs')
 
 
 def uniform_class_weights(self, thresholds):
