@@ -10,7 +10,7 @@ import importlib.util
 import inspect
 import os
 import os.path as osp
-from typing import Any, Iterator, Optional, Sequence, Tuple
+from typing import Iterator, Optional, Tuple
 
 from mmengine.config import Config
 from mmseg.registry import (
@@ -26,17 +26,8 @@ from mmseg.registry import (
     TRANSFORMS,
 )
 
-
-def check_choice(name: str, value: Any, choices: Sequence,
-                 owner: str = '') -> None:
-    """Raises ``ValueError`` naming the argument, its allowed values and
-    the value given (prefixed with ``owner``) unless ``value`` is one of
-    ``choices``."""
-    if value not in choices:
-        prefix = f'{owner}: ' if owner else ''
-        raise ValueError(f'{prefix}{name} must be one of {tuple(choices)}, '
-                         f'got {value!r}')
-
+from .models.segmentors import CalSFDASegmentor, value_head_reads_backbone
+from .models.segmentors.head_losses import check_head
 
 # Keys of a model dict whose values are themselves models.
 _MODEL_KEYS = ('backbone', 'neck', 'decode_head', 'auxiliary_head',
@@ -170,8 +161,6 @@ def check_model(cfg: Config) -> None:
     Raises:
         ValueError: Names the key at fault and the fix.
     """
-    from .models.segmentors import CalSFDASegmentor
-    from .models.segmentors.head_losses import check_head
     model = cfg.get('model') or {}
     if 'module' in model:  # a test-time wrapper (tools/test.py --tta)
         model = model['module']
@@ -209,7 +198,6 @@ def _check_value_head_channels(model: dict) -> None:
     """With ``value_input='backbone'``, the value head's ``in_channels``
     must be those of the feature map it reads (builds the backbone and
     neck once, without pretrained weights, on a 64 x 64 input)."""
-    from .models.segmentors import value_head_reads_backbone
     if not value_head_reads_backbone(model):
         return
     import torch

@@ -1,5 +1,7 @@
-"""File writes for the pseudo-label pass and the converters: atomic (a
-reader never sees a torn file) and, where wanted, off the main thread."""
+"""File writes for the pseudo-label pass, the converters, the hooks and the
+tools: atomic (a reader never sees a torn file) and, where wanted, off the
+main thread."""
+import json
 import os
 import os.path as osp
 import struct
@@ -73,6 +75,18 @@ def write_png_atomic(label: np.ndarray, path: str,
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json_atomic(data: Any, path: str, indent: int = 2) -> None:
+    """Writes ``data`` as JSON via a temporary file and a rename (its folder
+    is created), so a reader sees the old file or the new one, never half a
+    file."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(data, f, indent=indent)
+        f.write('\n')
+    os.replace(tmp, path)
 
 
 class BackgroundWriter:

@@ -160,10 +160,10 @@ def test_label_bn_mode(synthetic_root, stage2, tmp_path, monkeypatch, mode):
     seen = []
     run_pass = self_training_hook.run_pseudo_label_pass
 
-    def record(model, *args):
+    def record(model, *args, **kwargs):
         seen.append({m.training for m in model.modules()
                      if isinstance(m, _BatchNorm)})
-        return run_pass(model, *args)
+        return run_pass(model, *args, **kwargs)
 
     monkeypatch.setattr(self_training_hook, 'run_pseudo_label_pass', record)
     cfg = target_cfg(synthetic_root, tmp_path, stage2[1], rounds=1,

@@ -12,7 +12,6 @@ the folder (0 keeps the source statistics). Prints the mean and, with
 """
 import argparse
 import csv
-import json
 import os
 import os.path as osp
 import sys
@@ -135,15 +134,16 @@ def _collate(data: list) -> dict:
 
 
 def write(out: str, rows: List[dict]) -> None:
+    from mmseg_calsfda.fileio import write_json_atomic
+    if out.endswith('.json'):
+        write_json_atomic(rows, out)
+        return
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     tmp = out + '.tmp'
     with open(tmp, 'w', newline='') as f:
-        if out.endswith('.json'):
-            json.dump(rows, f, indent=2)
-        else:
-            writer = csv.DictWriter(f, fieldnames=['image', 'est_ece'])
-            writer.writeheader()
-            writer.writerows(rows)
+        writer = csv.DictWriter(f, fieldnames=['image', 'est_ece'])
+        writer.writeheader()
+        writer.writerows(rows)
     os.replace(tmp, out)
 
 

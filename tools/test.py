@@ -2,15 +2,13 @@
 tools/test.py, plus early checks that name the config key or file)."""
 import argparse
 import os
-import os.path as osp
 import sys
 
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import load_config  # noqa: E402
+from train import load_config  # this script's folder is importable
 
 
 def parse_args():

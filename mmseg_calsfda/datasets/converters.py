@@ -6,7 +6,6 @@ file is read, checked against its dataset's id range, mapped to train ids
 pixel and image counts are gathered for a class-statistics JSON, and the
 ``train.txt``/``val.txt`` split lists the dataset classes read are written.
 """
-import json
 import os
 import os.path as osp
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..fileio import write_png_atomic
+from ..fileio import write_json_atomic, write_png_atomic
 from .label_maps import (
     CITYSCAPES_IDS,
     IGNORE_INDEX,
@@ -153,12 +152,6 @@ def write_splits(root: str, stems: Sequence[str], val_size: int,
     return {name: len(items) for name, items in splits.items()}
 
 
-def write_json(path: str, data: dict) -> None:
-    with open(path + '.tmp', 'w') as f:
-        json.dump(data, f, indent=2)
-    os.replace(path + '.tmp', path)
-
-
 def convert_tree(root: str,
                  image_subdir: str,
                  label_subdir: str,
@@ -202,7 +195,7 @@ def convert_tree(root: str,
         stats['split'] = write_splits(root, stems,
                                       min(val_size, len(stems) - 1), seed)
     stats['skipped'] = bad
-    write_json(osp.join(root, 'class_stats.json'), stats)
+    write_json_atomic(stats, osp.join(root, 'class_stats.json'))
     return stats
 
 

@@ -24,9 +24,10 @@ import torch
 import torch.nn as nn
 from mmengine.dist import all_reduce, is_distributed
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..utils import unwrap_model
 
 
 def select_bn_layers(model: nn.Module,
@@ -152,8 +153,7 @@ def warmup_bn_stats(model: nn.Module,
     """
     if num_batches < 1:
         raise ValueError(f'num_batches must be >= 1, got {num_batches}')
-    if is_model_wrapper(model):
-        model = model.module
+    model = unwrap_model(model)
     layers = select_bn_layers(model, modules)
     was_training = model.training
     modes = [layer.training for _, layer in layers]

@@ -6,7 +6,7 @@ from mmengine.dist import all_reduce, is_distributed
 from mmseg.registry import TASK_UTILS
 from torch import Tensor
 
-from ..config_check import check_choice
+from ..utils import check_choice
 
 SELECTIONS = ('calibrated', 'reference')
 GROWTHS = ('linear', 'reference')

@@ -21,7 +21,7 @@ import os
 import os.path as osp
 import shutil
 import time
-from typing import Dict, Iterable
+from typing import Callable, Dict, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,7 @@ def load_round(out_root: str, round_idx: int) -> Dict:
         return json.load(f)
 
 
-def _outputs(model, dataloader: Iterable, desc: str):
+def model_outputs(model, dataloader: Iterable, desc: str):
     """Yields ``(probs 1 x C x H x W, est_ece (1,), img_path)`` per image,
     on the model's device."""
     progress = ProgressBar(len(dataloader)) if is_main_process() else None
@@ -84,9 +84,10 @@ def _outputs(model, dataloader: Iterable, desc: str):
 
 
 def _first_half(model, dataloader: Iterable,
-                labeler: CalibratedPseudoLabeler, cache: Top1Cache) -> None:
+                labeler: CalibratedPseudoLabeler, cache: Top1Cache,
+                outputs: Callable = model_outputs) -> None:
     """Coarse histograms of the whole set; keeps top-1 outputs."""
-    for probs, est, img_path in _outputs(model, dataloader, 'thresholds'):
+    for probs, est, img_path in outputs(model, dataloader, 'thresholds'):
         conf, pred = labeler.top1(probs)
         labeler.update_top1(conf, pred, est)
         cache.add(conf[0], pred[0], est, img_path)
@@ -101,13 +102,14 @@ def _refine(labeler: CalibratedPseudoLabeler, cache: Top1Cache,
 
 
 def _labels(model, dataloader: Iterable, labeler: CalibratedPseudoLabeler,
-            thresholds: Tensor, round_idx: int, cache: Top1Cache):
+            thresholds: Tensor, round_idx: int, cache: Top1Cache,
+            outputs: Callable = model_outputs):
     """Yields ``(label H x W uint8, img_path)`` per image, on the device
     the first half ran on: from the cache, or (reference selection) from
     the model again."""
     thresholds = thresholds.to(labeler.histogram.device)  # once
     if labeler.selection == 'reference':
-        for probs, est, img_path in _outputs(model, dataloader, 'labels'):
+        for probs, est, img_path in outputs(model, dataloader, 'labels'):
             yield labeler.label(probs, est, thresholds, round_idx)[0], img_path
         return
     for conf, pred, est, img_path in cache:
@@ -145,7 +147,8 @@ def _writer_threads() -> int:
 def run_pseudo_label_pass(model, dataloader: Iterable,
                           labeler: CalibratedPseudoLabeler, round_idx: int,
                           out_root: str, img_dir: str, img_suffix: str,
-                          top1_cache: str = 'auto') -> Dict:
+                          top1_cache: str = 'auto',
+                          outputs: Callable = model_outputs) -> Dict:
     """Builds round ``round_idx``'s pseudo-labels, or reuses finished ones.
 
     Args:
@@ -161,6 +164,9 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         top1_cache (str): Where the top-1 outputs wait between the halves
             (:class:`Top1Cache`): ``'auto'``, ``'memory'`` or ``'disk'``.
             Defaults to ``'auto'``.
+        outputs (Callable): ``outputs(model, dataloader, desc)`` yields
+            ``(probs, est_ece, img_path)`` per image. Defaults to
+            :func:`model_outputs`.
 
     Returns:
         dict: The round summary (thresholds, class weights, kept fractions
@@ -184,13 +190,13 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         cache = Top1Cache(top1_cache, osp.join(tmp, '.outputs'),
                           len(getattr(dataloader, 'dataset', dataloader)),
                           writer)
-        _first_half(model, dataloader, labeler, cache)
+        _first_half(model, dataloader, labeler, cache, outputs)
         _refine(labeler, cache, round_idx)
         thresholds = labeler.thresholds(round_idx)  # syncs the device
         halfway = time.perf_counter()
         kept = _write_labels(
             _labels(model, dataloader, labeler, thresholds, round_idx,
-                    cache), labeler, writer,
+                    cache, outputs), labeler, writer,
             lambda path: pseudo_label_path(tmp, path, img_dir, img_suffix))
         predicted = labeler.histogram.sum(1).double().cpu()
         cache.clear()

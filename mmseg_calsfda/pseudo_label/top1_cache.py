@@ -10,7 +10,7 @@ import torch
 from mmengine.dist import get_rank
 from torch import Tensor
 
-from ..config_check import check_choice
+from ..utils import check_choice
 from ..fileio import BackgroundWriter, prefetch
 
 PLACES = ('auto', 'memory', 'disk')

@@ -9,6 +9,7 @@ from mmengine.hooks import CheckpointHook
 from mmseg.registry import HOOKS
 
 from ...evaluation.scalars import scalar_metrics
+from ...fileio import write_json_atomic
 
 
 @HOOKS.register_module()
@@ -153,10 +154,8 @@ class ECECheckpointHook(CheckpointHook):
             checkpoint=osp.basename(
                 getattr(self, 'best_ckpt_path', None) or ''),
             history=history)
-        path = osp.join(runner.work_dir, 'selection.json')
-        with open(path + '.tmp', 'w') as f:
-            json.dump(summary, f, indent=2)
-        os.replace(path + '.tmp', path)
+        write_json_atomic(summary, osp.join(runner.work_dir,
+                                            'selection.json'))
 
         def report(row: Optional[dict]) -> str:
             value = (row or {}).get(self.report_key)

@@ -1,11 +1,11 @@
 from typing import Dict, Optional, Sequence
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 from torch import nn
 
 from ...models.losses import DiffECELoss
+from ...utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -29,9 +29,7 @@ class ECELossWarmupHook(Hook):
         self._weights: Optional[Dict[DiffECELoss, float]] = None
 
     def _ece_losses(self, model: nn.Module) -> Dict[DiffECELoss, float]:
-        if is_model_wrapper(model):
-            model = model.module
-        return {m: m.loss_weight for m in model.modules()
+        return {m: m.loss_weight for m in unwrap_model(model).modules()
                 if isinstance(m, DiffECELoss)}
 
     def before_train(self, runner) -> None:

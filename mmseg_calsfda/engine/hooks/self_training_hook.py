@@ -4,16 +4,16 @@ from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS, TASK_UTILS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
-from ...config_check import check_choice
+from ...utils import check_choice, unwrap_model
 from ...models.losses import SymmetricCELoss
 from ...models.segmentors import has_value_head
-from ...pseudo_label.pseudo_label_pass import run_pseudo_label_pass
+from ...pseudo_label.pseudo_label_pass import (model_outputs,
+                                                run_pseudo_label_pass)
 from ...pseudo_label.top1_cache import PLACES
 from ..bn_warmup import OneValueGuard, warmup_bn_stats
 
@@ -125,11 +125,6 @@ class SelfTrainingHook(Hook):
 
     # ------------------------------------------------------------- set-up
     @staticmethod
-    def _model(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
-
-    @staticmethod
     def _train_dataset(runner):
         dataset = runner.train_dataloader.dataset
         while not hasattr(dataset, 'pseudo_label_dir') and hasattr(
@@ -142,7 +137,7 @@ class SelfTrainingHook(Hook):
         return dataset
 
     def before_train(self, runner) -> None:
-        model = self._model(runner)
+        model = unwrap_model(runner.model)
         if getattr(model, 'stage', None) != 'target':
             raise ValueError("SelfTrainingHook needs model.stage='target'")
         if not model.with_value_head:
@@ -200,11 +195,11 @@ class SelfTrainingHook(Hook):
                                            self.epochs_per_round)
         if round_idx != self.current_round:
             self._start_round(runner, round_idx, epoch_in_round)
-        self._set_trainable(runner, epoch_in_round)
+        self.set_trainable(runner, epoch_in_round)
 
     def _start_round(self, runner, round_idx: int,
                      epoch_in_round: int = 0) -> None:
-        model = self._model(runner)
+        model = unwrap_model(runner.model)
         model.eval()
         if epoch_in_round == 0:
             # a run resumed later in a round skips it: its checkpoint
@@ -216,12 +211,8 @@ class SelfTrainingHook(Hook):
         if self.label_bn_mode == 'train':  # the reference labels so
             for module in norms:
                 module.train()
-        dataset = self._dataloader.dataset
         with OneValueGuard(norms):  # pooled features, one image a batch
-            summary = run_pseudo_label_pass(
-                runner.model, self._dataloader, self.labeler, round_idx,
-                self.out_dir, dataset.data_prefix['img_path'],
-                dataset.img_suffix, self.top1_cache)
+            summary = self.run_pseudo_label_pass(runner, round_idx)
         self._train_dataset(runner).pseudo_label_dir = osp.join(
             self.out_dir, f'round_{round_idx}')
         for loss in model.modules():
@@ -235,9 +226,38 @@ class SelfTrainingHook(Hook):
             f'{self.lr_decay**round_idx:.3f}'
             f', labels in {self._train_dataset(runner).pseudo_label_dir}')
 
-    def _set_trainable(self, runner, epoch_in_round: int) -> None:
-        """Norm-affine-only first epoch, then decode head only."""
-        model = self._model(runner)
+    # ------------------------------------------------- extension points
+    def run_pseudo_label_pass(self, runner, round_idx: int) -> dict:
+        """Builds (or reuses) round ``round_idx``'s pseudo-labels under
+        ``self.out_dir`` and returns the round summary
+        (:func:`run_pseudo_label_pass`); the model is in eval mode.
+
+        Override to change the labels a round trains on (e.g. post-process
+        the PNGs in :func:`round_dir` before returning).
+        """
+        dataset = self._dataloader.dataset
+        return run_pseudo_label_pass(
+            runner.model, self._dataloader, self.labeler, round_idx,
+            self.out_dir, dataset.data_prefix['img_path'],
+            dataset.img_suffix, self.top1_cache,
+            outputs=self.pseudo_label_outputs)
+
+    def pseudo_label_outputs(self, model, dataloader, desc: str):
+        """What the pass labels from: yields ``(probs 1 x C x H x W,
+        est_ece (1,), img_path)`` per target image (default:
+        :func:`model_outputs`, the model's probabilities and the value
+        head's estimate). Override to change either, e.g. to replace the
+        estimate."""
+        return model_outputs(model, dataloader, desc)
+
+    def set_trainable(self, runner, epoch_in_round: int) -> None:
+        """Sets what trains in epoch ``epoch_in_round`` of a round:
+        only the backbone's norm-affine parameters in the first epoch
+        (``tent_first_epoch``), then the decode head (and neck, auxiliary
+        head) with the backbone frozen. Sets ``model.extra_frozen`` to the
+        modules kept frozen in eval mode (``['backbone']`` in decode-head
+        epochs). Override to train another set."""
+        model = unwrap_model(runner.model)
         bn_only = self.tent_first_epoch and epoch_in_round == 0
         model.backbone.requires_grad_(False)
         if bn_only:

@@ -11,7 +11,7 @@ from mmseg.utils import OptSampleList, SampleList, add_prefix
 from torch import Tensor
 
 from ...calibration import CLASS_AVERAGES, check_n_bins, classwise_ece
-from ...config_check import check_choice
+from ...utils import check_choice
 from .head_losses import with_head_losses
 
 STAGES = ('source', 'value', 'target')
