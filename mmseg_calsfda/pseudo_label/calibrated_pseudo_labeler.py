@@ -81,15 +81,20 @@ class CalibratedPseudoLabeler:
     processes get the thresholds of one, and the result is exact wherever
     the scores sit (saturated outputs pile up near 1.0, where fixed-width
     bins over [0, 1] put a third of a class into one bin). The second
-    histogram needs a second look at the scores (:meth:`refine`); without
-    it, the threshold is interpolated inside the first histogram's bin.
-    Use it as::
+    histogram needs a second look at the scores (:meth:`refine`), and it
+    is not optional: the first look alone only places each class's
+    quantile in a bf16-wide bin (:meth:`begin_refinement`), and on
+    saturated outputs that bin can hold most of the class, so no threshold
+    guessed inside it keeps about ``cb_prop`` (a linear guess kept 0 % of
+    each class where 15 % was asked, or 45 % when capped at the class's
+    largest score). :meth:`thresholds` raises, saying what to call, unless
+    :meth:`refine` saw every score :meth:`update` saw. Use it as::
 
         labeler.reset()
-        for probs, est in target_outputs:            # pass 1
+        for probs, est in target_outputs:            # pass 1: coarse
             labeler.update(probs, est)
         labeler.begin_refinement(round_idx)           # all-reduced
-        for probs, est in target_outputs:            # optional: exact
+        for probs, est in target_outputs:            # the same, again: exact
             labeler.refine(probs, est)
         tau = labeler.thresholds(round_idx)           # all-reduced
         for probs, est in target_outputs:            # pass 2
@@ -177,6 +182,7 @@ class CalibratedPseudoLabeler:
         """Starts a new pass-1 accumulation."""
         self.histogram: Optional[Tensor] = None  # C x COARSE_BINS, this rank
         self._target: Optional[Tuple[Tensor, ...]] = None  # _locate()
+        self._target_round: Optional[int] = None  # its round
         self._fine: Optional[Tensor] = None  # C x FINE_BINS, this rank
 
     def top1(self, probs: Tensor) -> Tuple[Tensor, Tensor]:
@@ -263,6 +269,7 @@ class CalibratedPseudoLabeler:
         """Finds each class's coarse bin of the quantile (all ranks), so
         that :meth:`refine` can histogram the scores inside it."""
         self._target = self._locate(round_idx)
+        self._target_round = round_idx
         self._fine = torch.zeros(self.num_classes, FINE_BINS,
                                  dtype=torch.long,
                                  device=self.histogram.device)
@@ -289,28 +296,57 @@ class CalibratedPseudoLabeler:
 
     def thresholds(self, round_idx: int) -> Tensor:
         """Per-class thresholds ``tau`` (``C``, float32, on the CPU) from the
-        histograms of all ranks: exact order statistics after
-        :meth:`refine`, else interpolated inside the coarse bin;
-        ``default_threshold`` for classes never predicted."""
-        refined = self._target is not None
-        coarse, rank, inside, total = (self._target if refined else
-                                       self._locate(round_idx))
-        if refined:
-            cdf = self._all_ranks(self._fine).cumsum(1)
-            low = torch.searchsorted(cdf, rank[:, None], right=True)
-            bits = (coarse << 16) | low.squeeze(1).clamp_(max=FINE_BINS - 1)
-            tau = bits.int().view(torch.float32)
-        else:  # linear inside the bin, by rank
-            frac = (rank.double() + 0.5) / inside.clamp(min=1)
-            lo = (coarse << 16).int().view(torch.float32).double()
-            hi = ((coarse + 1) << 16).int().view(torch.float32).double()
-            tau = (lo + frac.clamp(0, 1) * (hi - lo)).clamp(max=1).float()
+        histograms of all ranks: exact order statistics (the second look,
+        :meth:`refine`, is required); ``default_threshold`` for classes
+        never predicted.
+
+        Args:
+            round_idx (int): The round, as given to
+                :meth:`begin_refinement`.
+
+        Returns:
+            Tensor: The thresholds.
+
+        Raises:
+            RuntimeError: Without the second look (no
+                :meth:`begin_refinement` for ``round_idx``, or
+                :meth:`refine` did not see every score :meth:`update` saw),
+                naming what to call.
+        """
+        fine = self._refined_counts(round_idx)
+        coarse, rank, _, total = self._target
+        low = torch.searchsorted(fine.cumsum(1), rank[:, None], right=True)
+        bits = (coarse << 16) | low.squeeze(1).clamp_(max=FINE_BINS - 1)
+        tau = bits.int().view(torch.float32)
         # k = 0 (cb_prop * n rounds to nothing): above every score
         none_kept = rank >= total
         tau = torch.where(none_kept, torch.full_like(tau, 1.0 + 2**-23), tau)
         tau = torch.where(total > 0, tau,
                           torch.full_like(tau, self.default_threshold))
         return tau.float().cpu()
+
+    def _refined_counts(self, round_idx: int) -> Tensor:
+        """The all-ranks fine histogram of :meth:`refine`, checked to hold
+        every score of each class's quantile bin (as counted by
+        :meth:`update`) for round ``round_idx``."""
+        if self._target is None or self._target_round != round_idx:
+            raise RuntimeError(
+                f'thresholds({round_idx}) needs the second look at the '
+                f'scores: call begin_refinement({round_idx}), then refine() '
+                'on every batch given to update(), before thresholds() '
+                '(the first look alone cannot place the quantile inside '
+                'its bf16-wide bin)')
+        fine = self._all_ranks(self._fine)
+        inside = self._target[2].to(fine.device)
+        seen = fine.sum(1)
+        if not torch.equal(seen, inside):
+            c = int((seen != inside).nonzero()[0])
+            raise RuntimeError(
+                f'refine() saw {int(seen[c])} scores of class {c} in its '
+                f'quantile bin, update() {int(inside[c])}: call refine() '
+                'once on every batch given to update() (after '
+                f'begin_refinement({round_idx})) before thresholds()')
+        return fine
 
     # -------------------------------------------------------------- pass 2
     def label(self, probs: Tensor, est_ece: Tensor, thresholds: Tensor,
