@@ -13,7 +13,7 @@ from mmseg_calsfda.calibration import (
     ece_from_stats,
     smooth_max_confidence,
 )
-from tests.reference import loop_bin_ece, loop_classwise_ece
+from mmseg_calsfda.testing.reference import loop_bin_ece, loop_classwise_ece
 
 
 def random_batch(seed, n=2, c=5, h=9, w=11, scale=3.0, ignore_frac=0.2,

@@ -6,7 +6,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_calsfda.models.losses import DiffECELoss
-from tests.reference import loop_classwise_ece
+from mmseg_calsfda.testing.reference import loop_classwise_ece
 from tests.test_calibration import random_batch
 
 

@@ -8,7 +8,7 @@ from mmseg.registry import METRICS
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from mmseg_calsfda.evaluation import ECEMetric
-from tests.reference import loop_dataset_classwise_ece
+from mmseg_calsfda.testing.reference import loop_dataset_classwise_ece
 
 C = 6
 

@@ -29,7 +29,7 @@ from PIL import Image
 
 from mmseg_calsfda.datasets.pseudo_label_dataset import pseudo_label_path
 from mmseg_calsfda.models.segmentors import CalSFDASegmentor
-from mmseg_calsfda.toy import shrink_config
+from mmseg_calsfda.testing import shrink_config
 from tests.utils import ROOT, scalars
 
 RECIPES = osp.join(ROOT, 'configs', '_base_', 'calsfda')

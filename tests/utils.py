@@ -5,29 +5,11 @@ import os
 import os.path as osp
 import subprocess
 
-from mmengine.config import Config
+from mmseg_calsfda.testing import ROOT, load_stage_config, tiny_config
 
-from mmseg_calsfda.toy import shrink_config
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def stage_config(name):
-    return Config.fromfile(osp.join(ROOT, 'configs', 'calsfda', name))
-
-
-def tiny_cfg(name, synthetic_root, work_dir, max_iters=4, interval=2,
-             **kwargs):
-    """A real stage config shrunk to a few iterations on tiny data."""
-    os.makedirs(str(work_dir), exist_ok=True)
-    kwargs.setdefault('lr', 0.01)
-    cfg = shrink_config(
-        stage_config(name), synthetic_root, str(work_dir),
-        image_size=(64, 128), crop=64, max_iters=max_iters,
-        num_evals=max(1, max_iters // interval), batch_size=2,
-        base_channels=16, **kwargs)
-    cfg.default_hooks.logger.interval = 1
-    return cfg
+# the tests' names for the shared helpers (mmseg_calsfda.testing)
+stage_config = load_stage_config
+tiny_cfg = tiny_config
 
 
 def tiny_source_cfg(synthetic_root, work_dir, max_iters=4, interval=2):

@@ -27,7 +27,7 @@
 5. writes ``WORK_DIR/results.json`` and ``results.md``.
 
 Each stage runs the real config from ``configs/calsfda/`` at CPU size
-(``mmseg_calsfda.toy.shrink_config``). The console shows a header and a
+(``mmseg_calsfda.testing.shrink_config``). The console shows a header and a
 progress bar per stage and the result table; everything the Runners print
 goes to ``WORK_DIR/console.log`` (each run also keeps its full log under
 ``WORK_DIR/<stage>/<timestamp>/``).
@@ -49,7 +49,7 @@ from mmseg.registry import RUNNERS  # noqa: E402
 
 from mmseg_calsfda.console import QuietConsole  # noqa: E402
 from mmseg_calsfda.evaluation import scalar_metrics  # noqa: E402
-from mmseg_calsfda.toy import set_run_name, shrink_config  # noqa: E402
+from mmseg_calsfda.testing import set_run_name, shrink_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs', 'calsfda')

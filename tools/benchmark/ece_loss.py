@@ -19,17 +19,12 @@ synchronisation):
   / the same step with CE only, on the same batch.
 """
 import argparse
-import os.path as osp
-import sys
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from report import (  # noqa: E402,E501
+from report import (  # this script's folder is importable
     allocated_mib,
     environment,
     interleaved,
@@ -74,7 +69,7 @@ def bench_loss(args, size: int, profile: Optional[str] = None) -> dict:
     )
 
     from mmseg_calsfda.models.losses import DiffECELoss
-    from tests.reference import loop_classwise_ece
+    from mmseg_calsfda.testing.reference import loop_classwise_ece
 
     g = torch.Generator().manual_seed(0)
     logits = (torch.randn(args.batch, 19, size, size, generator=g) * 3)

@@ -31,7 +31,6 @@ import argparse
 import glob
 import os
 import os.path as osp
-import sys
 import tempfile
 from typing import Callable, Optional
 
@@ -39,10 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from report import (  # noqa: E402
+from report import (  # this script's folder is importable
     environment,
     interleaved,
     stage_config,

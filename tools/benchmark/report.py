@@ -11,29 +11,21 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 
 def stage_config(name: str, depth: int):
     """A shipped stage config (``configs/calsfda/<name>``) with plain BN
     (one process: no SyncBN), no pretrained weights, and a ResNet backbone
     of ``depth`` (other backbones keep their size).
     """
-    from mmengine.config import Config
-
-    from mmseg_calsfda.models.segmentors import value_head_reads_backbone
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'calsfda', name))
+    from mmseg_calsfda.testing import load_stage_config, resize_resnet
+    cfg = load_stage_config(name)
     cfg.model.pretrained = None
     cfg.model.backbone.init_cfg = None
     bn = dict(type='BN', requires_grad=True)
     cfg.model.decode_head.norm_cfg = bn
-    if 'ResNet' not in cfg.model.backbone.type:
-        return cfg
-    cfg.model.backbone.update(depth=depth, norm_cfg=bn)
-    if depth < 50:  # BasicBlock ResNets end with 512 channels, not 2048
-        cfg.model.decode_head.in_channels = 512
-        if value_head_reads_backbone(cfg.model):
-            cfg.model.value_head.in_channels = 512
+    if 'ResNet' in cfg.model.backbone.type:
+        cfg.model.backbone.norm_cfg = bn
+        resize_resnet(cfg.model, depth)
     return cfg
 
 
@@ -57,14 +49,11 @@ def environment(device: str) -> dict:
 def write_result(result: dict, out: Optional[str], echo: bool = True) -> None:
     """Writes the result as JSON to ``out`` (if given) and to stdout (if
     ``echo``)."""
-    text = json.dumps(result, indent=2)
     if echo:
-        print(text)
+        print(json.dumps(result, indent=2))
     if out:
-        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-        with open(out + '.tmp', 'w') as f:
-            f.write(text + '\n')
-        os.replace(out + '.tmp', out)  # a reader never sees half a file
+        from mmseg_calsfda.fileio import write_json_atomic
+        write_json_atomic(result, out)
 
 
 def timed(fn: Callable, device: str, reps: int = 1, warmup: int = 0) -> float:

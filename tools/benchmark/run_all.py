@@ -30,12 +30,10 @@ from typing import Optional
 
 import torch
 
-HERE = osp.dirname(osp.abspath(__file__))
-ROOT = osp.dirname(osp.dirname(HERE))
-sys.path[:0] = [ROOT, HERE]
-import ece_loss  # noqa: E402
-import pseudo_label_pass  # noqa: E402
-from report import (  # noqa: E402
+# this script's folder is importable (Python puts it first on the path)
+import ece_loss
+import pseudo_label_pass
+from report import (
     environment,
     peak_memory_mib,
     reset_peak_memory,
@@ -48,6 +46,7 @@ FULL = dict(batch=4, size=600, depth=101, reps=10, metric_images=50,
             metric_shape=(19, 1024, 2048), pl_images=50, pl_size=(1024, 2048))
 SMALL = dict(batch=2, size=128, depth=50, reps=7, metric_images=6,
              metric_shape=(19, 256, 512), pl_images=8, pl_size=(256, 512))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args():

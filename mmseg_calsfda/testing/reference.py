@@ -1,5 +1,7 @@
-"""Independent slow references for the tests: plain loops over images,
-classes and bins, in float64, written from METHOD.md's definitions."""
+"""Independent slow re-expressions of the calibration measures: plain loops
+over images, classes and bins, in float64, written from their definitions
+(docs/method.md). The tests and the ECE-loss benchmark compare the
+vectorised library code against them."""
 import torch
 
 

@@ -1,18 +1,28 @@
 """Shrinks a stage config to a CPU-sized run on the procedural benchmark.
 
-The demo (``tools/demo.py``) and the integration tests run the *real* stage
+The demo (``tools/demo.py``), the lab (``projects/calsfda_lab``), the
+performance benchmark and the integration tests run the *real* stage
 configs under ``configs/calsfda/`` with only this changed: a small ResNetV1c
 backbone (no ImageNet weights), the generated data, small images and crops,
 and a short schedule. Everything that defines a stage -- losses, segmentor
 stage, hooks, metrics, checkpoint selection -- stays as the config says.
 """
+import os
 import os.path as osp
 import uuid
 from typing import Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
 
-from .models.segmentors import value_head_reads_backbone
+from ..models.segmentors import value_head_reads_backbone
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = osp.join(ROOT, 'configs', 'calsfda')
+
+
+def load_stage_config(name: str) -> Config:
+    """A shipped stage config, ``configs/calsfda/<name>``, as it is."""
+    return Config.fromfile(osp.join(CONFIGS, name))
 
 
 def _loaders(cfg: Config):
@@ -46,14 +56,23 @@ def _shrink_network(model: ConfigDict, depth: int,
         model.backbone.update(embed_dims=base_channels,
                               num_layers=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
                               init_cfg=None)
-        feat_channels = dims[-1]
         model.decode_head.update(in_channels=dims, channels=base_channels * 2)
+        if value_head_reads_backbone(model):
+            model.value_head.in_channels = dims[-1]
     else:
-        feat_channels = base_channels * 8
-        model.backbone.update(depth=depth, base_channels=base_channels)
-        model.decode_head.in_channels = feat_channels
+        resize_resnet(model, depth, base_channels)
     if model.decode_head.type == 'DLV2Head':
         model.decode_head.dilations = (2, 4, 6, 8)
+
+
+def resize_resnet(model: ConfigDict, depth: int,
+                  base_channels: int = 64) -> None:
+    """A ResNet backbone of ``depth`` and ``base_channels``; the decode head
+    (and a backbone-reading value head) read its last stage's channels
+    (``8 x base_channels``, four times that for bottleneck depths >= 50)."""
+    feat_channels = base_channels * 8 * (4 if depth >= 50 else 1)
+    model.backbone.update(depth=depth, base_channels=base_channels)
+    model.decode_head.in_channels = feat_channels
     if value_head_reads_backbone(model):
         model.value_head.in_channels = feat_channels
 
@@ -154,4 +173,19 @@ def set_run_name(cfg: Config, name: str) -> Config:
     cfg.experiment_name = name
     if cfg.get('visualizer'):
         cfg.visualizer.name = name
+    return cfg
+
+
+def tiny_config(name: str, data_dir: str, work_dir: str, max_iters: int = 4,
+                interval: int = 2, **kwargs) -> Config:
+    """A shipped stage config shrunk to a few iterations on tiny data
+    (64 x 128 images, a 16-channel ResNet-18): the tests' size."""
+    os.makedirs(str(work_dir), exist_ok=True)
+    kwargs.setdefault('lr', 0.01)
+    cfg = shrink_config(
+        load_stage_config(name), data_dir, str(work_dir),
+        image_size=(64, 128), crop=64, max_iters=max_iters,
+        num_evals=max(1, max_iters // interval), batch_size=2,
+        base_channels=16, **kwargs)
+    cfg.default_hooks.logger.interval = 1
     return cfg
