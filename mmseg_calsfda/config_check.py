@@ -10,7 +10,7 @@ import importlib.util
 import inspect
 import os
 import os.path as osp
-from typing import Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 from mmengine.config import Config
 from mmseg.registry import (
@@ -153,6 +153,8 @@ def check_model(cfg: Config) -> None:
       of other segmentors (SAN's or VPD's multimodal ones) are refused;
     * every decode head must output per-pixel class logits (MaskFormer and
       Mask2Former do not);
+    * every head's ``num_classes`` (decode, auxiliary, a cascade's stages,
+      nested heads such as K-Net's) must be the dataset's class count;
     * a value head that reads the backbone must have its ``in_channels``.
 
     Args:
@@ -191,7 +193,85 @@ def check_model(cfg: Config) -> None:
                              f'decode head config, got {head!r}')
         check_head(head, 'model.decode_head' +
                    (f'[{i}]' if isinstance(heads, list) else ''))
+    _check_num_classes(cfg, model)
     _check_value_head_channels(model)
+
+
+# Heads whose classes are not the dataset's: STDC's detail head predicts
+# boundary / not boundary (num_classes=2).
+OWN_CLASS_HEADS = ('STDCHead', )
+
+
+def _head_class_counts(node: Any, path: str) -> Iterator[Tuple[str, Any]]:
+    """Yields ``(key path, value)`` of every ``num_classes`` in a head
+    config (a dict, or a list of them) and in the configs nested in it
+    (K-Net's ``kernel_generate_head`` and ``kernel_update_head`` list),
+    except in :data:`OWN_CLASS_HEADS`."""
+    if isinstance(node, (list, tuple)):
+        items = ((f'{path}[{i}]', item) for i, item in enumerate(node))
+    elif isinstance(node, dict):
+        if node.get('type') in OWN_CLASS_HEADS:
+            return
+        if 'num_classes' in node:
+            yield f'{path}.num_classes', node['num_classes']
+        items = ((f'{path}.{key}', value) for key, value in node.items()
+                 if key != 'num_classes')
+    else:
+        return
+    for sub_path, item in items:
+        yield from _head_class_counts(item, sub_path)
+
+
+def _dataset_classes(dataset: Any,
+                     path: str) -> Optional[Tuple[int, str]]:
+    """``(class count, where it comes from)`` of a dataset config: its
+    ``metainfo.classes``, the wrapped dataset's (``RepeatDataset``,
+    ``MultiImageMixDataset``; a ``ConcatDataset``'s first), or its type's
+    ``METAINFO``; None when none of them names the classes."""
+    if not isinstance(dataset, dict):
+        return None
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes is not None:
+        return len(classes), f'{path}.metainfo.classes'
+    if isinstance(dataset.get('dataset'), dict):
+        return _dataset_classes(dataset['dataset'], f'{path}.dataset')
+    if isinstance(dataset.get('datasets'), (list, tuple)) and \
+            dataset['datasets']:
+        return _dataset_classes(dataset['datasets'][0], f'{path}.datasets[0]')
+    dataset_type = dataset.get('type')
+    dataset_cls = (DATASETS.get(dataset_type) if isinstance(
+        dataset_type, str) else dataset_type)
+    classes = (getattr(dataset_cls, 'METAINFO', None) or {}).get('classes')
+    if classes is None:
+        return None
+    return len(classes), f'{path}.type = {dataset_type!r}'
+
+
+def _check_num_classes(cfg: Config, model: dict) -> None:
+    """Every head's ``num_classes`` must be the class count of the dataset
+    the model trains on (``train_dataloader``'s, else ``test_dataloader``'s);
+    auxiliary heads that ``auxiliary_losses='off'`` leaves unbuilt are not
+    looked at."""
+    found = None
+    for name in ('train_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        if isinstance(loader, dict) and loader.get('dataset'):
+            found = _dataset_classes(loader['dataset'], f'{name}.dataset')
+            break
+    if found is None:
+        return
+    count, source = found
+    heads = [('model.decode_head', model.get('decode_head'))]
+    if model.get('auxiliary_losses', 'keep') != 'off':
+        heads.append(('model.auxiliary_head', model.get('auxiliary_head')))
+    for path, head in heads:
+        for key, num_classes in _head_class_counts(head, path):
+            if num_classes != count:
+                raise ValueError(
+                    f'{key} = {num_classes!r}, but the dataset has {count} '
+                    f'classes ({source}): set it to {count} (a network '
+                    "config from another dataset's model zoo keeps that "
+                    "dataset's class count in every head)")
 
 
 def _check_value_head_channels(model: dict) -> None:

@@ -1,6 +1,7 @@
 """Every config under configs/ parses and builds its model."""
 import glob
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -207,3 +208,94 @@ def test_reference_value_head_init_override():
     assert float(weight.abs().max()) <= bound
     # PyTorch's default would stay within 1 / sqrt(fan_in) = 0.044
     assert float(weight.abs().max()) > 0.9 * bound > 1 / 512**0.5
+
+
+# ------------------------------------------------- head class counts (#30)
+RECIPES = osp.join(ROOT, 'configs', '_base_', 'calsfda')
+KNET = 'mmseg::knet/knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512.py'
+
+
+def user_config(tmp_path, network: str, recipe: str = 'source_gta5',
+                **overrides) -> Config:
+    """A stage config as a user writes it (a network config plus a shipped
+    recipe), with ``model.<key>`` overrides."""
+    path = tmp_path / 'stage.py'
+    path.write_text(f'_base_ = [{network!r}, '
+                    f'{osp.join(RECIPES, recipe + ".py")!r}]\n'
+                    'model = _base_.calsfda_model\n')
+    cfg = Config.fromfile(str(path))
+    cfg.merge_from_dict({f'model.{k}': v for k, v in overrides.items()},
+                        allow_list_keys=True)
+    cfg.load_from = None
+    return cfg
+
+
+def network_of(tmp_path, zoo_config: str) -> str:
+    """A file with just the network of a model-zoo config."""
+    path = tmp_path / 'zoo.py'
+    path.write_text(f'_base_ = [{zoo_config!r}]\n')
+    net = str(tmp_path / 'network.py')
+    Config(dict(model=Config.fromfile(str(path)).model)).dump(net)
+    return net
+
+
+@pytest.mark.parametrize('key', [
+    'decode_head.num_classes', 'auxiliary_head.num_classes'])
+def test_an_ade20k_head_on_gta5_is_named_before_training(tmp_path, key):
+    """PSPNet's head or auxiliary head with ADE20K's 150 classes on the
+    19-class GTA5 layout (it failed at validation, or never)."""
+    cfg = user_config(tmp_path, 'mmseg::_base_/models/pspnet_r50-d8.py',
+                      **{key: 150})
+    with pytest.raises(ValueError, match=rf'^model\.{key} = 150, but the '
+                       r'dataset has 19 classes \(train_dataloader\.dataset'
+                       r"\.type = 'GTA5Dataset'\): set it to 19"):
+        check_config(cfg)
+
+
+KNET_HEADS = ['decode_head.kernel_generate_head',
+              *(f'decode_head.kernel_update_head.{i}' for i in range(3)),
+              'auxiliary_head']
+
+
+@pytest.mark.parametrize('wrong', KNET_HEADS)
+def test_knet_nested_head_class_counts_are_checked(tmp_path, wrong):
+    cfg = user_config(tmp_path, network_of(tmp_path, KNET), **{
+        f'{head}.num_classes': 19 for head in KNET_HEADS})
+    check_config(cfg)
+    cfg.merge_from_dict({f'model.{wrong}.num_classes': 150},
+                        allow_list_keys=True)
+    key = re.sub(r'\.(\d)', r'[\1]', wrong)
+    with pytest.raises(ValueError, match=rf'^model\.{re.escape(key)}'
+                       r'\.num_classes = 150, but the dataset has 19'):
+        check_config(cfg)
+
+
+def test_cascade_stage_and_metainfo_classes_are_named(tmp_path):
+    cfg = user_config(tmp_path, 'mmseg::_base_/models/ocrnet_hr18.py')
+    check_config(cfg)
+    cfg.model.decode_head[0].num_classes = 150
+    with pytest.raises(ValueError, match=r'model\.decode_head\[0\]\.'
+                       r'num_classes = 150, but the dataset has 19'):
+        check_config(cfg)
+    # SYNTHIA's 16 classes, named by the dataset's metainfo
+    cfg = stage_config('deeplabv2_synthia2cs.py')
+    cfg.load_from = None
+    check_config(cfg)
+    cfg.model.decode_head.num_classes = 19
+    with pytest.raises(ValueError, match=r'model\.decode_head\.num_classes '
+                       r'= 19, but the dataset has 16 classes \(train_'
+                       r'dataloader\.dataset\.metainfo\.classes\)'):
+        check_config(cfg)
+
+
+def test_heads_with_classes_of_their_own_or_unbuilt_pass(tmp_path):
+    # STDC's detail head predicts boundaries: num_classes=2 by design
+    check_config(user_config(tmp_path, 'mmseg::_base_/models/stdc.py'))
+    # stage 3 builds no auxiliary head (auxiliary_losses='off')
+    cfg = user_config(tmp_path, 'mmseg::_base_/models/pspnet_r50-d8.py',
+                      recipe='target_gta2cs',
+                      **{'auxiliary_head.num_classes': 150})
+    check_config(cfg)
+    cfg.model.auxiliary_losses = [dict(type='SymmetricCELoss')]
+    with pytest.raises(ValueError, match=r'auxiliary_head\.num_classes'):
+        check_config(cfg)
