@@ -155,6 +155,8 @@ def check_model(cfg: Config) -> None:
       Mask2Former do not);
     * every head's ``num_classes`` (decode, auxiliary, a cascade's stages,
       nested heads such as K-Net's) must be the dataset's class count;
+    * every loss that leaves padding out (``padding_label``) must name the
+      label ``data_preprocessor.seg_pad_val`` pads with;
     * a value head that reads the backbone must have its ``in_channels``.
 
     Args:
@@ -194,6 +196,7 @@ def check_model(cfg: Config) -> None:
         check_head(head, 'model.decode_head' +
                    (f'[{i}]' if isinstance(heads, list) else ''))
     _check_num_classes(cfg, model)
+    _check_padding_label(model)
     _check_value_head_channels(model)
 
 
@@ -272,6 +275,56 @@ def _check_num_classes(cfg: Config, model: dict) -> None:
                     f'classes ({source}): set it to {count} (a network '
                     "config from another dataset's model zoo keeps that "
                     "dataset's class count in every head)")
+
+
+def _default(cls, name: str, fallback: Any = None) -> Any:
+    """The default of keyword argument ``name`` of ``cls``'s (or a base's)
+    ``__init__``, or ``fallback``."""
+    for klass in getattr(cls, '__mro__', ()):
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        param = inspect.signature(init).parameters.get(name)
+        if param is not None and param.default is not param.empty:
+            return param.default
+    return fallback
+
+
+def _check_padding_label(model: dict) -> None:
+    """The label the data preprocessor pads label maps with
+    (``seg_pad_val``) must be the ``padding_label`` of every loss that
+    leaves padding out (defaults to :data:`PADDING_LABEL`), or padded pixels
+    are trained on as unselected image pixels."""
+    preprocessor = model.get('data_preprocessor')
+    if not isinstance(preprocessor, dict):
+        return
+    pad = preprocessor.get('seg_pad_val', _default(
+        MODELS.get(preprocessor.get('type', '')), 'seg_pad_val'))
+    if pad is None:
+        return
+    for path, node in _model_entries(model, 'model'):
+        loss_cls = MODELS.get(node['type']) if isinstance(
+            node['type'], str) else node['type']
+        if 'padding_label' not in _accepted_keys_of(loss_cls):
+            continue
+        given = 'padding_label' in node
+        label = node['padding_label'] if given else _default(
+            loss_cls, 'padding_label')
+        if label is not None and label != pad:
+            origin = '' if given else (
+                ' (its default: PADDING_LABEL in '
+                'mmseg_calsfda/models/losses/padding.py)')
+            raise ValueError(
+                f'{path}.padding_label = {label!r}{origin}, but '
+                f'model.data_preprocessor.seg_pad_val = {pad!r}: padded '
+                'pixels would be trained on as image. Pad with the label '
+                f'the losses leave out (seg_pad_val={label!r}), or set '
+                f'padding_label={pad!r}')
+
+
+def _accepted_keys_of(cls) -> set:
+    """:func:`_accepted_keys` of a class; nothing for anything else."""
+    return _accepted_keys(cls) if inspect.isclass(cls) else set()
 
 
 def _check_value_head_channels(model: dict) -> None:

@@ -299,3 +299,32 @@ def test_heads_with_classes_of_their_own_or_unbuilt_pass(tmp_path):
     cfg.model.auxiliary_losses = [dict(type='SymmetricCELoss')]
     with pytest.raises(ValueError, match=r'auxiliary_head\.num_classes'):
         check_config(cfg)
+
+
+# ------------------------------------------------------- padding label (#30)
+def test_padding_value_and_the_losses_padding_label_must_agree():
+    """The stage-3 recipe pads pseudo-labels with seg_pad_val, the target
+    losses leave out padding_label (PADDING_LABEL by default): changing
+    one of them alone is named before training."""
+    from mmseg_calsfda.models.losses.padding import PADDING_LABEL
+    cfg = stage_config('deeplabv2_gta2cs.py')
+    cfg.load_from = None
+    assert cfg.model.data_preprocessor.seg_pad_val == PADDING_LABEL
+    check_config(cfg)
+    cfg.model.data_preprocessor.seg_pad_val = 253
+    with pytest.raises(ValueError, match=(
+            r'^model\.decode_losses\[1\]\.padding_label = 254 \(its '
+            r'default: PADDING_LABEL in mmseg_calsfda/models/losses/'
+            r'padding\.py\), but model\.data_preprocessor\.seg_pad_val = '
+            r'253')):
+        check_config(cfg)
+    for loss in cfg.model.decode_losses[1:]:
+        loss.padding_label = 253
+    check_config(cfg)
+    cfg.model.data_preprocessor.seg_pad_val = 254
+    with pytest.raises(ValueError, match=r'decode_losses\[1\]\.padding_'
+                       r'label = 253, but .*seg_pad_val = 254'):
+        check_config(cfg)
+    for loss in cfg.model.decode_losses[1:]:
+        loss.padding_label = None  # every pixel counts: nothing to agree
+    check_config(cfg)

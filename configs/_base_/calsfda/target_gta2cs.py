@@ -23,7 +23,9 @@ calsfda_model = dict(
     pretrained=None,
     backbone=dict(init_cfg=None),
     # padding gets a label of its own (PADDING_LABEL): the target losses
-    # leave it out (255 would make it count as unselected image pixels)
+    # leave it out (255 would make it count as unselected image pixels);
+    # check_model refuses a seg_pad_val that differs from the losses'
+    # padding_label
     data_preprocessor=dict(size={{_base_.crop_size}}, seg_pad_val=254),
     # as trained in stage 2 (value_gta5.py)
     value_input='probs',

@@ -5,7 +5,9 @@ shipped target configs pad the pseudo-label maps with :data:`PADDING_LABEL`
 (``data_preprocessor.seg_pad_val``) rather than with ``ignore_index``, so
 that the target losses can tell padding (not image: left out) from
 unselected pixels (image without a pseudo-label: the label-free losses
-still act on them).
+still act on them). The two must agree: before training,
+:func:`mmseg_calsfda.config_check.check_model` names a loss whose
+``padding_label`` is not ``data_preprocessor.seg_pad_val``.
 """
 from typing import Optional
 
