@@ -60,9 +60,9 @@ def test_unknown_type_names_the_key(tiny_config):
 
 def test_unknown_loss_type_names_the_key(tiny_config):
     res = run([sys.executable, 'tools/train.py', tiny_config,
-               '--cfg-options', 'custom_hooks.0.type=NoSuchHook'])
+               '--cfg-options', 'default_hooks.logger.type=NoSuchHook'])
     assert res.returncode != 0
-    assert "custom_hooks[0].type = 'NoSuchHook'" in res.stderr
+    assert "default_hooks.logger.type = 'NoSuchHook'" in res.stderr
 
 
 def test_missing_load_from_names_the_file(tiny_config):

@@ -23,13 +23,11 @@ def parse_args():
     parser.add_argument('--source-val', type=int, default=50)
     parser.add_argument('--target-train', type=int, default=200)
     parser.add_argument('--target-val', type=int, default=50)
-    parser.add_argument('--shift', default='default', choices=SHIFTS,
-                        help='the preset: default (colour/style shift); swap '
-                        '(every target class takes on 60%% of a confusable '
-                        "partner's look; larger, denser objects; textured "
-                        'source); hard (as swap, the share drawn per image '
-                        'from 0-80%%); below (as hard, from 0-45%%; a '
-                        'diagnostic)')
+    parser.add_argument('--shift', default='default', choices=list(SHIFTS),
+                        help='the preset: default (colour/style shift). The '
+                        "lab's class-conditional presets (swap, hard, below) "
+                        'are written by  python -m calsfda_lab.make_data  '
+                        '(projects/calsfda_lab)')
     parser.add_argument('--grid', metavar='PNG',
                         help='also save a grid of source and target '
                         'examples with their label maps')

@@ -2,10 +2,8 @@ from .cityscapes import CheckedCityscapesDataset
 from .gta5 import GTA5Dataset
 from .pseudo_label_dataset import PseudoLabelDataset, pseudo_label_path
 from .synthia import SynthiaDataset
-from .transforms import ClassConditionalColorShift, ClassMix
 
 __all__ = [
-    'CheckedCityscapesDataset', 'ClassConditionalColorShift', 'ClassMix',
-    'GTA5Dataset', 'PseudoLabelDataset', 'SynthiaDataset',
-    'pseudo_label_path'
+    'CheckedCityscapesDataset', 'GTA5Dataset', 'PseudoLabelDataset',
+    'SynthiaDataset', 'pseudo_label_path'
 ]

@@ -19,33 +19,19 @@ both differ between the ``'source'`` (GTA5-like) and ``'target'``
 datasets' directory layouts and label encodings (Cityscapes label ids), so the
 real dataset classes and converters read them. Deterministic per seed.
 
-Presets (``shift``): ``'default'`` is the above. In it a source image is
-its label map in a palette (a colour lookup) and the target moves
-confusable colours together, so most of the shift is global colour
-statistics, which BatchNorm re-estimation undoes. ``'swap'`` and ``'hard'``
-keep the layouts but render *both* domains textured, lit, blurred and noisy
-(the source task needs shape and context), and shift appearance per class
-in the target: each class of a confusable group takes on a share (the
-*blend*, :data:`SWAP_BLEND`) of its partner's colour and texture (road and
-sidewalk, car -> truck -> bus -> car, vegetation and terrain, person and
-rider, wall and fence), and objects are drawn 1.3x larger and denser (more
-occlusion). No per-channel statistic can undo a class-conditional change.
-In ``'swap'`` every target image has blend 0.6: a swapped class looks more
-like its partner than itself, the source model is confidently wrong, and
-no source-free method can tell. In ``'hard'`` each target image draws its
-blend from U(0, 0.8), as real target images differ in how far they are
-from the source: the source model is right on the near ones, uncertain
-or wrong on the far ones, and which images are which is what a
-per-image calibration estimate can tell. ``'below'`` is ``'hard'`` with
-blends from U(0, 0.45): every target object keeps more of its own colour
-and texture than it takes from its partner (a diagnostic preset: is
-``'hard'``'s appearance overlap what makes self-training lose?
-``docs/benchmark_diagnosis.md``).
+Presets (``shift``): ``'default'`` is the above, the benchmark of the demo
+and the tests. In it a source image is its label map in a palette (a colour
+lookup) and the target moves confusable colours together, so most of the
+shift is global colour statistics, which BatchNorm re-estimation undoes.
+Other presets are registered with :func:`register_shift` (a :class:`Shift`:
+each domain's layout statistics and a renderer built from :func:`textures`
+and :func:`photograph`); the lab (``projects/calsfda_lab``) registers its
+class-conditional ``'swap'``, ``'hard'`` and ``'below'`` presets so.
 """
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Callable, Dict, Tuple
 
 import cv2
 import numpy as np
@@ -53,8 +39,6 @@ import numpy as np
 from .label_maps import CITYSCAPES_CLASSES, CITYSCAPES_IDS, IGNORE_INDEX
 
 C = {name: i for i, name in enumerate(CITYSCAPES_CLASSES)}
-# benchmark presets (``write_benchmark(shift=...)``)
-SHIFTS = ('default', 'swap', 'hard', 'below')
 
 
 @dataclass(frozen=True)
@@ -85,11 +69,6 @@ TARGET_LAYOUT = DomainLayout(
         'wall': 0.4, 'vegetation': 2.0, 'terrain': 1.2
     })
 LAYOUTS = dict(source=SOURCE_LAYOUT, target=TARGET_LAYOUT)
-HARD_TARGET_LAYOUT = DomainLayout(
-    horizon=TARGET_LAYOUT.horizon,
-    road_width=TARGET_LAYOUT.road_width,
-    objects={k: 1.3 * v for k, v in TARGET_LAYOUT.objects.items()},
-    object_scale=1.3)
 
 # Object shapes: (width / height ratio, height in metres-ish units).
 _OBJECT_SHAPE = {
@@ -102,7 +81,7 @@ _OBJECT_SHAPE = {
 }
 
 # Source palette: Cityscapes' own colours (GTA5-like, saturated, flat).
-_SOURCE_PALETTE = np.array([
+SOURCE_PALETTE = np.array([
     [128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156],
     [190, 153, 153], [153, 153, 153], [250, 170, 30], [220, 220, 0],
     [107, 142, 35], [152, 251, 152], [70, 130, 180], [220, 20, 60],
@@ -118,7 +97,7 @@ _TARGET_SHIFT = np.array([
     [140, 70, 60], [60, 62, 95], [70, 70, 98], [62, 78, 102], [70, 90, 100],
     [80, 60, 120], [110, 50, 60]
 ], dtype=np.float32)
-_TARGET_PALETTE = 0.5 * _SOURCE_PALETTE + 0.5 * _TARGET_SHIFT
+_TARGET_PALETTE = 0.5 * SOURCE_PALETTE + 0.5 * _TARGET_SHIFT
 
 
 def make_layout(rng: np.random.Generator, height: int, width: int,
@@ -134,9 +113,7 @@ def make_layout(rng: np.random.Generator, height: int, width: int,
     Returns:
         np.ndarray: ``height x width`` uint8 train ids.
     """
-    stats = LAYOUTS[domain]
-    if shift in SWAP_BLEND and domain == 'target':
-        stats = HARD_TARGET_LAYOUT
+    stats = _preset(shift).layouts[domain]
     label = np.full((height, width), C['sky'], dtype=np.uint8)
     horizon = int(rng.uniform(*stats.horizon) * height)
     vanish_x = int(width * rng.uniform(0.35, 0.65))
@@ -242,7 +219,7 @@ def render(rng: np.random.Generator, label: np.ndarray,
         np.ndarray: ``H x W x 3`` uint8 RGB image.
     """
     height, width = label.shape
-    palette = _SOURCE_PALETTE if domain == 'source' else _TARGET_PALETTE
+    palette = SOURCE_PALETTE if domain == 'source' else _TARGET_PALETTE
     jitter = rng.normal(0, 12 if domain == 'source' else 8, palette.shape)
     img = (palette + jitter)[label]
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -251,15 +228,15 @@ def render(rng: np.random.Generator, label: np.ndarray,
         img += rng.normal(0, 3, img.shape)
         return np.clip(img, 0, 255).astype(np.uint8)
 
-    img += _textures(rng, label, yy, xx)
-    img = _photograph(rng, img, label, yy, xx, blur=(0.6, 1.4), noise=(4, 10))
+    img += textures(rng, label, yy, xx)
+    img = photograph(rng, img, label, yy, xx, blur=(0.6, 1.4), noise=(4, 10))
     img = np.clip(img, 0, 255).astype(np.uint8)
     quality = int(rng.integers(35, 70))
     ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
 
 
-def _textures(rng: np.random.Generator, label: np.ndarray, yy: np.ndarray,
+def textures(rng: np.random.Generator, label: np.ndarray, yy: np.ndarray,
               xx: np.ndarray) -> np.ndarray:
     """Class-dependent texture offsets for the target style."""
     h, w = label.shape
@@ -275,7 +252,7 @@ def _textures(rng: np.random.Generator, label: np.ndarray, yy: np.ndarray,
     return tex[..., None]
 
 
-def _photograph(rng: np.random.Generator, img: np.ndarray, label: np.ndarray,
+def photograph(rng: np.random.Generator, img: np.ndarray, label: np.ndarray,
                 yy: np.ndarray, xx: np.ndarray, blur: Tuple[float, float],
                 noise: Tuple[float, float]) -> np.ndarray:
     """Directional light, cast shadows, a Gaussian blur of sigma in
@@ -300,51 +277,43 @@ def _cast_shadows(rng: np.random.Generator, img: np.ndarray,
     return img * np.where(mask.astype(bool), 0.6, 1.0)[..., None]
 
 
-# 'hard': the class whose appearance each class partly takes on in the target
-HARD_SWAP = {
-    'road': 'sidewalk', 'sidewalk': 'road', 'car': 'truck', 'truck': 'bus',
-    'bus': 'car', 'vegetation': 'terrain', 'terrain': 'vegetation',
-    'person': 'rider', 'rider': 'person', 'wall': 'fence', 'fence': 'wall'
-}
-# a preset's range of per-image target blends (share of the partner's look)
-SWAP_BLEND = dict(swap=(0.6, 0.6), hard=(0.0, 0.8), below=(0.0, 0.45))
-_HARD_PARTNER = np.arange(len(CITYSCAPES_CLASSES))
-for _cls, _partner in HARD_SWAP.items():
-    _HARD_PARTNER[C[_cls]] = C[_partner]
+@dataclass(frozen=True)
+class Shift:
+    """A benchmark preset: the layout statistics of each domain
+    (``'source'``, ``'target'``) and how a label map is rendered,
+    ``render(rng, label, domain) -> H x W x 3 uint8``."""
+    layouts: Dict[str, DomainLayout]
+    render: Callable[[np.random.Generator, np.ndarray, str], np.ndarray]
 
 
-def render_hard(rng: np.random.Generator, label: np.ndarray, domain: str,
-                blend: Tuple[float, float] = SWAP_BLEND['hard']
-                ) -> np.ndarray:
-    """The ``'swap'`` / ``'hard'`` presets' rendering: textured, lit, noisy
-    in both domains; in the target each class blends towards its
-    :data:`HARD_SWAP` partner's colour and texture, by a share drawn per
-    image from ``blend`` (low, high)."""
-    height, width = label.shape
-    palette = _SOURCE_PALETTE + rng.normal(0, 20, _SOURCE_PALETTE.shape)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    tex = _textures(rng, label, yy, xx)
-    if domain == 'target':
-        # a fixed blend draws nothing from rng: 'swap' images stay those
-        # the tuning history in docs/benchmark_diagnosis.md was measured on
-        share = blend[0] if blend[0] == blend[1] else rng.uniform(*blend)
-        palette = (1 - share) * palette + share * palette[_HARD_PARTNER]
-        partner_tex = _textures(rng, _HARD_PARTNER[label], yy, xx)
-        tex = (1 - share) * tex + share * partner_tex
-    img = palette[label] + tex
-    img = _photograph(rng, img, label, yy, xx, blur=(0.5, 1.2), noise=(3, 8))
-    return np.clip(img, 0, 255).astype(np.uint8)
+# benchmark presets by name (``write_benchmark(shift=...)``)
+SHIFTS: Dict[str, Shift] = {}
+
+
+def register_shift(name: str, shift: Shift) -> None:
+    """Adds a preset that :func:`write_benchmark` and :func:`make_sample`
+    accept by ``name``."""
+    SHIFTS[name] = shift
+
+
+def _preset(name: str) -> Shift:
+    if name not in SHIFTS:
+        raise ValueError(f'shift must be one of {tuple(SHIFTS)}, got '
+                         f'{name!r}')
+    return SHIFTS[name]
+
+
+register_shift('default', Shift(LAYOUTS, render))
 
 
 def make_sample(seed: int, height: int, width: int, domain: str,
                 shift: str = 'default') -> Tuple[np.ndarray, np.ndarray]:
     """One (RGB image, train-id label) pair, deterministic per seed (and
     preset)."""
+    preset = _preset(shift)
     rng = np.random.default_rng(seed)
     label = make_layout(rng, height, width, domain, shift)
-    if shift in SWAP_BLEND:
-        return render_hard(rng, label, domain, SWAP_BLEND[shift]), label
-    return render(rng, label, domain), label
+    return preset.render(rng, label, domain), label
 
 
 def train_ids_to_label_ids(label: np.ndarray) -> np.ndarray:
@@ -420,8 +389,7 @@ def write_benchmark(root: str, seed: int = 0, height: int = 128,
     ``cityscapes/`` (target train images; val labels for reporting).
     ``shift`` names a preset of :data:`SHIFTS`."""
     from .converters import GTA5_FORMAT, convert_tree
-    if shift not in SHIFTS:
-        raise ValueError(f'shift must be one of {SHIFTS}, got {shift!r}')
+    _preset(shift)  # an unknown name fails before anything is written
     gta, city = osp.join(root, 'gta'), osp.join(root, 'cityscapes')
     write_gta5_split(gta, source_train, height, width, seed, 'train',
                      shift=shift)

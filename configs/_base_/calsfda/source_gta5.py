@@ -29,9 +29,6 @@ calsfda_model = dict(
         loss_weight=1.0),
     calibrate_auxiliary=False)  # True: DiffECE on auxiliary heads too
 
-# The ECE term is used from this iteration on (reference: 0).
-custom_hooks = [dict(type='ECELossWarmupHook', start_iter=0)]
-
 # ECE-based source checkpoint selection; lower is better.
 default_hooks = dict(
     checkpoint=dict(

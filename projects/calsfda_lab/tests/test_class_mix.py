@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mmseg.registry import TRANSFORMS
 
-import mmseg_calsfda  # noqa: F401
+import calsfda_lab  # noqa: F401  registers the lab's transforms
 
 
 def _build(**kwargs):
