@@ -11,7 +11,7 @@ statistics into ECE values:
   ``(group, bin)`` -- a group is whatever the ECE is taken over: one image and
   ground-truth class for the class-level ECE, the whole dataset for top-label,
 * :func:`ece_from_stats` turns them into one ECE per group,
-* :func:`classwise_ece` is the class-level ECE of METHOD.md per image.
+* :func:`classwise_ece` is the class-level ECE of docs/method.md per image.
 
 Since ``(|B_b| / |S|) * |mean_conf(B_b) - acc(B_b)| == |conf_sum_b -
 acc_sum_b| / |S|``, the ECE of a group is ``sum_b |conf_sum_b - acc_sum_b| /
@@ -69,8 +69,8 @@ def bin_index(conf: Tensor, n_bins: int, closed: str = 'right') -> Tensor:
     Args:
         conf (Tensor): Confidences of any shape.
         n_bins (int): Number of equal-width bins.
-        closed (str): ``'right'``: bin ``b`` is ``(b/n, (b+1)/n]`` (METHOD.md,
-            the reference code); confidences <= 0 go to bin 0 and >= 1 to the
+        closed (str): ``'right'``: bin ``b`` is ``(b/n, (b+1)/n]``
+            (docs/method.md, the reference code); confidences <= 0 go to bin 0 and >= 1 to the
             last bin. ``'left'``: bin ``b`` is ``[b/n, (b+1)/n)`` and
             confidences >= 1 get an extra bin ``n``, which is exactly
             torchmetrics' ``MulticlassCalibrationError`` binning.
@@ -232,7 +232,7 @@ def classwise_ece(logits: Tensor,
                   class_average: str = 'all',
                   weight: Optional[Tensor] = None,
                   fused: bool = True) -> Tensor:
-    """Class-level ECE of every image (METHOD.md, stage 1).
+    """Class-level ECE of every image (docs/method.md, stage 1).
 
     For every ground-truth class ``c`` of an image, the ECE of its pixels
     (confidence vs ``argmax == c``); absent classes have ECE 0; the image's

@@ -1,7 +1,7 @@
 """Re-estimating BatchNorm statistics on (unlabelled) target data.
 
 The value head's BatchNorm statistics come from the source domain; before it
-estimates ECE on target images they are re-estimated there (METHOD.md,
+estimates ECE on target images they are re-estimated there (docs/method.md,
 "BatchNorm statistic warm-up"). :func:`warmup_bn_stats` runs forward passes
 with the chosen BatchNorm layers in train mode (normalising by batch
 statistics, as the reference does) and sets their running statistics to the

@@ -56,7 +56,7 @@ def score_bits(score: Tensor) -> Tensor:
 
 @TASK_UTILS.register_module()
 class CalibratedPseudoLabeler:
-    """ECE-calibrated, class-balanced pseudo-labels (METHOD.md, stage 3).
+    """ECE-calibrated, class-balanced pseudo-labels (docs/method.md, stage 3).
 
     For every target pixel the score is ``s = (1 - e) * max_k p_k`` with
     ``e`` the image's estimated ECE. Per predicted class ``c`` the threshold
@@ -108,7 +108,8 @@ class CalibratedPseudoLabeler:
             0.1.
         local_prop_step (float): Growth per round. Defaults to 0.05.
         growth (str): ``'linear'``: ``prop_0 + step * r`` for both
-            (METHOD.md); ``'reference'``: as the reference code grows them,
+            (docs/method.md); ``'reference'``: as the reference code grows
+            them,
             ``cb_prop`` cumulatively, ``cb_prop_0 + step * r (r + 1) / 2``
             (0.15, 0.20, 0.30, 0.45, ...), ``local_prop`` linearly (0.10,
             0.15, 0.20, 0.25, ...).

@@ -60,7 +60,7 @@ class SelfTrainingHook(Hook):
         bn_warmup_batches (int): Batches of the BN warm-up before each
             pass. Defaults to 50.
         bn_warmup_modules (Sequence[str]): Whose BatchNorm statistics the
-            warm-up re-estimates on target: the value head's (METHOD.md's
+            warm-up re-estimates on target: the value head's (docs/method.md's
             default), or also e.g. ``'backbone'`` (AdaBN: the pseudo-labels
             then come from target statistics). Defaults to
             ``('value_head',)``.

@@ -38,7 +38,7 @@ class ECEMetric(BaseMetric):
       ``[lo, hi)``, confidence 1.0 in a bin of its own);
     * ``cECE``: class-level ECE over the whole dataset -- for every
       ground-truth class the ECE of its pixels (bins ``(lo, hi]`` as in
-      METHOD.md), averaged over the classes present.
+      docs/method.md), averaged over the classes present.
 
     Per-class ECE, accuracy and confidence are logged as a table. Lower is
     better: ``CheckpointHook(save_best='cECE', rule='less')``.
