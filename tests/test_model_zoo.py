@@ -68,6 +68,11 @@ ARCHITECTURES = {
     'bisenetv2': ('mmseg::_base_/models/bisenetv2.py', {}),
     # ResNet + FPN neck
     'fpn_r50': ('mmseg::_base_/models/fpn_r50.py', {}),
+    # the shipped ImageNet-pretrained network: DeepLabV3+ on
+    # EfficientNet-Lite0 (TF 'same' padding, dilated, SyncBN eps 1e-3)
+    'deeplabv3plus_efficientnet-lite0': (osp.join(
+        ROOT, 'configs', '_base_', 'models',
+        'deeplabv3plus_efficientnet-lite0.py'), {}),
     # K-Net: iterative kernel-update heads (no model file of its own in
     # MMSeg: the network of its model-zoo config)
     'knet-s3_r50-d8_fcn': (
