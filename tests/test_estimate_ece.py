@@ -33,7 +33,8 @@ def test_estimates_every_image(stage2, synthetic_root, tmp_path, ext):
         with open(out) as f:
             rows = json.load(f)
     assert len(rows) == 6
-    assert all(0 < float(r['est_ece']) < 1 for r in rows)
+    # percent, as on the console
+    assert all(0 < float(r['est_ece_percent']) < 100 for r in rows)
     assert rows[0]['image'].endswith('_leftImg8bit.png')
 
 
@@ -60,6 +61,56 @@ def test_unreadable_image_stops_unless_skip_bad(stage2, synthetic_root,
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'skipped 1 unreadable file(s)' in res.stdout
     assert 'broken.png' in res.stdout
+
+
+def test_skip_bad_reports_what_was_done(stage2, synthetic_root, tmp_path):
+    """A truncated PNG among 6 good ones: the warm-up, the progress bar,
+    the mean and the CSV say what happened, in one unit (percent)."""
+    config, ckpt, _ = stage2
+    imgs = tmp_path / 'imgs'
+    shutil.copytree(target_images(synthetic_root), imgs)
+    good = sorted(imgs.rglob('*.png'))
+    assert len(good) == 6
+    data = good[0].read_bytes()
+    (imgs / 'aaa_truncated.png').write_bytes(data[:len(data) // 2])
+    out = tmp_path / 'est.csv'
+    res = run(config, ckpt, str(imgs), '--warmup-iters', '50',
+              '--batch-size', '4', '--skip-bad', '--out', str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'skipped 1 unreadable file(s)' in res.stdout
+    assert 'aaa_truncated.png' in res.stdout
+    # 6 readable images in batches of 4: 2 batches, not the 50 asked for
+    assert 'BN warm-up: 2 batch(es), 6 image(s) (--warmup-iters 50: the ' \
+        'folder has no more)' in res.stdout
+    assert '7/7' in res.stdout and '6/7' not in res.stdout.split('7/7')[-1]
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ['image', 'est_ece_percent']
+    assert len(rows) == 6
+    mean = sum(float(r['est_ece_percent']) for r in rows) / len(rows)
+    assert f'estimated ECE over 6 images: mean {mean:.2f} % (1 unreadable ' \
+        'file(s) skipped)' in res.stdout
+    assert mean > 1  # percent, not a fraction
+
+
+def test_no_warmup_says_so(stage2, synthetic_root, tmp_path):
+    config, ckpt, _ = stage2
+    res = run(config, ckpt, target_images(synthetic_root), '--warmup-iters',
+              '0')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'BN warm-up: none (--warmup-iters 0)' in res.stdout
+
+
+def test_config_mistake_is_one_line(stage2, synthetic_root, tmp_path):
+    config, ckpt, _ = stage2
+    bad = tmp_path / 'bad.py'
+    bad.write_text(f"_base_ = {config!r}\n"
+                   "model = dict(value_head=dict(type='NoSuchHead'))\n")
+    res = run(str(bad), ckpt, target_images(synthetic_root))
+    assert res.returncode == 2
+    assert res.stderr.startswith(f'error: {bad}: ')
+    assert 'NoSuchHead' in res.stderr
+    assert 'Traceback' not in res.stderr
 
 
 def test_checkpoint_without_value_head(stage2, synthetic_root):

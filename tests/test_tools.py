@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.utils import run_cli, tiny_source_cfg
+from tests.utils import ROOT, run_cli, tiny_source_cfg
 
 
 def run(args):
@@ -56,6 +56,49 @@ def test_unknown_type_names_the_key(tiny_config):
     assert res.returncode != 0
     assert "model.decode_head.type = 'DLV3Head' is not registered" in \
         res.stderr
+
+
+def assert_one_line_error(res, config: str) -> str:
+    """A config mistake: exit status 2, one line on stderr naming the
+    config, no traceback and no warning around it."""
+    assert res.returncode == 2, (res.stdout + res.stderr)[-3000:]
+    assert res.stderr.count('\n') == 1, res.stderr[-3000:]
+    assert res.stderr.startswith(f'error: {config}: ')
+    return res.stderr
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_misspelt_type_is_one_line(tiny_config, tool):
+    """Run as a user would (warnings not silenced by the environment)."""
+    ckpt = [] if tool == 'train' else ['/any/ckpt.pth']
+    res = run_cli([sys.executable, f'tools/{tool}.py', tiny_config, *ckpt,
+                   '--cfg-options', 'model.decode_head.type=DLV2Haed'])
+    err = assert_one_line_error(res, tiny_config)
+    assert "model.decode_head.type = 'DLV2Haed' is not registered" in err
+
+
+def test_copied_stage_config_is_one_line_with_the_fix(tmp_path):
+    copy = tmp_path / 'deeplabv2_r101_gta5_source.py'
+    shutil.copy(osp.join(ROOT, 'configs', 'calsfda', copy.name), copy)
+    res = run_cli([sys.executable, 'tools/train.py', str(copy)])
+    err = assert_one_line_error(res, str(copy))
+    assert "_base_ file '../_base_/models/deeplabv2_r101-d8.py'" in err
+    assert osp.join(ROOT, 'configs', '_base_', 'calsfda',
+                    'source_gta5.py') in err
+
+
+def test_own_config_outside_the_repository(tmp_path):
+    """The README's way: inherit a shipped stage config by absolute path.
+    train.py loads it and gets as far as checking it (the missing
+    load_from below is the first thing it finds)."""
+    own = tmp_path / 'my_source.py'
+    stage1 = osp.join(ROOT, 'configs', 'calsfda',
+                      'deeplabv2_r101_gta5_source.py')
+    own.write_text(f'_base_ = {stage1!r}\n'
+                   "load_from = '/no/such/ckpt.pth'\n")
+    res = run_cli([sys.executable, 'tools/train.py', str(own)])
+    err = assert_one_line_error(res, str(own))
+    assert "load_from = '/no/such/ckpt.pth': no such checkpoint" in err
 
 
 def test_unknown_loss_type_names_the_key(tiny_config):

@@ -8,19 +8,29 @@ class-level expected calibration error -- no labels needed. Its BatchNorm
 statistics are first re-estimated on the first ``--warmup-iters`` batches of
 the folder (0 keeps the source statistics). Prints the mean and, with
 ``--out``, writes one row per image (CSV, or JSON when the name ends in
-``.json``).
+``.json``). Estimates are in percent everywhere (``est_ece_percent``), as
+the ECE of MMSeg-style metric tables.
 """
 import argparse
 import csv
 import os
 import os.path as osp
-import sys
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import numpy as np
 import torch
 
+from mmseg_calsfda.cli import (
+    BUILD_ERRORS,
+    config_errors,
+    fail,
+    load_config,
+    quiet_known_warnings,
+)
+
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+#: The per-image column of ``--out`` (CSV header, JSON key).
+ESTIMATE_KEY = 'est_ece_percent'
 
 
 def parse_args():
@@ -32,35 +42,43 @@ def parse_args():
     parser.add_argument('img_dir', help='folder of images (searched '
                         'recursively)')
     parser.add_argument('--warmup-iters', type=int, default=50,
-                        help='batches for the BatchNorm warm-up (0: none)')
-    parser.add_argument('--batch-size', type=int, default=4)
+                        help='batches for the BatchNorm warm-up, at most '
+                        '(0: none; default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=4,
+                        help='images per batch (default: %(default)s)')
     parser.add_argument('--out', help='write per-image estimates (.csv or '
-                        '.json)')
+                        f'.json; column {ESTIMATE_KEY!r}, in percent)')
     parser.add_argument('--skip-bad', action='store_true',
                         help='skip unreadable images (listed) instead of '
                         'stopping')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
-                        else 'cpu')
+                        else 'cpu', help='default: %(default)s')
     return parser.parse_args()
 
 
 def list_images(img_dir: str) -> List[str]:
     """Image files under ``img_dir``, sorted; errors name the folder."""
     if not osp.isdir(img_dir):
-        sys.exit(f'error: image folder {img_dir!r} does not exist')
+        fail(f'image folder {img_dir!r} does not exist')
     files = sorted(
         osp.join(root, name) for root, _, names in os.walk(img_dir)
         for name in names if name.lower().endswith(IMG_EXTENSIONS))
     if not files:
-        sys.exit(f'error: no images ({", ".join(IMG_EXTENSIONS)}) under '
-                 f'{img_dir!r}')
+        fail(f'no images ({", ".join(IMG_EXTENSIONS)}) under {img_dir!r}')
     return files
 
 
-def load_images(files: List[str], skip_bad: bool, bad: List[str]) -> Iterator:
+def load_images(files: List[str], skip_bad: bool, bad: List[str],
+                progress=None) -> Iterator:
     """Yields ``(path, RGB/BGR array)``; unreadable files stop the run or,
-    with ``skip_bad``, are recorded in ``bad``."""
+    with ``skip_bad``, are recorded in ``bad`` (and counted on
+    ``progress``, a ProgressBar over the files, if given)."""
+    import cv2
     import mmcv
+
+    # OpenCV's own "PNG input buffer is incomplete" lines say less than
+    # the list of skipped files printed at the end
+    cv2.setLogLevel(2)  # errors only
     for path in files:
         try:
             img = mmcv.imread(path)
@@ -68,15 +86,16 @@ def load_images(files: List[str], skip_bad: bool, bad: List[str]) -> Iterator:
             img = None
         if img is None:
             if not skip_bad:
-                sys.exit(f'error: cannot read image {path!r} (use --skip-bad '
-                         'to skip unreadable files)')
+                fail(f'cannot read image {path!r} (use --skip-bad to skip '
+                     'unreadable files)')
             bad.append(path)
+            if progress is not None:
+                progress.update()
             continue
         yield path, img
 
 
 def build_model(args):
-    from mmengine.config import Config
     from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
@@ -84,23 +103,22 @@ def build_model(args):
     import mmseg_calsfda  # noqa: F401
     from mmseg_calsfda.models.segmentors import has_value_head
     register_all_modules()
-    if not osp.isfile(args.config):
-        sys.exit(f'error: config file {args.config!r} does not exist')
+    cfg = load_config(args.config)
     if not osp.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint {args.checkpoint!r} does not exist')
-    cfg = Config.fromfile(args.config)
+        fail(f'checkpoint {args.checkpoint!r} does not exist')
     cfg.model.pretrained = None
     cfg.model.stage = 'target'
     if cfg.model.get('value_head') is None:
-        sys.exit(f'error: {args.config!r} defines no value_head; use the '
-                 'stage-2 ("value") config the checkpoint was trained with')
-    model = MODELS.build(cfg.model)
+        fail(f'{args.config!r} defines no value_head; use the stage-2 '
+             '("value") config the checkpoint was trained with')
+    with config_errors(args.config, BUILD_ERRORS):
+        model = MODELS.build(cfg.model)
     ckpt = load_checkpoint(model, args.checkpoint, map_location='cpu',
                            logger='silent')
     if not has_value_head(ckpt):
-        sys.exit(f'error: {args.checkpoint!r} has no value head weights; '
-                 'train one with a stage-2 config (e.g. '
-                 'configs/calsfda/deeplabv2_r101_gta5_value.py)')
+        fail(f'{args.checkpoint!r} has no value head weights; train one '
+             'with a stage-2 config (e.g. '
+             'configs/calsfda/deeplabv2_r101_gta5_value.py)')
     return cfg, model.to(args.device).eval()
 
 
@@ -141,13 +159,14 @@ def write(out: str, rows: List[dict]) -> None:
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     tmp = out + '.tmp'
     with open(tmp, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=['image', 'est_ece'])
+        writer = csv.DictWriter(f, fieldnames=['image', ESTIMATE_KEY])
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, out)
 
 
 def main():
+    quiet_known_warnings()
     args = parse_args()
     files = list_images(args.img_dir)
     cfg, model = build_model(args)
@@ -156,35 +175,51 @@ def main():
 
     from mmseg_calsfda.engine import warmup_bn_stats
     bad: List[str] = []
+    warmup = None
     if args.warmup_iters > 0:
         warm = batches(load_images(files, args.skip_bad, bad), pipeline,
                        args.batch_size)
-        warmup_bn_stats(model, (b for _, b in warm), args.warmup_iters)
+        warmup = warmup_bn_stats(model, (b for _, b in warm),
+                                 args.warmup_iters)
         bad.clear()
     rows = []
+    print(f'estimating the ECE of {len(files)} image file(s)')
     progress = ProgressBar(len(files))
     with torch.no_grad():
         for paths, batch in batches(
-                load_images(files, args.skip_bad, bad), pipeline,
+                load_images(files, args.skip_bad, bad, progress), pipeline,
                 args.batch_size):
             inputs = model.data_preprocessor(batch, False)['inputs']
             estimates = model.estimate_ece(inputs).float().cpu().tolist()
             for path, est in zip(paths, estimates):
-                rows.append(dict(image=osp.relpath(path, args.img_dir),
-                                 est_ece=round(est, 6)))
+                rows.append({'image': osp.relpath(path, args.img_dir),
+                             ESTIMATE_KEY: round(est * 100, 4)})
                 progress.update()
     print()
     if bad:
         print(f'skipped {len(bad)} unreadable file(s): ' + ', '.join(bad))
     if not rows:
-        sys.exit(f'error: none of the images under {args.img_dir!r} could '
-                 'be read')
-    mean = float(np.mean([r['est_ece'] for r in rows]))
-    print(f'estimated ECE over {len(rows)} images: mean {mean * 100:.2f}% '
-          f'(BN warm-up: {args.warmup_iters} batches)')
+        fail(f'none of the images under {args.img_dir!r} could be read')
+    print(describe_warmup(warmup, args.warmup_iters))
+    mean = float(np.mean([r[ESTIMATE_KEY] for r in rows]))
+    skipped = f' ({len(bad)} unreadable file(s) skipped)' if bad else ''
+    print(f'estimated ECE over {len(rows)} images: mean {mean:.2f} %'
+          + skipped)
     if args.out:
         write(args.out, rows)
-        print(f'wrote {args.out}')
+        print(f'wrote {args.out} (one row per image, {ESTIMATE_KEY})')
+
+
+def describe_warmup(stats: Optional[dict], asked: int) -> str:
+    """What the BatchNorm warm-up did, from :func:`warmup_bn_stats`'s
+    ``stats`` (None: skipped with ``--warmup-iters 0``)."""
+    if stats is None:
+        return 'BN warm-up: none (--warmup-iters 0), source statistics kept'
+    line = (f'BN warm-up: {stats["batches"]} batch(es), {stats["images"]} '
+            'image(s)')
+    if stats['batches'] < asked:
+        line += f' (--warmup-iters {asked}: the folder has no more)'
+    return line
 
 
 if __name__ == '__main__':

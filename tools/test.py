@@ -2,13 +2,18 @@
 tools/test.py, plus early checks that name the config key or file)."""
 import argparse
 import os
-import sys
 
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
-
 from train import load_config  # this script's folder is importable
+
+from mmseg_calsfda.cli import (
+    BUILD_ERRORS,
+    config_errors,
+    fail,
+    quiet_known_warnings,
+)
 
 
 def parse_args():
@@ -55,8 +60,8 @@ def parse_args():
 def trigger_visualization_hook(cfg, args):
     default_hooks = cfg.default_hooks
     if 'visualization' not in default_hooks:
-        sys.exit('error: --show/--show-dir need default_hooks.visualization '
-                 "(e.g. dict(type='SegVisualizationHook'))")
+        fail('--show/--show-dir need default_hooks.visualization '
+             "(e.g. dict(type='SegVisualizationHook'))")
     visualization_hook = default_hooks['visualization']
     visualization_hook['draw'] = True
     if args.show:
@@ -68,6 +73,7 @@ def trigger_visualization_hook(cfg, args):
 
 
 def main():
+    quiet_known_warnings()
     args = parse_args()
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
@@ -87,9 +93,10 @@ def main():
                 evaluator['keep_results'] = True
 
     from mmseg_calsfda.config_check import check_config
-    check_config(cfg)
-    runner = (RUNNERS.build(cfg)
-              if 'runner_type' in cfg else Runner.from_cfg(cfg))
+    with config_errors(args.config, BUILD_ERRORS):
+        check_config(cfg)
+        runner = (RUNNERS.build(cfg)
+                  if 'runner_type' in cfg else Runner.from_cfg(cfg))
     runner.test()
     from mmseg_calsfda.engine import close_process_group
     close_process_group()

@@ -4,12 +4,18 @@ import argparse
 import logging
 import os
 import os.path as osp
-import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
+
+from mmseg_calsfda.cli import (
+    BUILD_ERRORS,
+    config_errors,
+    fail,
+    quiet_known_warnings,
+)
 
 
 def parse_args():
@@ -52,18 +58,16 @@ def parse_args():
 def load_config(args) -> Config:
     """Loads ``args.config`` with ``--cfg-options``, ``--launcher`` and the
     work_dir (CLI > config > ./work_dirs/<config name>); exits with a
-    one-line message if the file is missing or torchrun started more
+    one-line message if the file is missing or wrong
+    (:func:`mmseg_calsfda.cli.load_config`) or torchrun started more
     processes than this node has GPUs."""
+    from mmseg_calsfda.cli import load_config as load
     from mmseg_calsfda.config_check import check_launcher_devices
     try:
         check_launcher_devices(args.launcher)
     except RuntimeError as e:
-        sys.exit(f'error: {e}')
-    if not osp.isfile(args.config):
-        sys.exit(f'error: config file {args.config!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+        fail(str(e))
+    cfg = load(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -77,7 +81,7 @@ def enable_amp(cfg: Config) -> None:
     """Switches the optimizer wrapper to AMP, or says why it cannot."""
     import torch
     if not torch.cuda.is_available():
-        sys.exit('error: --amp needs a CUDA GPU, and none is available')
+        fail('--amp needs a CUDA GPU, and none is available')
     wrapper = cfg.optim_wrapper.type
     if wrapper == 'AmpOptimWrapper':
         print_log(
@@ -86,8 +90,8 @@ def enable_amp(cfg: Config) -> None:
             level=logging.WARNING)
         return
     if wrapper != 'OptimWrapper':
-        sys.exit('error: --amp works with optim_wrapper.type="OptimWrapper",'
-                 f' the config has {wrapper!r}')
+        fail('--amp works with optim_wrapper.type="OptimWrapper", the '
+             f'config has {wrapper!r}')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
@@ -107,8 +111,8 @@ def init_cpu_distributed(cfg: Config) -> None:
     from mmseg_calsfda.config_check import find_sync_bn
     sync_bn = find_sync_bn(cfg.model)
     if sync_bn:
-        sys.exit(f'error: {sync_bn} is SyncBN, which needs CUDA; for CPU '
-                 f'processes use e.g. --cfg-options {sync_bn}.type=BN')
+        fail(f'{sync_bn} is SyncBN, which needs CUDA; for CPU processes '
+             f'use e.g. --cfg-options {sync_bn}.type=BN')
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper = cfg.get('model_wrapper_cfg') or dict(
@@ -120,6 +124,7 @@ def init_cpu_distributed(cfg: Config) -> None:
 
 
 def main():
+    quiet_known_warnings()
     args = parse_args()
     cfg = load_config(args)
     if args.amp:
@@ -127,13 +132,13 @@ def main():
     cfg.resume = args.resume
 
     from mmseg_calsfda.config_check import check_config
-    check_config(cfg)
-    init_cpu_distributed(cfg)
-
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    with config_errors(args.config, BUILD_ERRORS):
+        check_config(cfg)
+        init_cpu_distributed(cfg)
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
     runner.train()
     from mmseg_calsfda.engine import close_process_group
     close_process_group()
