@@ -8,6 +8,7 @@ pixel and image counts are gathered for a class-statistics JSON, and the
 """
 import os
 import os.path as osp
+import sys
 from dataclasses import dataclass
 from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -121,10 +122,13 @@ def convert_dataset(pairs: Sequence[Tuple[str, str]],
     """
     from mmengine.utils import track_parallel_progress, track_progress
     work = partial(_convert_one, fmt=fmt, skip_bad=skip_bad)
+    # the bar goes where stdout is now (mmengine's default is the stdout of
+    # import time): a tool that sends stdout to a log sends the bar there
     if nproc > 1:
-        results = track_parallel_progress(work, list(pairs), nproc)
+        results = track_parallel_progress(work, list(pairs), nproc,
+                                          file=sys.stdout)
     else:
-        results = track_progress(work, list(pairs))
+        results = track_progress(work, list(pairs), file=sys.stdout)
     bad = [r for r in results if isinstance(r, dict)]
     counts = sum((r for r in results if not isinstance(r, dict)),
                  np.zeros((len(classes), 2), np.int64))

@@ -33,9 +33,9 @@ from mmengine.dist import (
     is_main_process,
 )
 from mmengine.logging import print_log
-from mmengine.utils import ProgressBar
 from torch import Tensor
 
+from ..console import TerminalBar
 from ..datasets.pseudo_label_dataset import pseudo_label_path
 from ..fileio import BackgroundWriter, write_png_atomic
 from .calibrated_pseudo_labeler import CalibratedPseudoLabeler, count_values
@@ -59,7 +59,8 @@ def load_round(out_root: str, round_idx: int) -> Dict:
 def model_outputs(model, dataloader: Iterable, desc: str):
     """Yields ``(probs 1 x C x H x W, est_ece (1,), img_path)`` per image,
     on the model's device."""
-    progress = ProgressBar(len(dataloader)) if is_main_process() else None
+    progress = TerminalBar(len(dataloader), f'pseudo-labels ({desc})') \
+        if is_main_process() else None
     if progress is not None:
         print_log(f'pseudo-labels: {desc}', logger='current')
     with torch.no_grad():
@@ -76,6 +77,8 @@ def model_outputs(model, dataloader: Iterable, desc: str):
                 yield probs, est, sample.img_path
             if progress is not None:
                 progress.update()
+    if progress is not None:
+        progress.close()
 
 
 # The per-image work below never waits for the device on the main thread:
