@@ -6,6 +6,9 @@ import pytest
 
 from tests.utils import run_cli
 
+# long end-to-end CLI runs: skip locally with -m 'not slow'
+pytestmark = pytest.mark.slow
+
 
 def test_demo_tiny(tmp_path):
     res = run_cli([sys.executable, 'tools/demo.py', '--tiny', '--work-dir',

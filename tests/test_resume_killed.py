@@ -14,6 +14,9 @@ from PIL import Image
 from tests.test_target_stage import target_cfg
 from tests.utils import ROOT, run_cli
 
+# long end-to-end CLI runs: skip locally with -m 'not slow'
+pytestmark = pytest.mark.slow
+
 ROUNDS, EPOCHS_PER_ROUND, ITERS_PER_EPOCH = 2, 2, 3  # 6 images, batch 2
 
 

@@ -20,7 +20,7 @@ class ClassConditionalColorShift(BaseTransform):
     of some images, to a degree that varies from image to image -- what the
     value head (stage 2) must learn to recognise in the class probabilities.
     It needs a label map: the labelled source stages, or pseudo-labels
-    (``tools/experiments/stage3_variants.py``, variant ``ccaug``; unlabelled
+    (``calsfda_lab.experiments.stage3_variants``, variant ``ccaug``; unlabelled
     pixels, ``ignore_index``, are neither shifted nor partners).
 
     Required keys: ``img``, ``gt_seg_map``. Modified key: ``img``.

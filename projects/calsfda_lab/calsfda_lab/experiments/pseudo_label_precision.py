@@ -1,6 +1,6 @@
 """Per-class precision of a run's pseudo-labels on the procedural benchmark.
 
-    python tools/experiments/pseudo_label_precision.py RUN_DIR DATA_DIR
+    python -m calsfda_lab.experiments.pseudo_label_precision RUN_DIR DATA_DIR
 
 ``RUN_DIR`` is a stage-3 work dir (``RUN_DIR/pseudo_labels/round_<r>/``),
 ``DATA_DIR`` the benchmark it ran on (its Cityscapes-style target *train*
@@ -14,45 +14,18 @@ import os.path as osp
 from typing import Iterator, Tuple
 
 import numpy as np
-import torch
 from PIL import Image
 
-from mmseg_calsfda.calibration import classwise_ece
 from mmseg_calsfda.datasets.label_maps import CITYSCAPES_CLASSES
 
-
-def true_labels(data_dir: str, round_dir: str, path: str) -> np.ndarray:
-    """The benchmark's true train ids of the target training image whose
-    pseudo-label is ``path`` (in ``round_dir``)."""
-    rel = osp.relpath(path, round_dir)[:-len('.png')]
-    return np.array(Image.open(osp.join(
-        data_dir, 'cityscapes', 'gtFine', 'train',
-        rel + '_gtFine_labelTrainIds.png')))
-
-
-def image_true_labels(img_path: str) -> np.ndarray:
-    """The benchmark's true train ids of a Cityscapes-style target image
-    (``.../leftImg8bit/<split>/<city>/<name>_leftImg8bit.png``)."""
-    head, tail = img_path.rsplit('leftImg8bit/', 1)
-    return np.array(Image.open(osp.join(head, 'gtFine', tail.replace(
-        '_leftImg8bit.png', '_gtFine_labelTrainIds.png'))))
-
-
-def true_class_ece(probs: torch.Tensor, img_path: str) -> torch.Tensor:
-    """The true class-level ECE, shape ``(1,)``, of a ``1 x C x H x W``
-    prediction of the target image at ``img_path`` (its benchmark
-    labels), on the probabilities' device."""
-    label = torch.from_numpy(image_true_labels(img_path)).long()
-    return labelled_class_ece(probs, label)
-
-
-def labelled_class_ece(probs: torch.Tensor, label: torch.Tensor,
-                       class_average: str = 'all') -> torch.Tensor:
-    """:func:`true_class_ece` from an ``H x W`` label already read;
-    ``class_average`` as :func:`classwise_ece` takes it."""
-    return classwise_ece(probs.clamp_min(1e-12).log(),
-                         label[None].to(probs.device), fused=False,
-                         class_average=class_average)
+# the true-label helpers, re-exported for the experiments that import them
+# from here
+from ..truth import (  # noqa: F401
+    image_true_labels,
+    labelled_class_ece,
+    true_class_ece,
+    true_labels,
+)
 
 
 def confusion(round_dir: str, data_dir: str) -> np.ndarray:

@@ -1,6 +1,6 @@
 """What does a target image's class-level ECE follow?
 
-    python tools/experiments/ece_drivers.py work_dirs/tune_hard_s0 \\
+    python -m calsfda_lab.experiments.ece_drivers work_dirs/tune_hard_s0 \\
         [--out benchmarks/experiments/ece-drivers-hard-seed0.json] \\
         [--stage2 stage2_value_source_shift_0_0.8_0.5_it2000/iter_300.pth]
 
@@ -24,20 +24,20 @@ An experiment: it reads target val labels.
 import argparse
 import json
 import os.path as osp
-import sys
 from typing import Dict, List
 
 import torch
 from scipy import stats
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-import demo  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
-from pseudo_label_precision import (  # noqa: E402
+
+from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402
+
+from .pseudo_label_precision import (  # noqa: E402
     image_true_labels,
     labelled_class_ece,
 )
-from ranking_precision import predict, stage2_model  # noqa: E402
+from .ranking_precision import predict, stage2_model  # noqa: E402
 
 TRUTHS = ('cECE_all', 'cECE_present')
 DRIVERS = ('estECE', 'one_minus_max_p', 'entropy', 'n_predicted',
@@ -94,7 +94,7 @@ def spearman_table(rows: List[dict]) -> Dict[str, Dict[str, float]]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('work_dir', help='a finished calsfda_lab.compare run')
     parser.add_argument('--min-pixels', type=int, default=10,
                         help='pixels a class needs to count as predicted')
     parser.add_argument('--out', help='JSON file for the table')

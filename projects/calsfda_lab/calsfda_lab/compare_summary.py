@@ -1,6 +1,6 @@
-"""Summarises tools/compare.py runs of several seeds: mean and spread.
+"""Summarises calsfda_lab.compare runs of several seeds: mean and spread.
 
-    python tools/compare_summary.py work_dirs/cmp_hard_s3 \\
+    python -m calsfda_lab.compare_summary work_dirs/cmp_hard_s3 \\
         work_dirs/cmp_hard_s4 work_dirs/cmp_hard_s5 \\
         --out benchmarks/comparison/hard-report
 
@@ -26,7 +26,7 @@ CRITERIA = ('estECE', 'entropy', 'max_prob', 'last')
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('runs', nargs='+',
-                        help='work directories of tools/compare.py')
+                        help='work directories of calsfda_lab.compare')
     parser.add_argument('--out', required=True, help='output directory')
     return parser.parse_args()
 
@@ -37,7 +37,7 @@ def load_runs(run_dirs: List[str]) -> List[dict]:
     for run_dir in run_dirs:
         path = osp.join(run_dir, 'comparison.json')
         if not osp.isfile(path):
-            sys.exit(f'error: {path} does not exist (has tools/compare.py '
+            sys.exit(f'error: {path} does not exist (has calsfda_lab.compare '
                      'finished there?)')
         with open(path) as f:
             runs.append(json.load(f))
@@ -149,7 +149,7 @@ def write_report(directory: str, stem: str, result: dict,
                  to_markdown: Callable[[dict], str],
                  to_plot: Callable[[dict, str], None]) -> str:
     """Writes ``stem.json``, ``stem.md`` and ``stem.png`` into ``directory``
-    (``tools/compare.py`` too); returns the markdown table."""
+    (``calsfda_lab.compare`` too); returns the markdown table."""
     os.makedirs(directory, exist_ok=True)
     with open(osp.join(directory, f'{stem}.json'), 'w') as f:
         json.dump(result, f, indent=2)

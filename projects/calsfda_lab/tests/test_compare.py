@@ -1,7 +1,6 @@
-"""tools/compare.py: baselines and selection criteria on one seed."""
+"""calsfda_lab.compare: baselines and selection criteria on one seed."""
 import json
 import shutil
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,20 +11,21 @@ from mmseg.registry import DATASETS
 from PIL import Image
 
 from mmseg_calsfda.engine.hooks import SelfTrainingHook
-from tests.utils import run_cli
+from lab_utils import run_lab
 
 
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory):
     """One --tiny compare.py run, shared by the tests of this module."""
     work_dir = tmp_path_factory.mktemp('compare')
-    res = run_cli([sys.executable, 'tools/compare.py', '--tiny', '--seed',
+    res = run_lab('compare', *['--tiny', '--seed',
                    '0', '--work-dir', str(work_dir), '--methods', 'adabn',
                    'cbst', 'target_supervised'], timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     return work_dir
 
 
+@pytest.mark.slow
 def test_compare_tiny_writes_every_criterion(tiny_run):
     tmp_path = tiny_run
     result = json.loads((tmp_path / 'comparison.json').read_text())
@@ -59,17 +59,17 @@ def test_compare_tiny_writes_every_criterion(tiny_run):
 
 
 def test_bad_method_shift_and_reused_work_dir(tmp_path):
-    res = run_cli([sys.executable, 'tools/compare.py', '--seed', '0',
+    res = run_lab('compare', *['--seed', '0',
                    '--work-dir', str(tmp_path), '--methods', 'dann'])
     assert res.returncode != 0
     assert "unknown method(s) ['dann']; valid: source_only, adabn" in \
         res.stderr
-    res = run_cli([sys.executable, 'tools/compare.py', '--seed', '0',
+    res = run_lab('compare', *['--seed', '0',
                    '--work-dir', str(tmp_path), '--shift', 'night'])
     assert "unknown --shift 'night'; valid: default" in res.stderr
     (tmp_path / 'run.json').write_text(json.dumps(
         dict(seed=1, shift='default', tiny=True)))
-    res = run_cli([sys.executable, 'tools/compare.py', '--tiny', '--seed',
+    res = run_lab('compare', *['--tiny', '--seed',
                    '0', '--work-dir', str(tmp_path)])
     assert res.returncode != 0
     assert 'holds a run of' in res.stderr and 'choose another' in res.stderr
@@ -77,25 +77,23 @@ def test_bad_method_shift_and_reused_work_dir(tmp_path):
 
 
 def test_stage3_variants_refuses_unknown_changes(tmp_path):
-    res = run_cli([sys.executable, 'tools/experiments/stage3_variants.py',
-                   str(tmp_path), '--variants', 'noent-dropout'])
+    res = run_lab('experiments.stage3_variants', *[str(tmp_path), '--variants', 'noent-dropout'])
     assert res.returncode != 0
     assert "unknown change(s) ['dropout'] in 'noent-dropout'; valid: " \
         "shipped, noent" in res.stderr
-    res = run_cli([sys.executable, 'tools/experiments/stage3_variants.py',
-                   str(tmp_path), '--variants', 'gtmask-cb50-gtfix50'])
+    res = run_lab('experiments.stage3_variants', *[str(tmp_path), '--variants', 'gtmask-cb50-gtfix50'])
     assert res.returncode != 0
     assert "'gtmask-cb50-gtfix50' names more than one true-label change " \
         "(gtmask, gtfix50)" in res.stderr
 
 
+@pytest.mark.slow
 def test_stage3_variants_diagnostics(tiny_run):
     """lr0 changes nothing after the norm-affine epoch, srcbn keeps the
     source BN statistics; gtmask gives the kept pixels their true class;
     fullnet trains the backbone's convs; ccaug shifts the training crops;
     trueece changes the scores' scaling, not the predictions."""
-    res = run_cli([sys.executable, 'tools/experiments/stage3_variants.py',
-                   str(tiny_run), '--variants', 'lr0-srcbn',
+    res = run_lab('experiments.stage3_variants', *[str(tiny_run), '--variants', 'lr0-srcbn',
                    'lr0-srcbn-trueece', 'gtmask-fullnet-ccaug', '--rounds',
                    '1', '--epochs', '2'], timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
@@ -146,17 +144,16 @@ def test_stage3_variants_diagnostics(tiny_run):
         assert not torch.equal(weight(stage2, key),
                                weight(variant / 'epoch_2.pth', key))
     # a finished variant is reused, and the console says so
-    again = run_cli([sys.executable, 'tools/experiments/stage3_variants.py',
-                     str(tiny_run), '--variants', 'lr0-srcbn', '--rounds',
+    again = run_lab('experiments.stage3_variants', *[str(tiny_run), '--variants', 'lr0-srcbn', '--rounds',
                      '1', '--epochs', '2'], timeout=900)
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert 'lr0-srcbn: continuing the run in' in again.stdout
     assert json.loads((tiny_run / 'variants.json').read_text()) == rows
 
 
+@pytest.mark.slow
 def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run):
-    res = run_cli([sys.executable, 'tools/experiments/value_head_shift.py',
-                   str(tiny_run), '--no-baseline', '--prob', '1'],
+    res = run_lab('experiments.value_head_shift', *[str(tiny_run), '--no-baseline', '--prob', '1'],
                   timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     rows = json.loads(
@@ -168,15 +165,16 @@ def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run):
     assert "type='ClassConditionalColorShift'" in cfg and 'prob=1' in cfg
 
 
+@pytest.mark.slow
 def test_collect_variants_keeps_earlier_entries(tiny_run, tmp_path):
     out = tmp_path / 'seed0.json'
     earlier = dict(seed=0, shift='default', tiny=True,
                    variants={'lr5': {'mIoU': [1.0], 'estECE': [2.0]}},
                    value_head_shift={})
     out.write_text(json.dumps(earlier))
-    cmd = [sys.executable, 'tools/experiments/collect_variants.py',
+    cmd = [
            str(tiny_run), str(out)]
-    res = run_cli(cmd)
+    res = run_lab('experiments.collect_variants', *cmd)
     assert res.returncode == 0, res.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result['variants']['lr5'] == earlier['variants']['lr5']
@@ -184,7 +182,7 @@ def test_collect_variants_keeps_earlier_entries(tiny_run, tmp_path):
     assert 'stage2_value (compare.py)' in result['value_head_shift']
     # another seed's file is never merged into
     out.write_text(json.dumps(dict(earlier, seed=1)))
-    res = run_cli(cmd)
+    res = run_lab('experiments.collect_variants', *cmd)
     assert res.returncode != 0
     assert 'holds seed/shift/tiny [1, ' in res.stderr
     assert json.loads(out.read_text())['seed'] == 1
@@ -195,10 +193,10 @@ def test_collect_variants_keeps_earlier_entries(tiny_run, tmp_path):
     assert 0 <= result['variants']['lr0-srcbn']['precision'][0] <= 1
 
 
+@pytest.mark.slow
 def test_ranking_precision_nests_the_shares(tiny_run, tmp_path):
     out = tmp_path / 'ranking.json'
-    res = run_cli([sys.executable, 'tools/experiments/ranking_precision.py',
-                   str(tiny_run), '--out', str(out)], timeout=600)
+    res = run_lab('experiments.ranking_precision', *[str(tiny_run), '--out', str(out)], timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     table = json.loads(out.read_text())['rankings']
     assert set(table) == {'max_p', 'estECE', 'trueECE', 'trueERR', 'margin',
@@ -212,15 +210,14 @@ def test_ranking_precision_nests_the_shares(tiny_run, tmp_path):
         for cell in row.values():
             assert 0 <= cell['overall'] <= 1 and 0 <= cell['class_mean'] <= 1
     # --stage2 screens another stage-2 model; a missing one is named
-    res = run_cli([sys.executable, 'tools/experiments/ranking_precision.py',
-                   str(tiny_run), '--stage2', 'stage2_value/missing.pth'])
+    res = run_lab('experiments.ranking_precision', *[str(tiny_run), '--stage2', 'stage2_value/missing.pth'])
     assert res.returncode != 0
     assert 'no stage-2 checkpoint stage2_value/missing.pth' in res.stderr
 
 
+@pytest.mark.slow
 def test_source_shift_trains_all_three_stages(tiny_run):
-    res = run_cli([sys.executable, 'tools/experiments/source_shift.py',
-                   str(tiny_run), '--prob', '1', '--epochs', '2',
+    res = run_lab('experiments.source_shift', *[str(tiny_run), '--prob', '1', '--epochs', '2',
                    '--iters', '6'], timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     result = json.loads(
@@ -251,11 +248,11 @@ def test_source_shift_trains_all_three_stages(tiny_run):
     assert 'stage2_value_source_shift_1_0.8_0.5_it6' in stage3.load_from
 
 
+@pytest.mark.slow
 def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
     out = tmp_path / 'drivers.json'
     # --stage2 named explicitly (the run's own): the same model as compare.py
-    res = run_cli([sys.executable, 'tools/experiments/ece_drivers.py',
-                   str(tiny_run), '--out', str(out), '--stage2',
+    res = run_lab('experiments.ece_drivers', *[str(tiny_run), '--out', str(out), '--stage2',
                    'stage2_value/iter_2.pth'], timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     result = json.loads(out.read_text())
@@ -290,16 +287,14 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
         assert 0.3 * row['n_reaching_0.3'] <= row['soft_presence'] + 1e-5
 
 
-def test_stage3_variant_configs(tiny_run, monkeypatch, tmp_path):
+@pytest.mark.slow
+def test_stage3_variant_configs(tiny_run, tmp_path):
     """nolocal turns the per-image local selection off (and only that);
     cb50 raises the class-balanced share; both compose; photo distorts
     the training crops just before packing; mix wraps the pseudo-label
     dataset in MultiImageMixDataset with ClassMix."""
-    import os.path as osp
-    for folder in ('tools', osp.join('tools', 'experiments')):
-        monkeypatch.syspath_prepend(folder)
-    import compare
-    import stage3_variants
+    from calsfda_lab import compare
+    from calsfda_lab.experiments import stage3_variants
     run, size = compare.load_run(str(tiny_run))
 
     def labeler(variant):
@@ -361,15 +356,32 @@ def test_stage3_variant_configs(tiny_run, monkeypatch, tmp_path):
     assert recoloured.float().mean() > 0.99
 
 
-def test_true_label_pass_corrects_a_share_of_the_wrong_labels(
-        tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_variant_components_in_the_configs(tiny_run):
+    """The rounds' changes select the lab's registered components (the
+    plugin's extension points), not patches of the plugin."""
+    from calsfda_lab import compare
+    from calsfda_lab.experiments import stage3_variants
+    run, size = compare.load_run(str(tiny_run))
+
+    def hook(variant):
+        cfg = stage3_variants.variant_cfg(run, size, variant, 1, 2)
+        return cfg.custom_hooks[0]
+
+    assert hook('shipped').type == 'SelfTrainingHook'
+    assert hook('nocw').pseudo_labeler.type == 'UniformWeightPseudoLabeler'
+    full = hook('fullnet-trueece-gtfix50')
+    assert full.type == 'VariantSelfTrainingHook'
+    assert full.train_backbone and full.true_ece
+    assert full.true_labels == dict(data_dir=str(tiny_run / 'data'),
+                                    everywhere=False, share=0.5)
+    assert hook('gtfull').true_labels['everywhere']
+
+
+def test_true_label_pass_corrects_a_share_of_the_wrong_labels(tmp_path):
     """gtfix50: half of the wrong kept labels (a fixed draw per image)
     take their true class; right and ignored pixels stay as they were."""
-    import os.path as osp
-    from types import SimpleNamespace
-    for folder in ('tools', osp.join('tools', 'experiments')):
-        monkeypatch.syspath_prepend(folder)
-    import stage3_variants
+    from calsfda_lab.variants import VariantSelfTrainingHook
 
     rng = np.random.default_rng(0)
     gt = rng.integers(0, 19, (64, 64)).astype(np.uint8)
@@ -379,21 +391,17 @@ def test_true_label_pass_corrects_a_share_of_the_wrong_labels(
     label = gt.copy()
     label[:32] = (gt[:32] + 1) % 19  # wrong
     label[:, :8] = 255  # not kept
+    labels = tmp_path / 'pl' / 'round_0'
+    (labels / 'city').mkdir(parents=True)
+    hook = SimpleNamespace(labeler=SimpleNamespace(num_classes=19))
 
-    def fake_pass(model, dataloader, labeler, round_idx, out_root, *args):
-        folder = osp.join(out_root, f'round_{round_idx}', 'city')
-        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(label).save(osp.join(folder, 'x.png'))
-        return {}
+    def correct(**kwargs):
+        Image.fromarray(label).save(labels / 'city' / 'x.png')
+        VariantSelfTrainingHook._correct_labels(
+            hook, str(labels), str(tmp_path / 'data'), **kwargs)
+        return np.array(Image.open(labels / 'city' / 'x.png'))
 
-    monkeypatch.setattr(stage3_variants, 'run_pseudo_label_pass', fake_pass)
-    run = stage3_variants.true_label_pass(str(tmp_path / 'data'), False, 0.5)
-    outs = []
-    for _ in range(2):
-        run(None, None, SimpleNamespace(num_classes=19), 0,
-            str(tmp_path / 'pl'))
-        outs.append(np.array(Image.open(
-            tmp_path / 'pl' / 'round_0' / 'city' / 'x.png')))
+    outs = [correct(share=0.5) for _ in range(2)]
     out = outs[0]
     np.testing.assert_array_equal(outs[0], outs[1])  # the same draw
     wrong = (label != gt) & (label < 19)
@@ -401,7 +409,4 @@ def test_true_label_pass_corrects_a_share_of_the_wrong_labels(
     assert (out[label == gt] == gt[label == gt]).all()
     assert (out[label == 255] == 255).all()
     # gtfull: the true class on every pixel, kept or not
-    run = stage3_variants.true_label_pass(str(tmp_path / 'data'), True)
-    run(None, None, SimpleNamespace(num_classes=19), 0, str(tmp_path / 'pl'))
-    np.testing.assert_array_equal(np.array(Image.open(
-        tmp_path / 'pl' / 'round_0' / 'city' / 'x.png')), gt)
+    np.testing.assert_array_equal(correct(everywhere=True), gt)

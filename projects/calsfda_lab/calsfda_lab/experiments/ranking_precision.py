@@ -1,6 +1,6 @@
 """How precise are class-balanced pseudo-labels under other pixel rankings?
 
-    python tools/experiments/ranking_precision.py work_dirs/tune_hard_s0 \\
+    python -m calsfda_lab.experiments.ranking_precision work_dirs/tune_hard_s0 \\
         [--out benchmarks/experiments/ranking-hard-seed0.json] \\
         [--stage2 stage2_value_source_shift_1_1_1_it2000/iter_300.pth]
 
@@ -36,7 +36,6 @@ segments). An experiment: it reads target labels.
 import argparse
 import json
 import os.path as osp
-import sys
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -46,10 +45,10 @@ from mmengine import Config
 from scipy import ndimage
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-import compare  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
-from pseudo_label_precision import (  # noqa: E402
+
+from .. import compare  # noqa: E402
+from .pseudo_label_precision import (  # noqa: E402
     image_true_labels,
     labelled_class_ece,
 )
@@ -203,7 +202,7 @@ def stage2_model(
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('work_dir', help='a finished calsfda_lab.compare run')
     parser.add_argument('--out', help='JSON file for the table')
     parser.add_argument('--stage2', help='another stage-2 checkpoint, '
                         "relative to work_dir (default: the run's own)")

@@ -1,6 +1,6 @@
 """Cal-SFDA against baselines on the procedural benchmark, one seed.
 
-    python tools/compare.py --work-dir work_dirs/compare_s3 --seed 3
+    python -m calsfda_lab.compare --work-dir work_dirs/compare_s3 --seed 3
 
 Stage 1 and stage 2 are trained once (the demo's sizes and recipes) and
 shared; every method then starts from the same stage-2 checkpoint:
@@ -34,12 +34,15 @@ from typing import Dict, List, Optional, Tuple
 
 warnings.filterwarnings('ignore', message='.*pkg_resources is deprecated')
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import demo  # noqa: E402
-from compare_summary import write_report  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
 from mmseg_calsfda.console import QuietConsole  # noqa: E402
+from mmseg_calsfda.datasets.synthetic import SHIFTS  # noqa: E402
+from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402
+
+# running as calsfda_lab.compare has imported calsfda_lab: the lab's
+# presets, transforms and variants are registered
+from .compare_summary import write_report  # noqa: E402
 
 METHODS = ('source_only', 'adabn', 'tent', 'cbst', 'calsfda',
            'target_supervised')
@@ -55,14 +58,20 @@ def parse_args():
     parser.add_argument('--work-dir', required=True)
     parser.add_argument('--seed', type=int, required=True)
     parser.add_argument('--shift', default='default',
-                        help='benchmark preset (see --help of '
-                        'tools/make_synthetic_data.py)')
+                        help='benchmark preset, one of '
+                        f'{", ".join(SHIFTS)}: default (a colour/style '
+                        'shift that BN re-estimation largely undoes), swap '
+                        "(every target class takes on 60%% of a confusable "
+                        "partner's look), hard (that share drawn per image "
+                        'from 0-80%%), below (0-45%%, a diagnostic) '
+                        '(default: %(default)s)')
     parser.add_argument('--methods', nargs='+', default=list(METHODS),
                         help=f'any of {", ".join(METHODS)}')
     parser.add_argument('--tiny', action='store_true',
                         help='a few images and iterations: checks the '
                         'pipeline, not the methods')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    demo.add_network_argument(parser)
     args = parser.parse_args()
     check_choices(args)
     return args
@@ -70,7 +79,6 @@ def parse_args():
 
 def check_choices(args) -> None:
     """Unknown methods or presets end the run before anything starts."""
-    from mmseg_calsfda.datasets.synthetic import SHIFTS
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         sys.exit(f'error: unknown method(s) {unknown}; valid: '
@@ -85,6 +93,8 @@ def claim_work_dir(args) -> None:
     another run would mix their checkpoints."""
     path = osp.join(args.work_dir, 'run.json')
     run = dict(seed=args.seed, shift=args.shift, tiny=args.tiny)
+    if args.network != 'resnet18':  # runs before --network had none
+        run['network'] = args.network
     if osp.isfile(path):
         with open(path) as f:
             previous = json.load(f)
@@ -120,7 +130,7 @@ def single_checkpoint(args, size, data_dir, stage2: str,
     """source_only / adabn: the stage-2 model, evaluated once. ``adabn``:
     stage 2's own target-val evaluation with target BN statistics
     (``demo.run_value_stage``), reused; None for source_only."""
-    cfg = demo.stage_config(args, size, data_dir, 'deeplabv2_gta2cs.py',
+    cfg = demo.stage_config(args, size, data_dir, 'target',
                             'adabn' if adabn else 'source_only', 0,
                             lr=None, max_epochs=1)
     ckpt = osp.join(args.work_dir, stage2)

@@ -1,39 +1,29 @@
 """The demo's stage 2 with the official optimizer, on a finished demo.
 
-    python tools/experiments/demo_stage2_sgd.py WORK_DIR [--seed S]
+    python -m calsfda_lab.experiments.demo_stage2_sgd WORK_DIR [--seed S]
 
 Re-runs stage 2 of ``tools/demo.py`` (same stage-1 model, data and
 iterations) with SGD 5e-5, momentum 0.9, nesterov, weight decay 5e-4 -- the
 official value-net optimizer -- instead of the shipped Adam 1e-4, in
 ``WORK_DIR/sgd``, and prints the ECE-estimation scores on target val as the
-demo reports them (README, "Differences": stage-2 optimizer).
+demo reports them (docs/differences.md: stage-2 optimizer).
 """
 import argparse
 import json
 import os
 import os.path as osp
 import shutil
-import sys
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path[:0] = [ROOT, osp.join(ROOT, 'tools')]
-import demo  # noqa: E402
+from mmseg_calsfda.testing import demo_stages as demo
 
 OFFICIAL = dict(type='SGD', lr=5e-5, momentum=0.9, nesterov=True,
                 weight_decay=5e-4)
 
 
-def official_optimizer(stage_config):
-    """``demo.stage_config`` with the official optimizer in stage 2."""
-
-    def build(args, size, data_dir, name, work_dir, iters, lr, **kwargs):
-        cfg = stage_config(args, size, data_dir, name, work_dir, iters, lr,
-                           **kwargs)
-        if name == 'deeplabv2_r101_gta5_value.py':
-            cfg.optim_wrapper.optimizer = dict(OFFICIAL)
-        return cfg
-
-    return build
+def official_optimizer(cfg) -> None:
+    """Stage 2's config with the official optimizer (``edit_cfg`` of
+    :func:`demo_stages.run_value_stage`)."""
+    cfg.optim_wrapper.optimizer = dict(OFFICIAL)
 
 
 def main():
@@ -46,7 +36,6 @@ def main():
 
     import mmseg_calsfda  # noqa: F401
     register_all_modules()
-    demo.stage_config = official_optimizer(demo.stage_config)
     with open(osp.join(cli.work_dir, 'results.json')) as f:
         stage1 = json.load(f)['source_only']['checkpoint']
     args = argparse.Namespace(work_dir=osp.join(cli.work_dir, 'sgd'),
@@ -56,7 +45,8 @@ def main():
                 osp.join(args.work_dir, osp.basename(stage1)))
     estimation, _ = demo.run_value_stage(args, demo.SIZES['full'],
                                          osp.join(cli.work_dir, 'data'),
-                                         osp.basename(stage1))
+                                         osp.basename(stage1),
+                                         edit_cfg=official_optimizer)
     print(json.dumps(estimation, indent=2))
 
 

@@ -1,7 +1,7 @@
 """Stage 2 again, with class-conditional colour shifts in the value head's
 training pipeline, from a finished compare.py run's stage-1 checkpoint.
 
-    python tools/experiments/value_head_shift.py work_dirs/tune_hard_s0 \\
+    python -m calsfda_lab.experiments.value_head_shift work_dirs/tune_hard_s0 \\
         --max-share 0.8 --class-prob 0.5 [--value-input backbone]
 
 Prints the Spearman / Pearson between estimated and true per-image
@@ -16,18 +16,17 @@ benchmark: it reads the run's target val labels.
 import argparse
 import json
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-import compare  # noqa: E402
-import demo  # noqa: E402
+from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402
+
+from .. import compare  # noqa: E402
 
 
 def shift_parser(description: str) -> argparse.ArgumentParser:
     """The arguments of the experiments that insert the transform: a
     finished compare.py run and the transform's settings."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('work_dir', help='a finished calsfda_lab.compare run')
     parser.add_argument('--prob', type=float, default=0.5)
     parser.add_argument('--max-share', type=float, default=0.8)
     parser.add_argument('--class-prob', type=float, default=0.5)

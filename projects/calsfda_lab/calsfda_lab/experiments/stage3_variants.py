@@ -1,6 +1,6 @@
 """Stage-3 loss and learning-rate variants from a finished compare.py run.
 
-    python tools/experiments/stage3_variants.py work_dirs/tune_hard_s0 \\
+    python -m calsfda_lab.experiments.stage3_variants work_dirs/tune_hard_s0 \\
         --variants shipped noent sceonly nocw lr5 --rounds 1 --epochs 4
 
 Trains ``calsfda`` (compare.py's stage 3) again from the run's stage-2
@@ -12,7 +12,7 @@ variant is a ``-``-joined list of changes:
 * ``noent``: no entropy term; ``sceonly``: SCE alone (no entropy, no
   negative learning);
 * ``nocw``: uniform SCE class weights instead of ``softmax(1/tau)``
-  (patches :meth:`CalibratedPseudoLabeler.class_weights` for the run);
+  (:class:`~calsfda_lab.variants.UniformWeightPseudoLabeler`);
 * ``fullnet``: decode-head epochs train the backbone too (the reference
   freezes it);
 * ``lr5``: the official learning rate, 5e-5, instead of the demo's 2.5e-4;
@@ -56,35 +56,16 @@ finished one is reused as it is, and says so): delete
 An experiment, not a benchmark: it reads the run's target val labels.
 """
 import argparse
-import glob
 import json
 import os.path as osp
 import sys
-import zlib
 
-import numpy as np
-import torch
 from mmengine.runner.checkpoint import find_latest_checkpoint
-from PIL import Image
+from mmseg.registry import RUNNERS
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-import compare  # noqa: E402
-from collect_variants import history  # noqa: E402
-from mmseg.registry import RUNNERS  # noqa: E402
-from pseudo_label_precision import true_class_ece, true_labels  # noqa: E402
-from value_head_shift import with_shift  # noqa: E402
-
-from mmseg_calsfda.engine.hooks import self_training_hook  # noqa: E402
-from mmseg_calsfda.engine.hooks.self_training_hook import SelfTrainingHook  # noqa: E402
-from mmseg_calsfda.fileio import write_png_atomic  # noqa: E402
-from mmseg_calsfda.pseudo_label import pseudo_label_pass  # noqa: E402
-from mmseg_calsfda.pseudo_label.calibrated_pseudo_labeler import (
-    CalibratedPseudoLabeler,  # noqa: E402
-)
-from mmseg_calsfda.pseudo_label.pseudo_label_pass import (  # noqa: E402
-    round_dir,
-    run_pseudo_label_pass,
-)
+from .. import compare
+from .collect_variants import history
+from .value_head_shift import with_shift
 
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
            'cb50', 'fullnet', 'gtmask', 'gtfull', 'gtfix50', 'gtfix75',
@@ -98,7 +79,7 @@ CC_SHIFT = dict(prob=1.0, max_share=0.8, class_prob=0.5)
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('work_dir', help='a finished calsfda_lab.compare run')
     parser.add_argument('--variants', nargs='+', default=['shipped'])
     parser.add_argument('--rounds', type=int, default=1)
     parser.add_argument('--epochs', type=int, default=4,
@@ -159,66 +140,25 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
     if 'srcbn' in changes:
         cfg.custom_hooks[0].bn_warmup_modules = ('value_head', )
         cfg.model.backbone.norm_eval = True
+    # the changes inside the rounds: calsfda_lab.variants' components
+    hook = cfg.custom_hooks[0]
+    if 'nocw' in changes:
+        hook.pseudo_labeler.type = 'UniformWeightPseudoLabeler'
+    fix = [TRUE_LABEL_FIX[c] for c in changes if c in TRUE_LABEL_FIX]
+    if {'fullnet', 'trueece'} & set(changes) or fix:
+        hook.type = 'VariantSelfTrainingHook'
+        hook.train_backbone = 'fullnet' in changes
+        hook.true_ece = 'trueece' in changes
+        if fix:
+            hook.true_labels = dict(data_dir=data_dir,
+                                    everywhere='gtfull' in changes,
+                                    share=fix[0])
     return cfg
 
 
 def packing_at(pipeline: list) -> int:
     """Where ``PackSegInputs`` stands in a training pipeline."""
     return [step['type'] for step in pipeline].index('PackSegInputs')
-
-
-def uniform_class_weights(self, thresholds):
-    return torch.full_like(thresholds, 1.0 / thresholds.numel())
-
-
-def true_label_pass(data_dir: str, everywhere: bool, share: float = 1.0):
-    """The pseudo-label pass, then round labels replaced by the true class:
-    on every pixel (``everywhere``), or on a fixed random ``share`` of the
-    kept pixels whose label is wrong (1: all kept pixels true)."""
-
-    def run(model, dataloader, labeler, round_idx, out_root, *args):
-        summary = run_pseudo_label_pass(model, dataloader, labeler,
-                                        round_idx, out_root, *args)
-        labels = round_dir(out_root, round_idx)
-        for path in sorted(glob.glob(osp.join(labels, '**', '*.png'),
-                                     recursive=True)):
-            gt = true_labels(data_dir, labels, path)
-            if everywhere:
-                write_png_atomic(gt, path)
-                continue
-            label = np.array(Image.open(path))
-            coin = np.random.default_rng(zlib.crc32(
-                osp.relpath(path, labels).encode())).random(label.shape)
-            fixed = (label < labeler.num_classes) & (coin < share)
-            write_png_atomic(np.where(fixed, gt, label), path)
-        return summary
-
-    return run
-
-
-def true_ece_outputs(outputs):
-    """``pseudo_label_pass._outputs`` with each image's true class-level
-    ECE (its benchmark training labels) in place of the estimate."""
-
-    def run(model, dataloader, desc):
-        for probs, est, img_path in outputs(model, dataloader, desc):
-            yield probs, true_class_ece(probs, img_path).to(est), img_path
-
-    return run
-
-
-def train_backbone_too(set_trainable):
-    """``SelfTrainingHook._set_trainable``, the backbone trainable (and in
-    train mode) wherever the decode head trains."""
-
-    def run(self, runner, epoch_in_round):
-        set_trainable(self, runner, epoch_in_round)
-        model = self._model(runner)
-        if model.extra_frozen:  # a decode-head epoch
-            model.backbone.requires_grad_(True)
-            model.extra_frozen = []
-
-    return run
 
 
 def save_row(work_dir: str, variant: str, row: dict) -> None:
@@ -236,24 +176,7 @@ def save_row(work_dir: str, variant: str, row: dict) -> None:
 def main():
     args = parse_args()
     run, size = compare.load_run(args.work_dir)
-    shipped_weights = CalibratedPseudoLabeler.class_weights
-    shipped_trainable = SelfTrainingHook._set_trainable
-    shipped_outputs = pseudo_label_pass._outputs
     for variant in args.variants:
-        changes = variant.split('-')
-        CalibratedPseudoLabeler.class_weights = (
-            uniform_class_weights if 'nocw' in changes else shipped_weights)
-        SelfTrainingHook._set_trainable = (
-            train_backbone_too(shipped_trainable)
-            if 'fullnet' in changes else shipped_trainable)
-        pseudo_label_pass._outputs = (
-            true_ece_outputs(shipped_outputs)
-            if 'trueece' in changes else shipped_outputs)
-        fix = [TRUE_LABEL_FIX[c] for c in changes if c in TRUE_LABEL_FIX]
-        self_training_hook.run_pseudo_label_pass = (
-            true_label_pass(osp.join(args.work_dir, 'data'),
-                            'gtfull' in changes, fix[0])
-            if fix else run_pseudo_label_pass)
         cfg = variant_cfg(run, size, variant, args.rounds, args.epochs)
         if find_latest_checkpoint(cfg.work_dir) is not None:
             print(f'{variant}: continuing the run in {cfg.work_dir} (a '

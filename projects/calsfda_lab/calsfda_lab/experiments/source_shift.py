@@ -1,7 +1,7 @@
 """Stage 1 with class-conditional colour shifts, then stages 2 and 3, from
 a finished compare.py run's data.
 
-    python tools/experiments/source_shift.py work_dirs/tune_hard_s0 \\
+    python -m calsfda_lab.experiments.source_shift work_dirs/tune_hard_s0 \\
         [--prob 0.5 --max-share 0.8 --class-prob 0.5] [--epochs 4] \\
         [--iters 1600]
 
@@ -20,14 +20,14 @@ trains with is the benchmark's own kind.
 """
 import json
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-import compare  # noqa: E402
-import demo  # noqa: E402
-from collect_variants import history, precision  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
-from value_head_shift import shift_of, shift_parser, with_shift  # noqa: E402
+
+from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402
+
+from .. import compare  # noqa: E402
+from .collect_variants import history, precision  # noqa: E402
+from .value_head_shift import shift_of, shift_parser, with_shift  # noqa: E402
 
 
 def parse_args():

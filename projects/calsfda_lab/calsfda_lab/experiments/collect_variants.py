@@ -1,6 +1,6 @@
 """Gathers one compare.py run's experiments into one JSON file.
 
-    python tools/experiments/collect_variants.py work_dirs/tune_hard_s0 \\
+    python -m calsfda_lab.experiments.collect_variants work_dirs/tune_hard_s0 \\
         benchmarks/experiments/hard-seed0.json
 
 Per stage-3 variant (``stage3_variants.py``; ``var_*`` directories are an
@@ -18,7 +18,7 @@ import json
 import os.path as osp
 from typing import List, Optional
 
-from pseudo_label_precision import overall_precision, round_confusions
+from .pseudo_label_precision import overall_precision, round_confusions
 
 
 def history(selection: str, epochs: Optional[int] = None) -> dict:
@@ -54,7 +54,7 @@ def previous(out: str, run: dict) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work_dir', help='a finished tools/compare.py run')
+    parser.add_argument('work_dir', help='a finished calsfda_lab.compare run')
     parser.add_argument('out', help='the JSON file to write')
     parser.add_argument('--epochs-per-round', type=int, default=4)
     args = parser.parse_args()

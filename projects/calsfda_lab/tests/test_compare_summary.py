@@ -1,9 +1,8 @@
-"""tools/compare_summary.py: mean and spread of compare.py runs."""
+"""calsfda_lab.compare_summary: mean and spread of compare.py runs."""
 import json
 import statistics
-import sys
 
-from tests.utils import run_cli
+from lab_utils import run_lab
 
 CRITERIA = ('estECE', 'entropy', 'max_prob', 'last')
 
@@ -37,7 +36,7 @@ def test_summary_means_spreads_and_paired_differences(tmp_path):
             _write_run(tmp_path / 's4', 4, 24.0, [27.0, 26.0], spearman=.8),
             _write_run(tmp_path / 's5', 5, 21.0, [23.5, 24.5], spearman=.7)]
     out = tmp_path / 'out'
-    res = run_cli([sys.executable, 'tools/compare_summary.py', *runs,
+    res = run_lab('compare_summary', *[*runs,
                    '--out', str(out)])
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((out / 'summary.json').read_text())
@@ -64,12 +63,12 @@ def test_summary_refuses_mixed_runs(tmp_path):
     b = _write_run(tmp_path / 'b', 4, 20.0, [21.0], shift='default')
     c = _write_run(tmp_path / 'c', 3, 20.0, [21.0])
     out = str(tmp_path / 'out')
-    cmd = [sys.executable, 'tools/compare_summary.py']
-    res = run_cli(cmd + [a, b, '--out', out])
+    cmd = []
+    res = run_lab('compare_summary', *cmd + [a, b, '--out', out])
     assert res.returncode != 0
     assert "the runs mix presets ['default', 'hard']" in res.stderr
-    res = run_cli(cmd + [a, c, '--out', out])
+    res = run_lab('compare_summary', *cmd + [a, c, '--out', out])
     assert 'a seed appears twice among [3, 3]' in res.stderr
-    res = run_cli(cmd + [a, str(tmp_path / 'missing'), '--out', out])
+    res = run_lab('compare_summary', *cmd + [a, str(tmp_path / 'missing'), '--out', out])
     assert 'missing/comparison.json does not exist' in res.stderr
     assert not (tmp_path / 'out').exists()
