@@ -174,7 +174,7 @@ def check_model(cfg: Config) -> None:
             f"model.type = {model.get('type')!r}, but this config inherits a "
             f"Cal-SFDA stage recipe whose model is {recipe.get('type')!r}: "
             'merge it into the network with  model = _base_.calsfda_model  '
-            "(README, 'Any MMSeg network')")
+            '(docs/any_network.md)')
     model_cls = MODELS.get(model.get('type', ''))
     if not (inspect.isclass(model_cls)
             and issubclass(model_cls, CalSFDASegmentor)):

@@ -1,8 +1,8 @@
 # Cal-SFDA stage 1 recipe -- source pre-training on GTA5 with the
 # differentiable ECE, for ANY network. A stage config inherits a network
 # config (ours or MMSeg's, e.g. 'mmseg::_base_/models/pspnet_r50-d8.py') and
-# this file, then sets  model = _base_.calsfda_model  (README, "Any MMSeg
-# network"; configs/calsfda/deeplabv2_r101_gta5_source.py is the reference).
+# this file, then sets  model = _base_.calsfda_model  (docs/any_network.md;
+# configs/calsfda/deeplabv2_r101_gta5_source.py is the reference).
 #   loss = the network's own losses (CE; auxiliary heads as it defines them)
 #          + 1.0 * DiffECE (class-level ECE, LogSumExp confidence, t=1e-5) on
 #          the final semantic logits

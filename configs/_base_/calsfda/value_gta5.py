@@ -7,8 +7,8 @@
 #   gradients, BN in eval mode); only ECEValueNetHead trains: MSE to the
 #   DETACHED per-image class-level ECE of the final semantic logits
 #   whole images (not crops) under strong photometric augmentation: source
-#     images whose ECE varies the way it will on the target (see README,
-#     "Differences from the reference code")
+#     images whose ECE varies the way it will on the target (see
+#     docs/differences.md)
 #   validation on source val: estimate vs truth (MSE, Pearson, Spearman)
 # Next stage: target_gta2cs.py adapts this checkpoint to Cityscapes.
 _base_ = ['./source_gta5.py']
@@ -24,7 +24,7 @@ calsfda_model = dict(
     # the value head reads the final class probabilities (num_classes
     # channels at the head's resolution, whatever the network); 'backbone' +
     # in_channels=2048, in_index=3 is the reference's last ResNet feature
-    # map (README, "Differences")
+    # map (docs/differences.md)
     value_input='probs',
     value_head=dict(
         type='ECEValueNetHead', channels=128, pool_size=4,
