@@ -1,5 +1,6 @@
 """The README's main command, in its tiny mode: runs end to end."""
 import json
+import re
 import sys
 
 import pytest
@@ -14,12 +15,31 @@ def test_demo_tiny(tmp_path):
     res = run_cli([sys.executable, 'tools/demo.py', '--tiny', '--work-dir',
                    str(tmp_path)], timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
-    # the console: stage headers, progress bars, the result table; the
-    # Runners' logs (environment dumps, per-iteration lines) in log files
-    lines = [line for line in res.stdout.splitlines()
-             if not line.startswith('[')]  # progress bars
+    # the console: stage headers, one labelled line per progress bar (on a
+    # pipe), a time line per stage, the result tables and where the results
+    # are; the Runners' logs (environment dumps, per-iteration lines) in
+    # log files
+    assert '\r' not in res.stdout  # no bar drawn over another
+    bar = re.compile(r'(train|validate|evaluate \w+|pseudo-labels \(\w+\)) '
+                     r'\[=+\] (\d+)/(\d+), ')
+    bars = [bar.match(line) for line in res.stdout.splitlines()]
+    assert all(m.group(2) == m.group(3) for m in bars if m)  # each ended
+    labels = {m.group(1) for m in bars if m}
+    assert {'train', 'validate', 'evaluate target_val',
+            'evaluate target_val_adabn', 'pseudo-labels (thresholds)'} <= \
+        labels, labels
+    lines = [line for line, m in zip(res.stdout.splitlines(), bars)
+             if m is None]
+    assert not any(line.startswith('[') for line in lines)  # unlabelled
     assert len(lines) < 60, res.stdout[-3000:]
     assert sum(line.startswith('== stage') for line in lines) == 4
+    assert sum(line.startswith('   done in ') for line in lines) == 5
+    closing = res.stdout[res.stdout.index('\n== done in '):]
+    for name in ('results.json', 'results.md', 'console.log'):
+        assert str(tmp_path / name) in closing
+    diagrams = sorted(tmp_path.glob('*/eval_*/reliability_diagram.png'))
+    assert len(diagrams) == 5
+    assert all(str(path) in closing for path in diagrams)
     assert '| adapted (ECE-selected) | target val |' in res.stdout
     assert 'System environment' not in res.stdout + res.stderr
     assert 'System environment' in (tmp_path / 'console.log').read_text()

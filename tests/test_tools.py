@@ -151,3 +151,14 @@ def test_more_torchrun_processes_than_gpus_is_named(monkeypatch):
                        r"visible .*CUDA_VISIBLE_DEVICES='0'.*dist_train.sh "
                        r'CONFIG 1'):
         check_launcher_devices('pytorch')
+
+
+def test_demo_help_says_what_it_writes_and_the_defaults():
+    res = run([sys.executable, 'tools/demo.py', '--help'])
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = ' '.join(res.stdout.split())
+    for phrase in ('results.json', 'results.md', 'reliability_diagram.png',
+                   'console.log', 'About 12 minutes',
+                   '(default: work_dirs/demo)', '(default: 0)',
+                   '(default: cpu)'):
+        assert phrase in text, phrase

@@ -28,10 +28,12 @@
 
 Each stage runs the real config from ``configs/calsfda/`` at CPU size
 (``mmseg_calsfda.testing``: ``shrink_config``; the stages are
-``mmseg_calsfda.testing.demo_stages``). The console shows a header and a
-progress bar per stage and the result table; everything the Runners print
-goes to ``WORK_DIR/console.log`` (each run also keeps its full log under
-``WORK_DIR/<stage>/<timestamp>/``).
+``mmseg_calsfda.testing.demo_stages``). The console shows a header per
+stage, a labelled progress bar for each training, validation, evaluation
+and pseudo-label pass (one at a time), each stage's time, the result tables,
+the total time and where the results and reliability diagrams are;
+everything the Runners print goes to ``WORK_DIR/console.log`` (each run
+also keeps its full log under ``WORK_DIR/<stage>/<timestamp>/``).
 """
 import argparse
 import glob
@@ -63,8 +65,8 @@ def parse_args():
         'stages 1-3 and writes WORK_DIR/results.json and results.md, the '
         'reliability diagrams (WORK_DIR/<stage>/eval_*/'
         'reliability_diagram.png) and the Runners\' logs '
-        '(WORK_DIR/console.log). About 12 minutes on 2 CPU cores; --tiny '
-        'about 2.')
+        '(WORK_DIR/console.log). About 12 minutes on 2 CPU cores '
+        '(--tiny: about 3).')
     parser.add_argument(
         '--work-dir', default='work_dirs/demo',
         help='where the data, checkpoints, logs and results go (default: '

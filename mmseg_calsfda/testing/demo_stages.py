@@ -115,7 +115,10 @@ def evaluate(cfg: Config, checkpoint: str, dataloader: dict, name: str,
         dict(type='IoUMetric', iou_metrics=['mIoU']),
         dict(type='ECEMetric', n_bins=10, output_dir=cfg.work_dir)
     ]
-    cfg.custom_hooks = list(hooks)
+    cfg.custom_hooks = [
+        *hooks,
+        dict(type='ProgressBarHook', labels=dict(test=f'evaluate {name}'))
+    ]
     return scalar_metrics(RUNNERS.build(cfg).test())
 
 
