@@ -7,3 +7,7 @@ _base_ = [
 ]
 
 model = _base_.calsfda_model
+# The heads start from scratch on an ImageNet-trained backbone: they learn
+# at 10x the backbone's rate (as MMSeg's SegFormer configs set it).
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(
+    decode_head=dict(lr_mult=10.), auxiliary_head=dict(lr_mult=10.))))
