@@ -1,0 +1,48 @@
+"""The demo's (and the lab comparison's) ``--network`` choice: which shipped
+stage configs run, and whether they are shrunk."""
+import argparse
+
+import pytest
+
+from mmseg_calsfda.testing.demo_stages import (NETWORKS, SIZES,
+                                               add_network_argument,
+                                               stage_config)
+
+
+def _args(tmp_path, network: str) -> argparse.Namespace:
+    return argparse.Namespace(work_dir=str(tmp_path), seed=0, device='cpu',
+                              network=network)
+
+
+def test_network_argument_lists_the_networks():
+    parser = argparse.ArgumentParser()
+    add_network_argument(parser)
+    assert parser.parse_args([]).network == 'resnet18'
+    assert parser.parse_args(
+        ['--network', 'efficientnet_lite0']).network == 'efficientnet_lite0'
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--network', 'resnet50'])
+
+
+@pytest.mark.parametrize('stage', ['source', 'value', 'target'])
+def test_pretrained_network_runs_as_shipped(tmp_path, stage):
+    cfg = stage_config(_args(tmp_path, 'efficientnet_lite0'), SIZES['tiny'],
+                       str(tmp_path / 'data'), stage, stage, iters=2,
+                       lr=0.01, max_epochs=1 if stage == 'target' else None)
+    backbone = cfg.model.backbone
+    assert backbone.type == 'EfficientNetLite' and backbone.arch == 'lite0'
+    assert cfg.model.data_preprocessor.mean == [127.5] * 3
+    if stage == 'source':  # ImageNet weights, heads at 10x
+        assert backbone.init_cfg.checkpoint == 'efficientnet-lite://lite0'
+        keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
+        assert keys.decode_head.lr_mult == keys.auxiliary_head.lr_mult == 10
+    assert cfg.model.decode_head.in_channels == 320  # not shrunk
+
+
+def test_from_scratch_network_is_shrunk(tmp_path):
+    cfg = stage_config(_args(tmp_path, 'resnet18'), SIZES['tiny'],
+                       str(tmp_path / 'data'), 'source', 'source', iters=2,
+                       lr=0.01)
+    assert cfg.model.backbone.type == 'ResNetV1c'
+    assert cfg.model.backbone.depth == 18
+    assert set(NETWORKS) == {'resnet18', 'efficientnet_lite0'}
