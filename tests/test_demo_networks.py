@@ -6,7 +6,8 @@ import pytest
 
 from mmseg_calsfda.testing.demo_stages import (NETWORKS, SIZES,
                                                add_network_argument,
-                                               stage_config)
+                                               stage_config,
+                                               target_stage_config)
 
 
 def _args(tmp_path, network: str) -> argparse.Namespace:
@@ -46,3 +47,15 @@ def test_from_scratch_network_is_shrunk(tmp_path):
     assert cfg.model.backbone.type == 'ResNetV1c'
     assert cfg.model.backbone.depth == 18
     assert set(NETWORKS) == {'resnet18', 'efficientnet_lite0'}
+
+
+@pytest.mark.parametrize('network', sorted(NETWORKS))
+def test_stage3_learning_rate_is_the_networks_unless_given(tmp_path, network):
+    args = _args(tmp_path, network)
+    cfg = target_stage_config(args, SIZES['tiny'], str(tmp_path / 'data'),
+                              'stage2.pth', 'target', 1, 1)
+    assert cfg.optim_wrapper.optimizer.lr == NETWORKS[network]['target_lr']
+    args.target_lr = 1e-3
+    cfg = target_stage_config(args, SIZES['tiny'], str(tmp_path / 'data'),
+                              'stage2.pth', 'target', 1, 1)
+    assert cfg.optim_wrapper.optimizer.lr == 1e-3

@@ -29,20 +29,24 @@ SIZES = dict(
               target_train=6, target_val=4, iters=4, value_iters=2, crop=64,
               warmup_batches=2, rounds=1, epochs_per_round=2))
 
-# The network each stage runs: its three shipped stage configs, and whether
-# the run shrinks it (a small ResNetV1c trained from scratch) or keeps it as
-# shipped (ImageNet-pretrained weights from an installed package).
+# The network each stage runs: its three shipped stage configs, whether the
+# run shrinks it (a small ResNetV1c trained from scratch) or keeps it as
+# shipped (ImageNet-pretrained weights from an installed package), and the
+# stage-3 learning rate at the run's scale (the shipped GTA5/SYNTHIA ->
+# Cityscapes configs keep the official 5e-5).
 NETWORKS = dict(
     resnet18=dict(
         source='deeplabv2_r101_gta5_source.py',
         value='deeplabv2_r101_gta5_value.py',
         target='deeplabv2_gta2cs.py',
-        shrink=True),
+        shrink=True,
+        target_lr=2.5e-4),
     efficientnet_lite0=dict(
         source='deeplabv3plus_efficientnet-lite0_gta5_source.py',
         value='deeplabv3plus_efficientnet-lite0_gta5_value.py',
         target='deeplabv3plus_efficientnet-lite0_gta2cs.py',
-        shrink=False))
+        shrink=False,
+        target_lr=2.5e-4))
 
 
 def add_network_argument(parser: argparse.ArgumentParser) -> None:
@@ -210,12 +214,13 @@ def run_value_stage(args, size, data_dir, stage1: str,
 def target_stage_config(args, size: dict, data_dir: str, stage2: str,
                         name: str, rounds: int, epochs_per_round: int
                         ) -> Config:
-    """Stage 3 (``deeplabv2_gta2cs.py``) from the ``stage2`` checkpoint,
-    shrunk, with ``rounds`` x ``epochs_per_round`` epochs."""
-    # the demo keeps the stage-3 lr its recipe was chosen with (2.5e-4);
-    # the shipped GTA5/SYNTHIA -> Cityscapes configs use the official 5e-5
+    """Stage 3 of ``args.network`` from the ``stage2`` checkpoint, shrunk,
+    with ``rounds`` x ``epochs_per_round`` epochs, at ``args.target_lr``
+    when set, else the network's :data:`NETWORKS` ``target_lr``."""
+    lr = getattr(args, 'target_lr', None) or NETWORKS[getattr(
+        args, 'network', 'resnet18')]['target_lr']
     cfg = stage_config(args, size, data_dir, 'target', name, 0,
-                       lr=2.5e-4, max_epochs=rounds * epochs_per_round)
+                       lr=lr, max_epochs=rounds * epochs_per_round)
     cfg.load_from = osp.join(args.work_dir, stage2)
     self_training, bn_warmup = cfg.custom_hooks[:2]
     self_training.epochs_per_round = epochs_per_round

@@ -72,6 +72,10 @@ def parse_args():
                         'pipeline, not the methods')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     demo.add_network_argument(parser)
+    parser.add_argument(
+        '--target-lr', type=float, default=None,
+        help="stage-3 learning rate of every adapting method (default: the "
+        "network's, mmseg_calsfda.testing.demo_stages.NETWORKS)")
     args = parser.parse_args()
     check_choices(args)
     return args
@@ -95,6 +99,8 @@ def claim_work_dir(args) -> None:
     run = dict(seed=args.seed, shift=args.shift, tiny=args.tiny)
     if args.network != 'resnet18':  # runs before --network had none
         run['network'] = args.network
+    if args.target_lr is not None:
+        run['target_lr'] = args.target_lr
     if osp.isfile(path):
         with open(path) as f:
             previous = json.load(f)
