@@ -328,3 +328,56 @@ def test_padding_value_and_the_losses_padding_label_must_agree():
     for loss in cfg.model.decode_losses[1:]:
         loss.padding_label = None  # every pixel counts: nothing to agree
     check_config(cfg)
+
+
+# ------------------------------------------------------ class defaults (#29)
+# Options whose recipe value depends on the stage: no one value to default to
+STAGE_OPTIONS = {
+    ('CalSFDASegmentor', 'stage'), ('CalSFDASegmentor', 'auxiliary_losses'),
+    ('EstimatedECEMetric', 'with_labels'), ('ECECheckpointHook', 'save_best'),
+    ('ECECheckpointHook', 'report_key')
+}
+
+
+def _explicit_options(obj, where):
+    """``(where, type, key, value, class default)`` of every option a
+    recipe sets on one of this package's registered components."""
+    import inspect
+
+    from mmseg.registry import HOOKS, METRICS, TASK_UTILS
+    if isinstance(obj, dict):
+        cls = None
+        if isinstance(obj.get('type'), str):
+            for registry in (MODELS, HOOKS, METRICS, TASK_UTILS, DATASETS):
+                cls = cls or registry.get(obj['type'])
+        if cls is not None and cls.__module__.startswith('mmseg_calsfda'):
+            params = inspect.signature(cls.__init__).parameters
+            for key, value in obj.items():
+                if key in params and params[key].default is not \
+                        inspect.Parameter.empty:
+                    yield (where, obj['type'], key, value,
+                           params[key].default)
+        for key, value in obj.items():
+            yield from _explicit_options(value, f'{where}.{key}')
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _explicit_options(value, f'{where}[{i}]')
+
+
+@pytest.mark.parametrize('recipe',
+                         ['source_gta5', 'value_gta5', 'target_gta2cs'])
+def test_class_defaults_are_the_recipes_values(recipe):
+    """docs/differences.md's rule: a class's default is the value the
+    shipped recipe uses. A recipe may still set an option explicitly, to
+    the same value; it differs only to add a component (a default of None)
+    or where the value depends on the stage."""
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(RECIPES, recipe + '.py')).to_dict()
+    differ = [(where, type_, key, value, default)
+              for where, type_, key, value, default in _explicit_options(
+                  cfg, recipe)
+              if default is not None and (type_, key) not in STAGE_OPTIONS
+              and (tuple(value) if isinstance(value, list) else value)
+              != default]
+    assert not differ

@@ -98,10 +98,13 @@ def test_freezing_schedule_within_a_round(synthetic_root, stage2, tmp_path):
     assert second[0][1] == {'decode_head'} and not second[0][3]
 
 
-def test_bn_warmup_of_the_backbone_before_the_pass(synthetic_root, stage2,
-                                                  tmp_path, monkeypatch):
-    """``bn_warmup_modules`` adds the backbone's BN layers to the warm-up
-    before the pass (AdaBN): the pass then labels with target statistics."""
+@pytest.mark.parametrize('modules', [None, ('value_head', )])
+def test_bn_warmup_before_the_pass(synthetic_root, stage2, tmp_path,
+                                   monkeypatch, modules):
+    """By default (the recipe's ``bn_warmup_modules``) the warm-up before
+    the pass re-estimates the backbone's BN layers too (AdaBN: the pass
+    labels with target statistics); ``('value_head',)`` only the value
+    head's one."""
     from mmseg_calsfda.engine.hooks import self_training_hook
     calls = []
     warmup = self_training_hook.warmup_bn_stats
@@ -113,14 +116,19 @@ def test_bn_warmup_of_the_backbone_before_the_pass(synthetic_root, stage2,
     monkeypatch.setattr(self_training_hook, 'warmup_bn_stats', record)
     cfg = target_cfg(synthetic_root, tmp_path, stage2[1], rounds=1,
                      epochs_per_round=1)
-    cfg.custom_hooks[0].bn_warmup_modules = ('backbone', 'value_head')
+    if modules is None:  # the class default
+        cfg.custom_hooks[0].pop('bn_warmup_modules')
+    else:
+        cfg.custom_hooks[0].bn_warmup_modules = modules
+    expected = modules or ('backbone', 'value_head')
     runner = RUNNERS.build(cfg)
     runner.train()
-    assert calls == [('backbone', 'value_head')]
+    assert calls == [expected]
     log = next(tmp_path.glob('*/*.log')).read_text()
     layers = re.search(r"re-estimated (\d+) BatchNorm layer\(s\) under "
-                       r"\['backbone', 'value_head'\]", log)
-    assert layers and int(layers.group(1)) > 1
+                       + re.escape(str(list(expected))), log)
+    assert layers
+    assert (int(layers.group(1)) > 1) is ('backbone' in expected)
 
 
 def test_tent_name_filter_trains_only_matching_norm_layers(

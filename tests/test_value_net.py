@@ -30,6 +30,8 @@ def tiny_segmentor(stage='value', **kwargs):
         decode_head=dict(type='DLV2Head', in_channels=64, in_index=3,
                          dilations=(1, 2), num_classes=NUM_CLASSES,
                          loss_decode=dict(type='CrossEntropyLoss')),
+        # the reference's input: the last backbone feature map
+        value_input='backbone',
         value_head=dict(type='ECEValueNetHead', in_channels=64,
                         in_index=3, channels=16),
         test_cfg=dict(mode='whole'))

@@ -26,7 +26,8 @@ class BNWarmupHook(Hook):
             Defaults to ``('value_head',)``; add ``'backbone'`` to adapt the
             backbone's statistics as well.
         before (str | Sequence[str]): Any of ``'train'``, ``'val'``,
-            ``'test'``. Defaults to ``('val', 'test')``.
+            ``'test'``. Defaults to ``'val'`` (label-free checkpoint
+            selection, as the stage-3 recipe uses it).
     """
     priority = 'ABOVE_NORMAL'
 
@@ -34,7 +35,7 @@ class BNWarmupHook(Hook):
                  dataloader: Union[dict, DataLoader],
                  num_batches: int = 50,
                  modules: Sequence[str] = ('value_head', ),
-                 before: Union[str, Sequence[str]] = ('val', 'test')) -> None:
+                 before: Union[str, Sequence[str]] = 'val') -> None:
         before = (before, ) if isinstance(before, str) else tuple(before)
         unknown = set(before) - set(EVENTS)
         if unknown:

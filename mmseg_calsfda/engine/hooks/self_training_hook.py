@@ -28,7 +28,8 @@ class SelfTrainingHook(Hook):
     Training runs ``EpochBasedTrainLoop`` epochs grouped into rounds of
     ``epochs_per_round``. When a round starts it
 
-    1. re-estimates the value head's BatchNorm statistics on target images,
+    1. re-estimates the backbone's and the value head's BatchNorm
+       statistics on target images (``bn_warmup_modules``),
     2. estimates every target image's ECE and builds the calibrated,
        class-balanced pseudo-labels of the round
        (:class:`CalibratedPseudoLabeler`, whose ``cb_prop``/``local_prop``
@@ -60,10 +61,10 @@ class SelfTrainingHook(Hook):
         bn_warmup_batches (int): Batches of the BN warm-up before each
             pass. Defaults to 50.
         bn_warmup_modules (Sequence[str]): Whose BatchNorm statistics the
-            warm-up re-estimates on target: the value head's (docs/method.md's
-            default), or also e.g. ``'backbone'`` (AdaBN: the pseudo-labels
-            then come from target statistics). Defaults to
-            ``('value_head',)``.
+            warm-up re-estimates on target. Defaults to
+            ``('backbone', 'value_head')``: AdaBN, the pseudo-labels come
+            from target statistics; ``('value_head',)`` keeps the source
+            statistics of the segmentor (docs/method.md).
         lr_decay (float): Learning-rate factor per round. Defaults to
             ``1 / sqrt(2)``.
         tent_first_epoch (bool): Train only the backbone's normalisation
@@ -95,7 +96,8 @@ class SelfTrainingHook(Hook):
                  pseudo_labeler: dict,
                  epochs_per_round: int,
                  bn_warmup_batches: int = 50,
-                 bn_warmup_modules: Sequence[str] = ('value_head', ),
+                 bn_warmup_modules: Sequence[str] = ('backbone',
+                                                     'value_head'),
                  lr_decay: float = 1 / math.sqrt(2),
                  tent_first_epoch: bool = True,
                  tent_name_filter: Optional[str] = None,

@@ -12,27 +12,30 @@ from torch import Tensor
 class ECEValueNetHead(BaseModule):
     """The Cal-SFDA "value net": predicts an image's class-level ECE.
 
-    ``BatchNorm2d(in_channels) -> 1x1 conv (no bias) -> bilinear resize to
+    ``BatchNorm2d(in_channels) -> 1x1 conv (no bias) -> pool to
     pool_size x pool_size -> flatten -> Linear -> sigmoid``: one scalar in
     (0, 1) per image, trained on the labelled source to regress the image's
     class-level ECE (see :func:`mmseg_calsfda.calibration.classwise_ece`), so
     that ECE can be *estimated* on unlabelled target images. Its BatchNorm
     statistics are re-estimated on target data before use (``BNWarmupHook``).
-    What it reads -- a backbone output (the reference) or the decode head's
-    class probabilities -- is chosen by ``CalSFDASegmentor.value_input``.
+    What it reads -- the decode head's class probabilities or a backbone
+    output (the reference) -- is chosen by ``CalSFDASegmentor.value_input``;
+    with the probabilities the segmentor sets ``in_channels`` and
+    ``in_index``.
 
     Args:
         in_channels (int): Channels of the map it reads. Defaults to 2048
-            (ResNet-101's last stage).
+            (ResNet-101's last stage, for a backbone feature map).
         in_index (int): Which of the given maps to read. Defaults to -1.
         channels (int): Channels after the 1x1 conv. Defaults to 128.
         pool_size (int): Side of the resized map. Defaults to 4.
         loss_weight (float): Weight of the MSE loss. Defaults to 1.0.
-        align_corners (bool): Of the bilinear resize. Defaults to False.
-        pool (str): How the map is brought to ``pool_size``: ``'bilinear'``
-            (the reference: at stride 8 it samples a few pixels of the map)
-            or ``'avg'`` (adaptive average pooling: every pixel counts).
-            Defaults to ``'bilinear'``.
+        align_corners (bool): Of the bilinear resize (``pool='bilinear'``).
+            Defaults to False.
+        pool (str): How the map is brought to ``pool_size``: ``'avg'``
+            (adaptive average pooling: every pixel counts) or
+            ``'bilinear'`` (the reference: at stride 8 it samples a few
+            pixels of the map). Defaults to ``'avg'``.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -43,7 +46,7 @@ class ECEValueNetHead(BaseModule):
                  pool_size: int = 4,
                  loss_weight: float = 1.0,
                  align_corners: bool = False,
-                 pool: str = 'bilinear',
+                 pool: str = 'avg',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         for name, value in (('in_channels', in_channels),

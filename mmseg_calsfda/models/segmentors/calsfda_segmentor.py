@@ -30,7 +30,7 @@ def value_head_reads_backbone(model_cfg: dict) -> bool:
     a backbone feature map, so that its ``in_channels`` follow the backbone
     (with ``value_input='probs'`` they follow ``num_classes``)."""
     return bool(model_cfg.get('value_head')) and model_cfg.get(
-        'value_input', 'backbone') == 'backbone'
+        'value_input', 'probs') == 'backbone'
 
 
 @MODELS.register_module()
@@ -50,10 +50,11 @@ class CalSFDASegmentor(EncoderDecoder):
     * ``'target'``: the decode head's losses on pseudo-labels; the value head
       is frozen (it never trains on target data).
 
-    ``value_input`` chooses what the value head reads: the backbone outputs
-    (the reference) or the decode head's class probabilities at its own
-    resolution, a ``(softmax(logits), )`` tuple -- then the value head's
-    ``in_channels`` is the number of classes and may be left out.
+    ``value_input`` chooses what the value head reads: the decode head's
+    class probabilities at its own resolution, a ``(softmax(logits), )``
+    tuple (the value head's ``in_channels`` is then the number of classes
+    and may be left out), or the backbone outputs (the reference; the value
+    head's ``in_channels``/``in_index`` then name a backbone feature map).
 
     :meth:`predict` works as in MMSeg and, with a value head, also puts the
     estimate in each data sample's metainfo as ``est_ece``.
@@ -68,7 +69,7 @@ class CalSFDASegmentor(EncoderDecoder):
 
     Args:
         value_head (dict, optional): Config of the value head, e.g.
-            ``dict(type='ECEValueNetHead', in_channels=2048)``.
+            ``dict(type='ECEValueNetHead')``.
         stage (str): ``'source'``, ``'value'`` or ``'target'``.
         freeze_segmentor (bool): In the value stage, train only the value
             head. Defaults to True.
@@ -76,8 +77,8 @@ class CalSFDASegmentor(EncoderDecoder):
         ece_temperature (float, optional): LogSumExp temperature of the
             target's confidence (None: max probability). Defaults to 1e-5.
         ece_class_average (str): ``'all'`` or ``'present'``.
-        value_input (str): ``'backbone'`` or ``'probs'`` (see above).
-            Defaults to ``'backbone'``.
+        value_input (str): ``'probs'`` or ``'backbone'`` (see above).
+            Defaults to ``'probs'``.
         num_stages (int, optional): Number of cascaded decode heads
             (``decode_head`` is then a list), as in
             ``CascadeEncoderDecoder``. Defaults to None (one head).
@@ -104,7 +105,7 @@ class CalSFDASegmentor(EncoderDecoder):
                  ece_n_bins: int = 10,
                  ece_temperature: Optional[float] = 1e-5,
                  ece_class_average: str = 'all',
-                 value_input: str = 'backbone',
+                 value_input: str = 'probs',
                  num_stages: Optional[int] = None,
                  calibration_loss: Optional[dict] = None,
                  calibrate_auxiliary: bool = False,
@@ -123,7 +124,7 @@ class CalSFDASegmentor(EncoderDecoder):
         check_choice('ece_class_average', ece_class_average, CLASS_AVERAGES)
         if stage == 'value' and value_head is None:
             raise ValueError("stage='value' needs a value_head, e.g. "
-                             "dict(type='ECEValueNetHead', in_channels=2048)")
+                             "dict(type='ECEValueNetHead')")
         self.value_input = value_input
         self.value_head = MODELS.build(
             self._value_head_cfg(value_head)) if value_head else None
