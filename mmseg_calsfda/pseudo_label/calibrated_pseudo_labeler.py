@@ -27,8 +27,7 @@ def count_values(values: Tensor, size: int) -> Tensor:
     the input's min and max back to the host). On a GPU the values are
     sorted and the class boundaries searched, since scattered atomic adds
     serialise when most values are equal (most pixels of an image share a
-    few histogram bins: 1.5 ms per 1024 x 2048 image on an H200); on a CPU
-    they are scattered.
+    few histogram bins); on a CPU they are scattered.
     """
     values = values.flatten()
     if values.is_cuda:
@@ -85,9 +84,8 @@ class CalibratedPseudoLabeler:
     is not optional: the first look alone only places each class's
     quantile in a bf16-wide bin (:meth:`begin_refinement`), and on
     saturated outputs that bin can hold most of the class, so no threshold
-    guessed inside it keeps about ``cb_prop`` (a linear guess kept 0 % of
-    each class where 15 % was asked, or 45 % when capped at the class's
-    largest score). :meth:`thresholds` raises, saying what to call, unless
+    guessed inside it keeps about ``cb_prop`` (docs/design.md).
+    :meth:`thresholds` raises, saying what to call, unless
     :meth:`refine` saw every score :meth:`update` saw. Use it as::
 
         labeler.reset()

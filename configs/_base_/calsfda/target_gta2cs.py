@@ -79,8 +79,8 @@ custom_hooks = [
         epochs_per_round=epochs_per_round,
         bn_warmup_batches=50,
         # target BN statistics for the backbone too (the reference labels in
-        # train mode, i.e. with target batch statistics); on the built-in
-        # benchmark this raised round-0 label precision from 75% to 90%
+        # train mode, i.e. with target batch statistics); why:
+        # docs/lab_findings.md
         bn_warmup_modules=('backbone', 'value_head')),
     # label-free selection: BN warm-up before estimating ECE on the subset
     dict(
