@@ -1,6 +1,6 @@
 """The fused Triton kernels of the class-level ECE against the PyTorch
 ops, on the CPU through Triton's interpreter (on a GPU:
-``tests/test_cuda.py``)."""
+``tests/integration/test_cuda.py``)."""
 import os
 import sys
 

@@ -16,7 +16,7 @@
 #
 # A clean set-up prints only "[setup] ..." lines: no pip ERROR, no warning. A
 # run that installed something keeps what its commands printed on stderr in
-# $VENV/setup.log (tests/test_setup_env.py checks it).
+# $VENV/setup.log (tests/tools/test_setup_env.py checks it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

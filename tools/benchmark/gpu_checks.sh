@@ -25,8 +25,8 @@ print("torch", torch.__version__, "cuda", torch.version.cuda,
 cat "$out/env.txt"
 
 # the fused loss kernels first: a broken kernel shows before it is timed
-timeout 120 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-    -k fused 2>&1 | tail -n 5
+timeout 120 $py -m pytest -q -p no:cacheprovider \
+    tests/integration/test_cuda.py -k fused 2>&1 | tail -n 5
 
 start=$SECONDS
 timeout "${BENCH_TIMEOUT:-300}" $py tools/benchmark/run_all.py \
@@ -36,7 +36,7 @@ tail -n 12 "$out/bench.log"
 
 start=$SECONDS
 timeout "${TEST_TIMEOUT:-240}" $py -m pytest -q -rs -p no:cacheprovider \
-    tests/test_cuda.py > "$out/cuda_tests.log" 2>&1
+    tests/integration/test_cuda.py > "$out/cuda_tests.log" 2>&1
 echo "CUDA tests: exit $? after $((SECONDS - start)) s"
 tail -n 40 "$out/cuda_tests.log"
 
@@ -45,7 +45,8 @@ tail -n 40 "$out/cuda_tests.log"
 if [ -n "${ZOO_TIMEOUT:-}" ]; then
     start=$SECONDS
     CALSFDA_TEST_AMP=bfloat16 timeout "$ZOO_TIMEOUT" $py -m pytest -q \
-        -p no:cacheprovider tests/test_model_zoo.py > "$out/model_zoo.log" 2>&1
+        -p no:cacheprovider tests/integration/test_model_zoo.py \
+        > "$out/model_zoo.log" 2>&1
     echo "model-zoo matrix (bf16 AMP): exit $? after $((SECONDS - start)) s"
     grep -E "^(FAILED|ERROR)|passed|failed" "$out/model_zoo.log" | tail -n 15
 fi
@@ -55,7 +56,7 @@ fi
 if [ -n "${SUITE_TIMEOUT:-}" ]; then
     start=$SECONDS
     timeout "$SUITE_TIMEOUT" $py -m pytest -q -p no:cacheprovider \
-        ${SUITE_ARGS:--n 8} tests --ignore tests/test_cuda.py \
+        ${SUITE_ARGS:--n 8} tests --ignore tests/integration/test_cuda.py \
         > "$out/suite.log" 2>&1
     echo "test suite: exit $? after $((SECONDS - start)) s"
     grep -E "^(FAILED|ERROR)|passed|failed" "$out/suite.log" | tail -n 30

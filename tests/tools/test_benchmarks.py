@@ -57,6 +57,7 @@ def test_loss_section_compares_with_cross_entropy(run_all):
     assert 'loss_vs_ce bf16' in run_all.table(dict(loss=result))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('network', ['deeplabv2', 'segformer'])
 def test_step_section_on_each_network(run_all, network):
     result = run_all.step('cpu', dict(batch=2, size=64, depth=18, reps=1),

@@ -1,6 +1,6 @@
 """CUDA-only behaviour: AMP through every stage, ECE math under autocast,
 the device-side label check. Skipped where no GPU is available (CI); run
-on a GPU machine with ``pytest tests/test_cuda.py``."""
+on a GPU machine with ``pytest tests/integration/test_cuda.py``."""
 import json
 import sys
 

@@ -21,6 +21,7 @@ def tiny_config(synthetic_root, tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_train_then_test_cli(tiny_config, tmp_path):
     work = str(tmp_path / 'cli')
     res = run([sys.executable, 'tools/train.py', tiny_config, '--work-dir',
@@ -33,6 +34,7 @@ def test_train_then_test_cli(tiny_config, tmp_path):
     assert 'cECE' in res.stdout + res.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which('mim') is None and not osp.exists(
     osp.join(osp.dirname(sys.executable), 'mim')), reason='openmim missing')
 def test_mim_train(tiny_config, tmp_path):

@@ -163,6 +163,7 @@ def _recorded_predictions(monkeypatch) -> dict:
     return predictions
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(ARCHITECTURES))
 def test_three_stages_on_model_zoo_network(name, synthetic_root, tmp_path,
                                            monkeypatch):

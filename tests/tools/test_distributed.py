@@ -55,6 +55,7 @@ def train_on_cpus(cfg, path, work_dir, port):
     return train(str(path), work_dir, 2, port)
 
 
+@pytest.mark.slow
 def test_dist_train_two_processes(synthetic_root, tmp_path, free_port):
     cfg = tiny_source_cfg(synthetic_root, tmp_path / 'work', max_iters=2)
     out = train_on_cpus(cfg, tmp_path / 'tiny.py', tmp_path / 'work',
@@ -72,6 +73,7 @@ def test_dist_train_two_processes(synthetic_root, tmp_path, free_port):
     assert osp.islink(tmp_path / 'value' / 'best_ece_mse.pth')
 
 
+@pytest.mark.slow
 def test_stage1_two_processes_equal_one(synthetic_root, tmp_path, free_port):
     """CE + DiffECE training and ECE validation: 2 processes x batch 2 ==
     1 process x batch 4. GroupNorm, so no statistic depends on how the
@@ -100,6 +102,7 @@ def test_stage1_two_processes_equal_one(synthetic_root, tmp_path, free_port):
         assert two_val[0][key] == pytest.approx(one_val[0][key], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_pseudo_label_round_two_processes_equal_one(synthetic_root, stage2,
                                                     tmp_path, free_port):
     """BN warm-up, thresholds and every pseudo-label PNG of a round: the

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.test_target_stage import target_cfg
+from tests.engine.test_target_stage import target_cfg
 from tests.utils import ROOT, run_cli
 
 # long end-to-end CLI runs: skip locally with -m 'not slow'

@@ -1,9 +1,12 @@
 """The SegFormer (MiT) configs run the whole pipeline: stage 1 -> 2 -> 3."""
 import json
 
+import pytest
 from mmseg.registry import RUNNERS
 
 from tests.utils import tiny_cfg
+
+pytestmark = pytest.mark.slow
 
 
 def test_mit_through_all_three_stages(synthetic_root, tmp_path):
