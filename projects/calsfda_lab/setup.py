@@ -1,7 +1,6 @@
-"""Installs the Cal-SFDA lab (``calsfda_lab``) next to the plugin:
-``pip install -e projects/calsfda_lab``. Running from a clone needs no
-install: ``PYTHONPATH=projects/calsfda_lab python -m calsfda_lab.compare``.
-"""
+"""Installs the Cal-SFDA lab (``calsfda_lab``) next to the plugin;
+``bash tools/setup_env.sh`` does it (``pip install --no-deps -e
+projects/calsfda_lab``)."""
 from setuptools import find_packages, setup
 
 setup(
