@@ -70,10 +70,11 @@ def bin_index(conf: Tensor, n_bins: int, closed: str = 'right') -> Tensor:
         conf (Tensor): Confidences of any shape.
         n_bins (int): Number of equal-width bins.
         closed (str): ``'right'``: bin ``b`` is ``(b/n, (b+1)/n]``
-            (docs/method.md, the reference code); confidences <= 0 go to bin 0 and >= 1 to the
-            last bin. ``'left'``: bin ``b`` is ``[b/n, (b+1)/n)`` and
-            confidences >= 1 get an extra bin ``n``, which is exactly
-            torchmetrics' ``MulticlassCalibrationError`` binning.
+            (docs/method.md, the reference code); confidences <= 0 go to
+            bin 0 and >= 1 to the last bin. ``'left'``: bin ``b`` is
+            ``[b/n, (b+1)/n)`` and confidences >= 1 get an extra bin ``n``,
+            which is exactly torchmetrics' ``MulticlassCalibrationError``
+            binning.
 
     Returns:
         Tensor: int64 bin indices, same shape as ``conf``, in

@@ -8,7 +8,8 @@ or writing an ``N x C x H x W`` tensor; on a GPU their launches and memory
 traffic cost several cross-entropies (docs/benchmarks.md). Here one Triton
 kernel reads the logits once and adds each pixel's ``(weight, conf *
 weight, correct * weight)`` into the sums, and one more recomputes the
-softmax to write the gradient of the logits. No ``N x C x H x W`` tensor is kept for the backward pass.
+softmax to write the gradient of the logits. No ``N x C x H x W`` tensor
+is kept for the backward pass.
 
 Only the sums are made here (:class:`~mmseg_calsfda.calibration.
 CalibrationStats` layout, float32); ``calibration.py`` turns them into ECE

@@ -10,8 +10,8 @@ import torch
 from mmengine.dist import get_rank
 from torch import Tensor
 
-from ..utils import check_choice
 from ..fileio import BackgroundWriter, prefetch
+from ..utils import check_choice
 
 PLACES = ('auto', 'memory', 'disk')
 BYTES_PER_PIXEL = 5  # float32 confidence + uint8 prediction

@@ -11,8 +11,15 @@ Nothing in the library imports this package (``custom_imports`` of
 * :mod:`.reference`: slow, loop-based re-expressions of the calibration
   measures that the tests and the ECE-loss benchmark compare against.
 """
-from .shrink import (CONFIGS, ROOT, load_stage_config, resize_resnet,
-                     set_run_name, shrink_config, tiny_config)
+from .shrink import (
+    CONFIGS,
+    ROOT,
+    load_stage_config,
+    resize_resnet,
+    set_run_name,
+    shrink_config,
+    tiny_config,
+)
 
 __all__ = [
     'CONFIGS', 'ROOT', 'load_stage_config', 'resize_resnet', 'set_run_name',

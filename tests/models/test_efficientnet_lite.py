@@ -10,8 +10,9 @@ from mmengine.runner import CheckpointLoader
 from mmseg.registry import MODELS
 
 from mmseg_calsfda.models.backbones.efficientnet_lite import Conv2dSame
-from mmseg_calsfda.models.backbones.efficientnet_lite_checkpoint import \
-    package_file
+from mmseg_calsfda.models.backbones.efficientnet_lite_checkpoint import (
+    package_file,
+)
 from tests.utils import ROOT
 
 ARCHS = ('lite0', 'lite1', 'lite2')

@@ -4,10 +4,13 @@ import argparse
 
 import pytest
 
-from mmseg_calsfda.testing.demo_stages import (NETWORKS, SIZES,
-                                               add_network_argument,
-                                               stage_config,
-                                               target_stage_config)
+from mmseg_calsfda.testing.demo_stages import (
+    NETWORKS,
+    SIZES,
+    add_network_argument,
+    stage_config,
+    target_stage_config,
+)
 
 
 def _args(tmp_path, network: str) -> argparse.Namespace:

@@ -9,12 +9,14 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
-from ...utils import check_choice, unwrap_model
 from ...models.losses import SymmetricCELoss
 from ...models.segmentors import has_value_head
-from ...pseudo_label.pseudo_label_pass import (model_outputs,
-                                                run_pseudo_label_pass)
+from ...pseudo_label.pseudo_label_pass import (
+    model_outputs,
+    run_pseudo_label_pass,
+)
 from ...pseudo_label.top1_cache import PLACES
+from ...utils import check_choice, unwrap_model
 from ..bn_warmup import OneValueGuard, warmup_bn_stats
 
 NORM_LAYERS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)

@@ -9,11 +9,13 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.runner import CheckpointLoader
+from mmseg.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmseg.registry import MODELS
-from .efficientnet_lite_checkpoint import (HEAD_PREFIX,
-                                           convert_efficientnet_lite)
+from .efficientnet_lite_checkpoint import (
+    HEAD_PREFIX,
+    convert_efficientnet_lite,
+)
 
 # (expand ratio, kernel, stride, out channels, repeats) of the seven stages
 # of EfficientNet-B0, which the Lite variants scale.

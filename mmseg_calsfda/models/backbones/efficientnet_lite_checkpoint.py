@@ -95,7 +95,8 @@ def _convert_key(key: str) -> str:
 
 
 def convert_efficientnet_lite(
-        state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    state_dict: Dict[str, torch.Tensor]
+) -> 'OrderedDict[str, torch.Tensor]':
     """Renames an EfficientNet-PyTorch state dict to this package's names.
 
     ``_conv_stem``/``_bn0`` become ``stem.conv``/``stem.bn``; block ``i``'s

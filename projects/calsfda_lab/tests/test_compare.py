@@ -11,6 +11,7 @@ from mmseg.registry import DATASETS
 from PIL import Image
 
 from mmseg_calsfda.engine.hooks import SelfTrainingHook
+
 from lab_utils import run_lab
 
 
@@ -77,11 +78,13 @@ def test_bad_method_shift_and_reused_work_dir(tmp_path):
 
 
 def test_stage3_variants_refuses_unknown_changes(tmp_path):
-    res = run_lab('experiments.stage3_variants', *[str(tmp_path), '--variants', 'noent-dropout'])
+    res = run_lab('experiments.stage3_variants', tmp_path, '--variants',
+                  'noent-dropout')
     assert res.returncode != 0
     assert "unknown change(s) ['dropout'] in 'noent-dropout'; valid: " \
         "shipped, noent" in res.stderr
-    res = run_lab('experiments.stage3_variants', *[str(tmp_path), '--variants', 'gtmask-cb50-gtfix50'])
+    res = run_lab('experiments.stage3_variants', tmp_path, '--variants',
+                  'gtmask-cb50-gtfix50')
     assert res.returncode != 0
     assert "'gtmask-cb50-gtfix50' names more than one true-label change " \
         "(gtmask, gtfix50)" in res.stderr
@@ -93,9 +96,9 @@ def test_stage3_variants_diagnostics(tiny_run):
     source BN statistics; gtmask gives the kept pixels their true class;
     fullnet trains the backbone's convs; ccaug shifts the training crops;
     trueece changes the scores' scaling, not the predictions."""
-    res = run_lab('experiments.stage3_variants', *[str(tiny_run), '--variants', 'lr0-srcbn',
-                   'lr0-srcbn-trueece', 'gtmask-fullnet-ccaug', '--rounds',
-                   '1', '--epochs', '2'], timeout=900)
+    res = run_lab('experiments.stage3_variants', tiny_run, '--variants',
+                  'lr0-srcbn', 'lr0-srcbn-trueece', 'gtmask-fullnet-ccaug',
+                  '--rounds', '1', '--epochs', '2', timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     rows = json.loads((tiny_run / 'variants.json').read_text())
     assert set(rows) == {'lr0-srcbn', 'lr0-srcbn-trueece',
@@ -144,8 +147,9 @@ def test_stage3_variants_diagnostics(tiny_run):
         assert not torch.equal(weight(stage2, key),
                                weight(variant / 'epoch_2.pth', key))
     # a finished variant is reused, and the console says so
-    again = run_lab('experiments.stage3_variants', *[str(tiny_run), '--variants', 'lr0-srcbn', '--rounds',
-                     '1', '--epochs', '2'], timeout=900)
+    again = run_lab('experiments.stage3_variants', tiny_run, '--variants',
+                    'lr0-srcbn', '--rounds', '1', '--epochs', '2',
+                    timeout=900)
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert 'lr0-srcbn: continuing the run in' in again.stdout
     assert json.loads((tiny_run / 'variants.json').read_text()) == rows
@@ -153,8 +157,8 @@ def test_stage3_variants_diagnostics(tiny_run):
 
 @pytest.mark.slow
 def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run):
-    res = run_lab('experiments.value_head_shift', *[str(tiny_run), '--no-baseline', '--prob', '1'],
-                  timeout=900)
+    res = run_lab('experiments.value_head_shift', tiny_run, '--no-baseline',
+                  '--prob', '1', timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     rows = json.loads(
         (tiny_run / 'value_head_shift_1_0.8_0.5.json').read_text())
@@ -196,7 +200,8 @@ def test_collect_variants_keeps_earlier_entries(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_ranking_precision_nests_the_shares(tiny_run, tmp_path):
     out = tmp_path / 'ranking.json'
-    res = run_lab('experiments.ranking_precision', *[str(tiny_run), '--out', str(out)], timeout=600)
+    res = run_lab('experiments.ranking_precision', tiny_run, '--out', out,
+                  timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     table = json.loads(out.read_text())['rankings']
     assert set(table) == {'max_p', 'estECE', 'trueECE', 'trueERR', 'margin',
@@ -210,15 +215,16 @@ def test_ranking_precision_nests_the_shares(tiny_run, tmp_path):
         for cell in row.values():
             assert 0 <= cell['overall'] <= 1 and 0 <= cell['class_mean'] <= 1
     # --stage2 screens another stage-2 model; a missing one is named
-    res = run_lab('experiments.ranking_precision', *[str(tiny_run), '--stage2', 'stage2_value/missing.pth'])
+    res = run_lab('experiments.ranking_precision', tiny_run, '--stage2',
+                  'stage2_value/missing.pth')
     assert res.returncode != 0
     assert 'no stage-2 checkpoint stage2_value/missing.pth' in res.stderr
 
 
 @pytest.mark.slow
 def test_source_shift_trains_all_three_stages(tiny_run):
-    res = run_lab('experiments.source_shift', *[str(tiny_run), '--prob', '1', '--epochs', '2',
-                   '--iters', '6'], timeout=900)
+    res = run_lab('experiments.source_shift', tiny_run, '--prob', '1',
+                  '--epochs', '2', '--iters', '6', timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     result = json.loads(
         (tiny_run / 'source_shift_1_0.8_0.5_it6.json').read_text())
@@ -252,8 +258,8 @@ def test_source_shift_trains_all_three_stages(tiny_run):
 def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
     out = tmp_path / 'drivers.json'
     # --stage2 named explicitly (the run's own): the same model as compare.py
-    res = run_lab('experiments.ece_drivers', *[str(tiny_run), '--out', str(out), '--stage2',
-                   'stage2_value/iter_2.pth'], timeout=600)
+    res = run_lab('experiments.ece_drivers', tiny_run, '--out', out,
+                  '--stage2', 'stage2_value/iter_2.pth', timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     result = json.loads(out.read_text())
     compared = json.loads((tiny_run / 'comparison.json').read_text())

@@ -69,6 +69,7 @@ def test_summary_refuses_mixed_runs(tmp_path):
     assert "the runs mix presets ['default', 'hard']" in res.stderr
     res = run_lab('compare_summary', *cmd + [a, c, '--out', out])
     assert 'a seed appears twice among [3, 3]' in res.stderr
-    res = run_lab('compare_summary', *cmd + [a, str(tmp_path / 'missing'), '--out', out])
+    res = run_lab('compare_summary',
+                  *cmd + [a, str(tmp_path / 'missing'), '--out', out])
     assert 'missing/comparison.json does not exist' in res.stderr
     assert not (tmp_path / 'out').exists()

@@ -27,9 +27,8 @@ import os.path as osp
 from typing import Dict, List
 
 import torch
-from scipy import stats
-
 from mmengine.runner import Runner  # noqa: E402
+from scipy import stats
 
 from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402
 

@@ -1,6 +1,7 @@
 """How precise are class-balanced pseudo-labels under other pixel rankings?
 
-    python -m calsfda_lab.experiments.ranking_precision work_dirs/tune_hard_s0 \\
+    python -m calsfda_lab.experiments.ranking_precision \\
+        work_dirs/tune_hard_s0 \\
         [--out benchmarks/experiments/ranking-hard-seed0.json] \\
         [--stage2 stage2_value_source_shift_1_1_1_it2000/iter_300.pth]
 
@@ -42,18 +43,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine import Config
+from mmseg.registry import RUNNERS  # noqa: E402
 from scipy import ndimage
 from torch.utils.data import DataLoader
 
-from mmseg.registry import RUNNERS  # noqa: E402
+from mmseg_calsfda.engine.bn_warmup import warmup_bn_stats  # noqa: E402
 
 from .. import compare  # noqa: E402
 from .pseudo_label_precision import (  # noqa: E402
     image_true_labels,
     labelled_class_ece,
 )
-
-from mmseg_calsfda.engine.bn_warmup import warmup_bn_stats  # noqa: E402
 
 SHARES = (0.15, 0.5)
 

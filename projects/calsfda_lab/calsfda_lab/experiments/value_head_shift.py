@@ -1,8 +1,9 @@
 """Stage 2 again, with class-conditional colour shifts in the value head's
 training pipeline, from a finished compare.py run's stage-1 checkpoint.
 
-    python -m calsfda_lab.experiments.value_head_shift work_dirs/tune_hard_s0 \\
-        --max-share 0.8 --class-prob 0.5 [--value-input backbone]
+    python -m calsfda_lab.experiments.value_head_shift \\
+        work_dirs/tune_hard_s0 --max-share 0.8 --class-prob 0.5 \\
+        [--value-input backbone]
 
 Prints the Spearman / Pearson between estimated and true per-image
 class-level ECE on target val (BN warm-up on target) for the run's own
