@@ -41,9 +41,13 @@ def load_runs(run_dirs: List[str]) -> List[dict]:
                      'finished there?)')
         with open(path) as f:
             runs.append(json.load(f))
-    shifts = {run['shift'] for run in runs}
-    if len(shifts) > 1:
-        sys.exit(f'error: the runs mix presets {sorted(shifts)}')
+    # runs from before --network / --target-lr: the from-scratch ResNet-18
+    # at its stage-3 rate
+    for key, default in (('shift', None), ('network', 'resnet18'),
+                         ('target_lr', 2.5e-4)):
+        values = {run.get(key, default) for run in runs}
+        if len(values) > 1:
+            sys.exit(f'error: the runs mix {key} values {sorted(values)}')
     seeds = [run['seed'] for run in runs]
     if len(set(seeds)) < len(seeds):
         sys.exit(f'error: a seed appears twice among {seeds}')

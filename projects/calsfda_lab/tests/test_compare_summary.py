@@ -21,9 +21,10 @@ def _method(miou):
                 checkpoints=rows)
 
 
-def _write_run(path, seed, adabn, calsfda, shift='hard', spearman=0.7):
+def _write_run(path, seed, adabn, calsfda, shift='hard', spearman=0.7,
+               **extra):
     path.mkdir()
-    result = dict(seed=seed, shift=shift,
+    result = dict(seed=seed, shift=shift, **extra,
                   ece_estimation=dict(spearman=spearman),
                   methods=dict(adabn=_method([adabn]),
                                calsfda=_method(calsfda)))
@@ -66,7 +67,13 @@ def test_summary_refuses_mixed_runs(tmp_path):
     cmd = []
     res = run_lab('compare_summary', *cmd + [a, b, '--out', out])
     assert res.returncode != 0
-    assert "the runs mix presets ['default', 'hard']" in res.stderr
+    assert "the runs mix shift values ['default', 'hard']" in res.stderr
+    # a run without network (older) is the from-scratch ResNet-18
+    d = _write_run(tmp_path / 'd', 5, 20.0, [21.0],
+                   network='efficientnet_lite0', target_lr=0.01)
+    res = run_lab('compare_summary', *cmd + [a, d, '--out', out])
+    assert ("the runs mix network values ['efficientnet_lite0', "
+            "'resnet18']") in res.stderr
     res = run_lab('compare_summary', *cmd + [a, c, '--out', out])
     assert 'a seed appears twice among [3, 3]' in res.stderr
     res = run_lab('compare_summary',
