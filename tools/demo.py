@@ -65,7 +65,7 @@ def parse_args():
         'stages 1-3 and writes WORK_DIR/results.json and results.md, the '
         'reliability diagrams (WORK_DIR/<stage>/eval_*/'
         'reliability_diagram.png) and the Runners\' logs '
-        '(WORK_DIR/console.log). About 12 minutes on 2 CPU cores '
+        '(WORK_DIR/console.log). 6-13 minutes on 2 CPU cores '
         '(--tiny: about 3).')
     parser.add_argument(
         '--work-dir', default='work_dirs/demo',
