@@ -213,16 +213,22 @@ def run_value_stage(args, size, data_dir, stage1: str,
     return estimation, scores(adabn, 'target_')
 
 
+def target_lr(args) -> float:
+    """Stage 3's learning rate: ``args.target_lr`` when set, else the
+    network's (:data:`NETWORKS`)."""
+    return getattr(args, 'target_lr', None) or NETWORKS[getattr(
+        args, 'network', 'resnet18')]['target_lr']
+
+
 def target_stage_config(args, size: dict, data_dir: str, stage2: str,
                         name: str, rounds: int, epochs_per_round: int
                         ) -> Config:
     """Stage 3 of ``args.network`` from the ``stage2`` checkpoint, shrunk,
     with ``rounds`` x ``epochs_per_round`` epochs, at ``args.target_lr``
     when set, else the network's :data:`NETWORKS` ``target_lr``."""
-    lr = getattr(args, 'target_lr', None) or NETWORKS[getattr(
-        args, 'network', 'resnet18')]['target_lr']
     cfg = stage_config(args, size, data_dir, 'target', name, 0,
-                       lr=lr, max_epochs=rounds * epochs_per_round)
+                       lr=target_lr(args),
+                       max_epochs=rounds * epochs_per_round)
     cfg.load_from = osp.join(args.work_dir, stage2)
     self_training, bn_warmup = cfg.custom_hooks[:2]
     self_training.epochs_per_round = epochs_per_round

@@ -9,6 +9,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.runner import CheckpointLoader
+from mmseg.models.utils import make_divisible
 from mmseg.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -130,22 +131,6 @@ class MBConv(nn.Module):
         return x + out
 
 
-def round_channels(channels: int, width: float, divisor: int = 8) -> int:
-    """EfficientNet's channel rounding for a width multiplier.
-
-    Args:
-        channels (int): Channels of EfficientNet-B0.
-        width (float): Width multiplier.
-        divisor (int): Channels are a multiple of this.
-
-    Returns:
-        int: Scaled channels, never 10 % below ``channels * width``.
-    """
-    scaled = channels * width
-    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * scaled else rounded
-
-
 @MODELS.register_module()
 class EfficientNetLite(BaseModule):
     """EfficientNet-Lite backbone (`EfficientNet <https://arxiv.org/abs/
@@ -258,7 +243,8 @@ class EfficientNetLite(BaseModule):
         repeats = self._stage_repeats(depth)
         total, in_channels, previous_dilation = sum(repeats), STEM_CHANNELS, 1
         for stage, (expand, kernel, _, channels, _) in enumerate(BASE_STAGES):
-            out_channels = round_channels(channels, width)
+            # EfficientNet's rounding: a multiple of 8, >= 90 %
+            out_channels = make_divisible(channels * width, 8)
             for j in range(repeats[stage]):
                 index = len(self.blocks)
                 self.blocks.append(

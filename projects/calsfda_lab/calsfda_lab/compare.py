@@ -317,8 +317,7 @@ def main():
                 rows = adapting(args, size, data_dir, stage2, name)
         methods[name] = summarise(rows)
     result = dict(seed=args.seed, shift=args.shift, network=args.network,
-                  target_lr=(args.target_lr or
-                             demo.NETWORKS[args.network]['target_lr']),
+                  target_lr=demo.target_lr(args),
                   ece_estimation={k: v for k, v in estimation.items()
                                   if k != 'checkpoint'},
                   methods=methods)
