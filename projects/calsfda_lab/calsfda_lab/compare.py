@@ -17,6 +17,11 @@ shared; every method then starts from the same stage-2 checkpoint:
 * ``target_supervised``: trained on the target's labels (an upper bound;
   benchmark only).
 
+Stage 1's CE-only twin (no DiffECE, otherwise the same) is trained too,
+to measure what DiffECE does to the target's calibration; for ``cbst``
+and ``calsfda`` every round's pseudo-labels are scored against the
+target's true training labels (kept share and precision; benchmark only).
+
 Each adapting method is evaluated after every epoch: target val mIoU/ECE
 (labels, for reporting) and three label-free criteria on a fixed subset of
 target training images -- the value head's estimated ECE, the mean
@@ -43,9 +48,12 @@ from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402
 # running as calsfda_lab.compare has imported calsfda_lab: the lab's
 # presets, transforms and variants are registered
 from .compare_summary import write_report  # noqa: E402
+from .experiments.pseudo_label_precision import round_quality  # noqa: E402
 
 METHODS = ('source_only', 'adabn', 'tent', 'cbst', 'calsfda',
            'target_supervised')
+# the methods that write pseudo-labels (their rounds are scored)
+PSEUDO_LABELLING = ('cbst', 'calsfda')
 CRITERIA = dict(estECE='less', entropy='less', max_prob='greater',
                 last=None)
 # the adapting methods' schedule: rounds x epochs per round (>= 8 epochs,
@@ -237,6 +245,11 @@ def summarise(checkpoints: List[dict]) -> dict:
         checkpoints=checkpoints)
 
 
+def target_scores(stage1: dict) -> dict:
+    """Target val mIoU, ECE and cECE of a stage-1 run's checkpoint."""
+    return {key: stage1[f'target_{key}'] for key in ('mIoU', 'ECE', 'cECE')}
+
+
 def markdown(result: dict) -> str:
     lines = [
         f"seed {result['seed']}, shift {result['shift']}: target val mIoU "
@@ -258,6 +271,19 @@ def markdown(result: dict) -> str:
         lines += ['', 'The value head on target val (BN warm-up on target): '
                   f"Spearman {est['spearman']:.3f} between estimated and "
                   'true per-image class-level ECE.']
+    if 'stage1' in result:
+        ece, ce = result['stage1']['diffece'], result['stage1']['ce_only']
+        lines += ['', 'Stage 1 on target val, DiffECE vs its CE-only twin: '
+                  f"mIoU {ece['mIoU']:.2f} vs {ce['mIoU']:.2f}, ECE "
+                  f"{ece['ECE']:.2f} vs {ce['ECE']:.2f}, cECE "
+                  f"{ece['cECE']:.2f} vs {ce['cECE']:.2f}."]
+    for name, m in result['methods'].items():
+        if 'pseudo_labels' in m:
+            rounds = '; '.join(
+                f"round {r['round']}: kept {r['kept_share']:.1f} %, "
+                f"precision {r['precision']:.1f} %"
+                for r in m['pseudo_labels'])
+            lines += ['', f'{name} pseudo-labels (target train): {rounds}.']
     return '\n'.join(lines)
 
 
@@ -302,10 +328,10 @@ def main():
     with console.stage(f'data: seed {args.seed}, shift {args.shift}'):
         demo.generate_data(data_dir, size, args.seed, args.shift)
     with console.stage('stage 1: source pre-training (shared)'):
-        stage1 = demo.run_source_stage(args, size, data_dir)['checkpoint']
+        stage1 = demo.run_source_stage(args, size, data_dir)
     with console.stage('stage 2: the value head (shared)'):
         estimation, adabn = demo.run_value_stage(args, size, data_dir,
-                                                 stage1)
+                                                 stage1['checkpoint'])
         stage2 = estimation['checkpoint']
     methods: Dict[str, dict] = {}
     for name in args.methods:
@@ -316,8 +342,15 @@ def main():
             else:
                 rows = adapting(args, size, data_dir, stage2, name)
         methods[name] = summarise(rows)
+        if name in PSEUDO_LABELLING:
+            methods[name]['pseudo_labels'] = round_quality(
+                osp.join(args.work_dir, name), data_dir)
+    with console.stage("stage 1's CE-only twin (no DiffECE)"):
+        twin = demo.run_source_stage(args, size, data_dir, ece_loss=False)
     result = dict(seed=args.seed, shift=args.shift, network=args.network,
                   target_lr=demo.target_lr(args),
+                  stage1=dict(diffece=target_scores(stage1),
+                              ce_only=target_scores(twin)),
                   ece_estimation={k: v for k, v in estimation.items()
                                   if k != 'checkpoint'},
                   methods=methods)

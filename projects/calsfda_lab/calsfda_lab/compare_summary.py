@@ -8,8 +8,12 @@ Reads each run's ``comparison.json`` (one preset, distinct seeds, the same
 methods) and writes ``OUT/summary.json``, ``summary.md`` and
 ``summary.png``: per method the target mIoU of the last checkpoint, the
 oracle and each criterion's pick, each criterion's regret, and the paired
-difference to ``adabn`` (ECE-selected checkpoint, seed by seed), as
-mean ± sample standard deviation over the seeds, with min and max.
+difference to ``adabn`` (ECE-selected checkpoint, seed by seed), and for
+``calsfda`` the paired difference to the better of ``tent`` and ``cbst``
+(each at its own ECE-selected checkpoint), as mean ± sample standard
+deviation over the seeds, with min and max. Where the runs have them:
+stage 1's target calibration against its CE-only twin (paired), and each
+round's pseudo-label kept share and precision.
 """
 import argparse
 import json
@@ -21,6 +25,8 @@ from typing import Callable, Dict, List
 import numpy as np
 
 CRITERIA = ('estECE', 'entropy', 'max_prob', 'last')
+# calsfda's baselines among the self-training methods
+SELF_TRAINING_BASELINES = ('tent', 'cbst')
 
 
 def parse_args():
@@ -84,13 +90,47 @@ def summarise(runs: List[dict]) -> dict:
                 run['methods'][name]['target_mIoU_selected']['estECE'] -
                 run['methods']['adabn']['target_mIoU_last'] for run in runs])
         methods[name] = row
+    baselines = [b for b in SELF_TRAINING_BASELINES if b in runs[0]['methods']]
+    if 'calsfda' in methods and baselines:
+        methods['calsfda']['vs_best_baseline'] = spread([
+            _pick(run, 'calsfda') - max(_pick(run, b) for b in baselines)
+            for run in runs])
+    for name in methods:
+        if 'pseudo_labels' in runs[0]['methods'][name]:
+            methods[name]['pseudo_labels'] = _rounds(
+                [run['methods'][name]['pseudo_labels'] for run in runs])
     result = dict(shift=runs[0]['shift'],
                   seeds=[run['seed'] for run in runs], methods=methods)
+    if all('stage1' in run for run in runs):
+        result['stage1'] = {
+            key: dict(diffece=spread([run['stage1']['diffece'][key]
+                                      for run in runs]),
+                      ce_only=spread([run['stage1']['ce_only'][key]
+                                      for run in runs]),
+                      difference=spread([run['stage1']['diffece'][key] -
+                                         run['stage1']['ce_only'][key]
+                                         for run in runs]))
+            for key in ('mIoU', 'ECE', 'cECE')}
     estimations = [run['ece_estimation']['spearman'] for run in runs
                    if 'ece_estimation' in run]
     if estimations:
         result['ece_spearman'] = spread(estimations)
     return result
+
+
+def _pick(run: dict, name: str) -> float:
+    """A method's target mIoU at its ECE-selected checkpoint."""
+    return run['methods'][name]['target_mIoU_selected']['estECE']
+
+
+def _rounds(per_seed: List[List[dict]]) -> List[dict]:
+    """Per round: spread over the seeds of the kept share and precision
+    (the rounds every seed has)."""
+    count = min(len(rows) for rows in per_seed)
+    return [dict(round=per_seed[0][r]['round'],
+                 **{key: spread([rows[r][key] for rows in per_seed])
+                    for key in ('kept_share', 'precision')})
+            for r in range(count)]
 
 
 def _fmt(s: dict) -> str:
@@ -121,6 +161,25 @@ def markdown(summary: dict) -> str:
         lines += ['', 'Spearman between estimated and true per-image '
                   f"class-level ECE on target val: {sp['mean']:.3f} ± "
                   f"{sp['std']:.3f} (min {sp['min']:.3f})."]
+    cal = summary['methods'].get('calsfda', {})
+    if 'vs_best_baseline' in cal:
+        lines += ['', 'calsfda − the better of tent and cbst (each at its '
+                  'estECE pick, paired by seed): '
+                  f"{_fmt(cal['vs_best_baseline'])} (min "
+                  f"{cal['vs_best_baseline']['min']:.2f})."]
+    if 'stage1' in summary:
+        parts = ', '.join(
+            f"{key} {_fmt(v['diffece'])} vs {_fmt(v['ce_only'])} "
+            f"(paired difference {_fmt(v['difference'])})"
+            for key, v in summary['stage1'].items())
+        lines += ['', f'Stage 1 on target val, DiffECE vs CE-only: {parts}.']
+    for name, m in summary['methods'].items():
+        if 'pseudo_labels' in m:
+            rounds = '; '.join(
+                f"round {r['round']}: kept {_fmt(r['kept_share'])} %, "
+                f"precision {_fmt(r['precision'])} %"
+                for r in m['pseudo_labels'])
+            lines += ['', f'{name} pseudo-labels (target train): {rounds}.']
     return '\n'.join(lines)
 
 

@@ -52,6 +52,17 @@ def test_compare_tiny_writes_every_criterion(tiny_run):
         for row in rows:
             assert 0 <= row['entropy'] <= 100
             assert 0 <= row['max_prob'] <= 100
+    # stage 1 and its CE-only twin, each on target val
+    for twin in ('diffece', 'ce_only'):
+        assert set(result['stage1'][twin]) == {'mIoU', 'ECE', 'cECE'}
+    assert result['stage1']['ce_only'] != result['stage1']['diffece']
+    assert list((tmp_path / 'stage1_ce_only').glob('best_*.pth'))
+    # cbst's one round of pseudo-labels, scored; the other methods have none
+    rounds = result['methods']['cbst']['pseudo_labels']
+    assert [r['round'] for r in rounds] == [0]
+    assert 0 < rounds[0]['kept_share'] <= 100
+    assert 0 <= rounds[0]['precision'] <= 100
+    assert 'pseudo_labels' not in result['methods']['target_supervised']
     # the CBST run scored pseudo-labels without the ECE scaling
     cfg = (tmp_path / 'cbst').glob('*/vis_data/config.py')
     assert 'ece_scaling=False' in next(cfg).read_text()
@@ -295,7 +306,8 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
 
 @pytest.mark.slow
 def test_stage3_variant_configs(tiny_run, tmp_path):
-    """nolocal turns the per-image local selection off (and only that);
+    """lr<decimal> sets the stage-3 rate; nolocal turns the per-image
+    local selection off (and only that);
     cb50 raises the class-balanced share; both compose; photo distorts
     the training crops just before packing; mix wraps the pseudo-label
     dataset in MultiImageMixDataset with ClassMix."""
@@ -306,6 +318,13 @@ def test_stage3_variant_configs(tiny_run, tmp_path):
     def labeler(variant):
         cfg = stage3_variants.variant_cfg(run, size, variant, 1, 2)
         return cfg.custom_hooks[0].pseudo_labeler
+
+    def rate(variant):
+        cfg = stage3_variants.variant_cfg(run, size, variant, 1, 2)
+        return cfg.optim_wrapper.optimizer.lr
+
+    assert rate('lr0.001') == 0.001 != rate('shipped')
+    assert rate('noent-lr.25') == 0.25 and rate('lr5') == 5e-5
 
     shipped, changed = labeler('shipped'), labeler('nolocal-cb50')
     assert shipped.local_prop > 0 and shipped.local_prop_step > 0
@@ -416,3 +435,38 @@ def test_true_label_pass_corrects_a_share_of_the_wrong_labels(tmp_path):
     assert (out[label == 255] == 255).all()
     # gtfull: the true class on every pixel, kept or not
     np.testing.assert_array_equal(correct(everywhere=True), gt)
+
+
+def test_round_quality_counts_kept_and_right_pixels(tmp_path):
+    """Kept share: pseudo-labelled pixels among those with a true class;
+    precision: right ones among those (a hand-made two-image round)."""
+    from calsfda_lab.experiments.pseudo_label_precision import round_quality
+    data = tmp_path / 'data'
+    gt_dir = data / 'cityscapes' / 'gtFine' / 'train' / 'city'
+    gt_dir.mkdir(parents=True)
+    run_dir = tmp_path / 'run'
+    truth = {'a': [[0, 1, 255], [2, 2, 2]], 'b': [[5, 5, 5], [5, 5, 255]]}
+    # 255: unlabelled pseudo-label; a: 3 kept (2 right) of 5 with a class,
+    # the pseudo-label on a's unlabelled pixel does not count
+    pseudo = {'a': [[0, 2, 7], [2, 255, 255]], 'b': [[5, 4, 255],
+                                                     [255, 255, 5]]}
+    for r in (0, 10):
+        (run_dir / 'pseudo_labels' / f'round_{r}' / 'city').mkdir(
+            parents=True)
+    for name in truth:
+        Image.fromarray(np.array(truth[name], np.uint8)).save(
+            gt_dir / f'{name}_gtFine_labelTrainIds.png')
+        for r in (0, 10):
+            label = np.array(pseudo[name], np.uint8)
+            if r == 10:  # every labelled pixel gets its true class
+                label = np.array(truth[name], np.uint8)
+            Image.fromarray(label).save(
+                run_dir / 'pseudo_labels' / f'round_{r}' / 'city' /
+                f'{name}.png')
+    rows = round_quality(str(run_dir), str(data))
+    assert [row['round'] for row in rows] == [0, 10]  # numeric order
+    # kept with a true class: a 3 (2 right), b 2 (1 right); 10 labelled
+    assert rows[0]['kept_share'] == pytest.approx(50.0)
+    assert rows[0]['precision'] == pytest.approx(60.0)
+    assert rows[1]['kept_share'] == pytest.approx(100.0)
+    assert rows[1]['precision'] == pytest.approx(100.0)

@@ -80,3 +80,50 @@ def test_summary_refuses_mixed_runs(tmp_path):
                   *cmd + [a, str(tmp_path / 'missing'), '--out', out])
     assert 'missing/comparison.json does not exist' in res.stderr
     assert not (tmp_path / 'out').exists()
+
+
+def test_summary_best_baseline_stage1_and_pseudo_label_rounds(tmp_path):
+    """calsfda is paired with the better of tent and cbst on each seed;
+    stage 1's DiffECE is paired with its CE-only twin; the pseudo-label
+    rounds are summarised round by round."""
+    def run(seed, tent, cbst, calsfda, cece, twin_cece, precision):
+        path = tmp_path / f's{seed}'
+        path.mkdir()
+        methods = dict(adabn=_method([20.0]), tent=_method(tent),
+                       cbst=_method(cbst), calsfda=_method(calsfda))
+        for name in ('cbst', 'calsfda'):
+            methods[name]['pseudo_labels'] = [
+                dict(round=r, kept_share=20.0 + 5 * r, precision=p)
+                for r, p in enumerate(precision)]
+        stage1 = dict(
+            diffece=dict(mIoU=30.0, ECE=5.0, cECE=cece),
+            ce_only=dict(mIoU=31.0, ECE=6.0, cECE=twin_cece))
+        (path / 'comparison.json').write_text(json.dumps(dict(
+            seed=seed, shift='hard', stage1=stage1, methods=methods)))
+        return str(path)
+
+    # the estECE picks are the last checkpoints
+    runs = [run(3, [22.0, 23.0], [24.0, 21.0], [25.0, 26.0], 20.0, 24.0,
+                [80.0, 70.0]),
+            run(4, [25.0, 24.0], [20.0, 22.0], [21.0, 23.0], 22.0, 21.0,
+                [90.0, 60.0])]
+    out = tmp_path / 'out'
+    res = run_lab('compare_summary', *runs, '--out', str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / 'summary.json').read_text())
+    cal = summary['methods']['calsfda']
+    # seed 3: 26 - max(23, 21); seed 4: 23 - max(24, 22)
+    assert cal['vs_best_baseline']['values'] == [3.0, -1.0]
+    assert 'vs_best_baseline' not in summary['methods']['cbst']
+    assert summary['stage1']['cECE']['difference']['values'] == [-4.0, 1.0]
+    assert summary['stage1']['mIoU']['ce_only']['mean'] == 31.0
+    rounds = cal['pseudo_labels']
+    assert [r['round'] for r in rounds] == [0, 1]
+    assert rounds[0]['precision']['values'] == [80.0, 90.0]
+    assert rounds[1]['kept_share']['mean'] == 25.0
+    assert 'pseudo_labels' not in summary['methods']['tent']
+    table = (out / 'summary.md').read_text()
+    assert 'calsfda − the better of tent and cbst' in table
+    assert 'cECE 21.00 ± 1.41 vs 22.50 ± 2.12' in table
+    assert 'calsfda pseudo-labels (target train): round 0: kept ' \
+        '20.00 ± 0.00 %, precision 85.00 ± 7.07 %' in table

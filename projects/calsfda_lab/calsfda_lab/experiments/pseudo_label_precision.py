@@ -11,7 +11,7 @@ precision and the two classes they most often really are.
 import argparse
 import glob
 import os.path as osp
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 import numpy as np
 from PIL import Image
@@ -28,25 +28,59 @@ from ..truth import (  # noqa: F401
 )
 
 
+def _label_pairs(round_dir: str, data_dir: str
+                 ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """``(pseudo-label, true label)`` of every image of a round."""
+    for path in sorted(glob.glob(osp.join(round_dir, '**', '*.png'),
+                                 recursive=True)):
+        yield (np.array(Image.open(path)),
+               true_labels(data_dir, round_dir, path))
+
+
 def confusion(round_dir: str, data_dir: str) -> np.ndarray:
     """``C x C`` counts: rows the pseudo-label, columns the true class."""
+    return _counts(round_dir, data_dir)[0]
+
+
+def _counts(round_dir: str, data_dir: str) -> Tuple[np.ndarray, int]:
+    """:func:`confusion` and the number of pixels with a true class."""
     n = len(CITYSCAPES_CLASSES)
     counts = np.zeros((n, n), np.int64)
-    for path in glob.glob(osp.join(round_dir, '**', '*.png'),
-                          recursive=True):
-        label = np.array(Image.open(path))
-        gt = true_labels(data_dir, round_dir, path)
+    labelled = 0
+    for label, gt in _label_pairs(round_dir, data_dir):
         kept = (label < n) & (gt < n)
         np.add.at(counts, (label[kept], gt[kept]), 1)
-    return counts
+        labelled += int((gt < n).sum())
+    return counts, labelled
+
+
+def round_quality(run_dir: str, data_dir: str) -> List[dict]:
+    """Per round of a stage-3 run (in order): ``kept_share``, the
+    percentage of the target training pixels with a true class that got a
+    pseudo-label, and ``precision``, the percentage of those whose
+    pseudo-label is their true class."""
+    rows = []
+    for round_dir in _round_dirs(run_dir):
+        counts, labelled = _counts(round_dir, data_dir)
+        rows.append(dict(
+            round=int(osp.basename(round_dir).rsplit('_', 1)[1]),
+            kept_share=100.0 * counts.sum() / max(labelled, 1),
+            precision=100.0 * overall_precision(counts)))
+    return rows
+
+
+def _round_dirs(run_dir: str) -> List[str]:
+    """``RUN_DIR/pseudo_labels/round_<r>``, by round."""
+    return sorted(
+        glob.glob(osp.join(run_dir, 'pseudo_labels', 'round_*')),
+        key=lambda d: int(osp.basename(d).rsplit('_', 1)[1]))
 
 
 def round_confusions(run_dir: str, data_dir: str
                      ) -> Iterator[Tuple[str, np.ndarray]]:
     """``(round dir, confusion)`` of every round of a stage-3 run, in
     order."""
-    for round_dir in sorted(glob.glob(
-            osp.join(run_dir, 'pseudo_labels', 'round_*'))):
+    for round_dir in _round_dirs(run_dir):
         yield round_dir, confusion(round_dir, data_dir)
 
 

@@ -15,8 +15,10 @@ variant is a ``-``-joined list of changes:
   (:class:`~calsfda_lab.variants.UniformWeightPseudoLabeler`);
 * ``fullnet``: decode-head epochs train the backbone too (the reference
   freezes it);
-* ``lr5``: the official learning rate, 5e-5, instead of the demo's 2.5e-4;
-  ``lr0``: no learning at all (what changes without a weight update?);
+* ``lr5``: the official learning rate, 5e-5, instead of the network's
+  (``demo_stages.NETWORKS``); ``lr0``: no learning at all (what changes
+  without a weight update?); ``lr`` and a decimal number, e.g.
+  ``lr0.001``: that rate;
 * ``cbst``: ``s = max p`` (no ECE scaling); ``cb50``: class-balanced share
   0.5 instead of 0.15 (more, less confident pixels); ``nolocal``: no
   per-image local selection (``local_prop`` 0: only the class-balanced
@@ -58,6 +60,7 @@ An experiment, not a benchmark: it reads the run's target val labels.
 import argparse
 import json
 import os.path as osp
+import re
 import sys
 
 from mmengine.runner.checkpoint import find_latest_checkpoint
@@ -70,6 +73,8 @@ from .value_head_shift import with_shift
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
            'cb50', 'fullnet', 'gtmask', 'gtfull', 'gtfix50', 'gtfix75',
            'ccaug', 'srcbn', 'trueece', 'nolocal', 'photo', 'mix')
+# any other stage-3 learning rate: 'lr' and a decimal number, e.g. lr0.001
+RATE = re.compile(r'lr(\d*\.\d+)')
 # the true-label diagnostics: which share of the wrong kept labels each
 # corrects (gtfull also labels every pixel)
 TRUE_LABEL_FIX = dict(gtmask=1.0, gtfull=1.0, gtfix50=0.5, gtfix75=0.75)
@@ -86,7 +91,8 @@ def parse_args():
                         help='epochs per round')
     args = parser.parse_args()
     for variant in args.variants:
-        unknown = set(variant.split('-')) - set(CHANGES)
+        unknown = {c for c in variant.split('-')
+                   if c not in CHANGES and not RATE.fullmatch(c)}
         if unknown:
             sys.exit(f'error: unknown change(s) {sorted(unknown)} in '
                      f'{variant!r}; valid: {", ".join(CHANGES)}')
@@ -117,6 +123,9 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
         cfg.optim_wrapper.optimizer.lr = 5e-5
     if 'lr0' in changes:
         cfg.optim_wrapper.optimizer.lr = 0.0
+    for change in changes:
+        if RATE.fullmatch(change):
+            cfg.optim_wrapper.optimizer.lr = float(change[2:])
     if 'cb50' in changes:
         cfg.custom_hooks[0].pseudo_labeler.cb_prop = 0.5
     if 'nolocal' in changes:
