@@ -62,3 +62,38 @@ def test_stage3_learning_rate_is_the_networks_unless_given(tmp_path, network):
     cfg = target_stage_config(args, SIZES['tiny'], str(tmp_path / 'data'),
                               'stage2.pth', 'target', 1, 1)
     assert cfg.optim_wrapper.optimizer.lr == 1e-3
+
+
+@pytest.mark.parametrize('network', sorted(NETWORKS))
+def test_stage3_entropy_weight_is_the_networks(tmp_path, network):
+    """eta as NETWORKS sets it: 0 leaves the entropy term out, anything
+    else weighs it; the other losses stay as shipped."""
+    cfg = target_stage_config(_args(tmp_path, network), SIZES['tiny'],
+                              str(tmp_path / 'data'), 'stage2.pth',
+                              'target', 1, 1)
+    losses = {loss['type']: loss for loss in cfg.model.decode_losses}
+    weight = NETWORKS[network]['entropy_weight']
+    assert {'SymmetricCELoss', 'NegativeLearningLoss'} <= set(losses)
+    if weight == 0:
+        assert 'NormalizedEntropyLoss' not in losses
+    else:
+        assert losses['NormalizedEntropyLoss']['loss_weight'] == weight
+
+
+def test_entropy_weight_sets_or_drops_the_term():
+    from mmengine import Config
+
+    from mmseg_calsfda.testing.demo_stages import set_entropy_weight
+
+    def losses():
+        return Config(dict(model=dict(decode_losses=[
+            dict(type='SymmetricCELoss'),
+            dict(type='NormalizedEntropyLoss', loss_weight=1.0)])))
+
+    cfg = losses()
+    set_entropy_weight(cfg, 0.25)
+    assert cfg.model.decode_losses[1].loss_weight == 0.25
+    cfg = losses()
+    set_entropy_weight(cfg, 0)
+    assert [loss.type for loss in cfg.model.decode_losses] == [
+        'SymmetricCELoss']

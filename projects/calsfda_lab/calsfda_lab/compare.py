@@ -349,6 +349,8 @@ def main():
         twin = demo.run_source_stage(args, size, data_dir, ece_loss=False)
     result = dict(seed=args.seed, shift=args.shift, network=args.network,
                   target_lr=demo.target_lr(args),
+                  entropy_weight=demo.network_settings(args)[
+                      'entropy_weight'],
                   stage1=dict(diffece=target_scores(stage1),
                               ce_only=target_scores(twin)),
                   ece_estimation={k: v for k, v in estimation.items()

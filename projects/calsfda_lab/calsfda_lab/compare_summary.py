@@ -47,10 +47,10 @@ def load_runs(run_dirs: List[str]) -> List[dict]:
                      'finished there?)')
         with open(path) as f:
             runs.append(json.load(f))
-    # runs from before --network / --target-lr: the from-scratch ResNet-18
-    # at its stage-3 rate
+    # runs from before --network / --target-lr / the entropy weight: the
+    # from-scratch ResNet-18 at its stage-3 rate, with the entropy term
     for key, default in (('shift', None), ('network', 'resnet18'),
-                         ('target_lr', 2.5e-4)):
+                         ('target_lr', 2.5e-4), ('entropy_weight', 1.0)):
         values = {run.get(key, default) for run in runs}
         if len(values) > 1:
             sys.exit(f'error: the runs mix {key} values {sorted(values)}')

@@ -31,6 +31,8 @@ def test_compare_tiny_writes_every_criterion(tiny_run):
     tmp_path = tiny_run
     result = json.loads((tmp_path / 'comparison.json').read_text())
     assert result['seed'] == 0 and result['shift'] == 'default'
+    assert result['network'] == 'resnet18'
+    assert result['entropy_weight'] == 1.0  # the from-scratch network's
     assert list(result['methods']) == ['adabn', 'cbst', 'target_supervised']
     # the value head's ranking of target val images is kept beside them
     assert {'spearman', 'pearson', 'mean_true_ECE'} <= set(
@@ -325,6 +327,11 @@ def test_stage3_variant_configs(tiny_run, tmp_path):
 
     assert rate('lr0.001') == 0.001 != rate('shipped')
     assert rate('noent-lr.25') == 0.25 and rate('lr5') == 5e-5
+    assert stage3_variants.variant_cfg(
+        run, size, 'notent', 1, 2).custom_hooks[0].tent_first_epoch is False
+    assert stage3_variants.variant_cfg(
+        run, size, 'shipped', 1, 2).custom_hooks[0].get(
+            'tent_first_epoch', True) is True
 
     shipped, changed = labeler('shipped'), labeler('nolocal-cb50')
     assert shipped.local_prop > 0 and shipped.local_prop_step > 0

@@ -74,6 +74,9 @@ def test_summary_refuses_mixed_runs(tmp_path):
     res = run_lab('compare_summary', *cmd + [a, d, '--out', out])
     assert ("the runs mix network values ['efficientnet_lite0', "
             "'resnet18']") in res.stderr
+    e = _write_run(tmp_path / 'e', 6, 20.0, [21.0], entropy_weight=0.0)
+    res = run_lab('compare_summary', *cmd + [a, e, '--out', out])
+    assert "the runs mix entropy_weight values [0.0, 1.0]" in res.stderr
     res = run_lab('compare_summary', *cmd + [a, c, '--out', out])
     assert 'a seed appears twice among [3, 3]' in res.stderr
     res = run_lab('compare_summary',

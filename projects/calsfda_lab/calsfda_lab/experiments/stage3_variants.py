@@ -49,7 +49,9 @@ variant is a ``-``-joined list of changes:
   with a perfect estimator (a diagnostic);
 * ``srcbn``: the backbone keeps its *source* BatchNorm statistics (no
   warm-up of the backbone, ``norm_eval=True``; the norm-affine epoch still
-  trains the affine parameters).
+  trains the affine parameters);
+* ``notent``: no norm-affine first epoch: every epoch of a round trains
+  the decode head (``SelfTrainingHook(tent_first_epoch=False)``).
 
 A variant whose folder already holds a checkpoint continues from it (a
 finished one is reused as it is, and says so): delete
@@ -72,7 +74,7 @@ from .value_head_shift import with_shift
 
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
            'cb50', 'fullnet', 'gtmask', 'gtfull', 'gtfix50', 'gtfix75',
-           'ccaug', 'srcbn', 'trueece', 'nolocal', 'photo', 'mix')
+           'ccaug', 'srcbn', 'trueece', 'nolocal', 'photo', 'mix', 'notent')
 # any other stage-3 learning rate: 'lr' and a decimal number, e.g. lr0.001
 RATE = re.compile(r'lr(\d*\.\d+)')
 # the true-label diagnostics: which share of the wrong kept labels each
@@ -149,6 +151,8 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
     if 'srcbn' in changes:
         cfg.custom_hooks[0].bn_warmup_modules = ('value_head', )
         cfg.model.backbone.norm_eval = True
+    if 'notent' in changes:
+        cfg.custom_hooks[0].tent_first_epoch = False
     # the changes inside the rounds: calsfda_lab.variants' components
     hook = cfg.custom_hooks[0]
     if 'nocw' in changes:
