@@ -47,7 +47,7 @@ from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402
 
 # running as calsfda_lab.compare has imported calsfda_lab: the lab's
 # presets, transforms and variants are registered
-from .compare_summary import write_report  # noqa: E402
+from .compare_summary import pseudo_label_lines, write_report  # noqa: E402
 from .experiments.pseudo_label_precision import round_quality  # noqa: E402
 
 METHODS = ('source_only', 'adabn', 'tent', 'cbst', 'calsfda',
@@ -277,13 +277,7 @@ def markdown(result: dict) -> str:
                   f"mIoU {ece['mIoU']:.2f} vs {ce['mIoU']:.2f}, ECE "
                   f"{ece['ECE']:.2f} vs {ce['ECE']:.2f}, cECE "
                   f"{ece['cECE']:.2f} vs {ce['cECE']:.2f}."]
-    for name, m in result['methods'].items():
-        if 'pseudo_labels' in m:
-            rounds = '; '.join(
-                f"round {r['round']}: kept {r['kept_share']:.1f} %, "
-                f"precision {r['precision']:.1f} %"
-                for r in m['pseudo_labels'])
-            lines += ['', f'{name} pseudo-labels (target train): {rounds}.']
+    lines += pseudo_label_lines(result['methods'], lambda v: f'{v:.1f}')
     return '\n'.join(lines)
 
 

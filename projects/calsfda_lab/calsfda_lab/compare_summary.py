@@ -20,7 +20,7 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def summarise(runs: List[dict]) -> dict:
                     for c in CRITERIA})
         if 'adabn' in runs[0]['methods']:
             row['vs_adabn'] = spread([
-                run['methods'][name]['target_mIoU_selected']['estECE'] -
+                _pick(run, name) -
                 run['methods']['adabn']['target_mIoU_last'] for run in runs])
         methods[name] = row
     baselines = [b for b in SELF_TRAINING_BASELINES if b in runs[0]['methods']]
@@ -173,14 +173,24 @@ def markdown(summary: dict) -> str:
             f"(paired difference {_fmt(v['difference'])})"
             for key, v in summary['stage1'].items())
         lines += ['', f'Stage 1 on target val, DiffECE vs CE-only: {parts}.']
-    for name, m in summary['methods'].items():
+    lines += pseudo_label_lines(summary['methods'], _fmt)
+    return '\n'.join(lines)
+
+
+def pseudo_label_lines(methods: Dict[str, dict],
+                       fmt: Callable[[Any], str]) -> List[str]:
+    """Markdown lines: per method with scored pseudo-labels, each round's
+    kept share and precision, each number written by ``fmt`` (one run's
+    floats in ``calsfda_lab.compare``, spreads here)."""
+    lines = []
+    for name, m in methods.items():
         if 'pseudo_labels' in m:
             rounds = '; '.join(
-                f"round {r['round']}: kept {_fmt(r['kept_share'])} %, "
-                f"precision {_fmt(r['precision'])} %"
+                f"round {r['round']}: kept {fmt(r['kept_share'])} %, "
+                f"precision {fmt(r['precision'])} %"
                 for r in m['pseudo_labels'])
             lines += ['', f'{name} pseudo-labels (target train): {rounds}.']
-    return '\n'.join(lines)
+    return lines
 
 
 def plot(summary: dict, path: str) -> None:

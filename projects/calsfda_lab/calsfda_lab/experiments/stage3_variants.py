@@ -68,6 +68,8 @@ import sys
 from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmseg.registry import RUNNERS
 
+from mmseg_calsfda.testing.demo_stages import set_entropy_weight
+
 from .. import compare
 from .collect_variants import history
 from .value_head_shift import with_shift
@@ -114,9 +116,7 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
     changes = variant.split('-')
     losses = cfg.model.decode_losses
     if 'noent' in changes:
-        cfg.model.decode_losses = [
-            loss for loss in losses if loss['type'] != 'NormalizedEntropyLoss'
-        ]
+        set_entropy_weight(cfg, 0)
     if 'sceonly' in changes:
         cfg.model.decode_losses = [
             loss for loss in losses if loss['type'] == 'SymmetricCELoss'
