@@ -30,6 +30,36 @@ def test_symmetric_ce_matches_definition():
     assert float(loss(logits, label)) == pytest.approx(float(ref), rel=1e-5)
 
 
+def test_symmetric_ce_label_smoothing_matches_definition():
+    """The CE term's target is (1 - eps) onehot + eps / C, weighted by the
+    labelled class as F.cross_entropy does; the reverse CE keeps the hard
+    target."""
+    logits, label = data(2)
+    w = torch.softmax(torch.rand(5), 0)
+    eps = 0.2
+    loss = MODELS.build(dict(type='SymmetricCELoss', class_weight=w.tolist(),
+                             alpha=1.0, label_smoothing=eps))
+    valid = label != 255
+    p = torch.softmax(logits, 1).permute(0, 2, 3, 1)[valid]  # M x C
+    y = label[valid]
+    smooth = (1 - eps) * F.one_hot(y, 5).float() + eps / 5
+    # F.cross_entropy: each class term weighted by its own class weight,
+    # the mean taken over the labelled classes' weights
+    ce = -(smooth * w * torch.log(p)).sum() / w[y].sum()
+    onehot = F.one_hot(y, 5).float().clamp(1e-4, 1)
+    rce = -(p * torch.log(onehot)).sum(1).mean()
+    ref = ce + rce
+    assert float(loss(logits, label)) == pytest.approx(float(ref), rel=1e-5)
+    plain = MODELS.build(dict(type='SymmetricCELoss', class_weight=w.tolist(),
+                              alpha=1.0))
+    assert float(plain(logits, label)) != pytest.approx(float(ref), abs=1e-3)
+
+
+def test_symmetric_ce_label_smoothing_checked():
+    with pytest.raises(ValueError, match='label_smoothing=1.0'):
+        MODELS.build(dict(type='SymmetricCELoss', label_smoothing=1.0))
+
+
 def test_symmetric_ce_class_weight_count_checked():
     loss = MODELS.build(dict(type='SymmetricCELoss', class_weight=[1, 2]))
     with pytest.raises(ValueError, match='2 class weights for 5 classes'):

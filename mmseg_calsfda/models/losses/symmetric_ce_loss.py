@@ -25,6 +25,12 @@ class SymmetricCELoss(nn.Module):
         alpha (float): Weight of the CE term. Defaults to 0.1.
         beta (float): Weight of the reverse CE term. Defaults to 1.0.
         class_weight (Sequence[float], optional): Initial class weights.
+        label_smoothing (float): Smoothing ``eps`` in ``[0, 1)`` of the CE
+            term's targets, ``(1 - eps) * onehot + eps / C`` (as
+            ``F.cross_entropy``'s): the CE term's optimum then leaves
+            confidence below 1 instead of driving it up. The reverse CE
+            keeps its hard target (a smoothed one leaves it linear in
+            ``p_y``). 0 is the reference. Defaults to 0.0.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
         loss_name (str): Name of the loss item. Defaults to 'loss_sce'.
     """
@@ -33,11 +39,16 @@ class SymmetricCELoss(nn.Module):
                  alpha: float = 0.1,
                  beta: float = 1.0,
                  class_weight: Optional[Sequence[float]] = None,
+                 label_smoothing: float = 0.0,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_sce') -> None:
         super().__init__()
+        if not 0 <= label_smoothing < 1:
+            raise ValueError('SymmetricCELoss: label_smoothing must lie in '
+                             f'[0, 1), got label_smoothing={label_smoothing!r}')
         self.alpha = alpha
         self.beta = beta
+        self.label_smoothing = float(label_smoothing)
         self.class_weight = class_weight
         self.loss_weight = loss_weight
         self._loss_name = loss_name
@@ -73,7 +84,8 @@ class SymmetricCELoss(nn.Module):
         valid = (label >= 0) & (label < cls_score.shape[1])
         target = torch.where(valid, label, 0).long()
         ce = F.cross_entropy(cls_score, torch.where(valid, target, -100),
-                             weight=class_weight, ignore_index=-100)
+                             weight=class_weight, ignore_index=-100,
+                             label_smoothing=self.label_smoothing)
         p_true = F.softmax(cls_score, dim=1).gather(1, target[:, None])[:, 0]
         rce_per_pixel = -torch.log(torch.tensor(1e-4)) * (1 - p_true)
         rce = (rce_per_pixel * valid).sum() / valid.sum().clamp(min=1)

@@ -308,7 +308,8 @@ def test_ece_drivers_reproduce_the_value_head_spearman(tiny_run, tmp_path):
 
 @pytest.mark.slow
 def test_stage3_variant_configs(tiny_run, tmp_path):
-    """lr<decimal> sets the stage-3 rate; nolocal turns the per-image
+    """lr<decimal> sets the stage-3 rate; ls<decimal> the SCE's label
+    smoothing and ceonly makes it a plain CE; nolocal turns the per-image
     local selection off (and only that);
     cb50 raises the class-balanced share; both compose; photo distorts
     the training crops just before packing; mix wraps the pseudo-label
@@ -327,6 +328,18 @@ def test_stage3_variant_configs(tiny_run, tmp_path):
 
     assert rate('lr0.001') == 0.001 != rate('shipped')
     assert rate('noent-lr.25') == 0.25 and rate('lr5') == 5e-5
+
+    def sce(variant):
+        cfg = stage3_variants.variant_cfg(run, size, variant, 1, 2)
+        return [loss for loss in cfg.model.decode_losses
+                if loss['type'] == 'SymmetricCELoss'][0]
+
+    assert sce('shipped').get('label_smoothing', 0.0) == 0.0
+    assert sce('ls0.1')['label_smoothing'] == 0.1
+    smoothed_ce = sce('ceonly-ls0.2')
+    assert (smoothed_ce['alpha'], smoothed_ce['beta'],
+            smoothed_ce['label_smoothing']) == (1.0, 0.0, 0.2)
+    assert (sce('shipped')['alpha'], sce('shipped')['beta']) == (0.1, 1.0)
     assert stage3_variants.variant_cfg(
         run, size, 'notent', 1, 2).custom_hooks[0].tent_first_epoch is False
     assert stage3_variants.variant_cfg(

@@ -51,7 +51,12 @@ variant is a ``-``-joined list of changes:
   warm-up of the backbone, ``norm_eval=True``; the norm-affine epoch still
   trains the affine parameters);
 * ``notent``: no norm-affine first epoch: every epoch of a round trains
-  the decode head (``SelfTrainingHook(tent_first_epoch=False)``).
+  the decode head (``SelfTrainingHook(tent_first_epoch=False)``);
+* ``ls`` and a decimal number, e.g. ``ls0.1``: the SCE's CE term with that
+  label smoothing (``SymmetricCELoss(label_smoothing=...)``), so that its
+  optimum leaves the kept pixels' confidence below 1; ``ceonly``: the SCE
+  as a plain class-weighted CE (``alpha=1, beta=0``: no reverse CE, whose
+  pull towards confidence 1 smoothing does not cap).
 
 A variant whose folder already holds a checkpoint continues from it (a
 finished one is reused as it is, and says so): delete
@@ -76,9 +81,12 @@ from .value_head_shift import with_shift
 
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
            'cb50', 'fullnet', 'gtmask', 'gtfull', 'gtfix50', 'gtfix75',
-           'ccaug', 'srcbn', 'trueece', 'nolocal', 'photo', 'mix', 'notent')
+           'ccaug', 'srcbn', 'trueece', 'nolocal', 'photo', 'mix', 'notent',
+           'ceonly')
 # any other stage-3 learning rate: 'lr' and a decimal number, e.g. lr0.001
 RATE = re.compile(r'lr(\d*\.\d+)')
+# the SCE's label smoothing: 'ls' and a decimal number, e.g. ls0.1
+SMOOTHING = re.compile(r'ls(\d*\.\d+)')
 # the true-label diagnostics: which share of the wrong kept labels each
 # corrects (gtfull also labels every pixel)
 TRUE_LABEL_FIX = dict(gtmask=1.0, gtfull=1.0, gtfix50=0.5, gtfix75=0.75)
@@ -96,7 +104,8 @@ def parse_args():
     args = parser.parse_args()
     for variant in args.variants:
         unknown = {c for c in variant.split('-')
-                   if c not in CHANGES and not RATE.fullmatch(c)}
+                   if c not in CHANGES and not RATE.fullmatch(c)
+                   and not SMOOTHING.fullmatch(c)}
         if unknown:
             sys.exit(f'error: unknown change(s) {sorted(unknown)} in '
                      f'{variant!r}; valid: {", ".join(CHANGES)}')
@@ -128,6 +137,13 @@ def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
     for change in changes:
         if RATE.fullmatch(change):
             cfg.optim_wrapper.optimizer.lr = float(change[2:])
+    sce = [loss for loss in cfg.model.decode_losses
+           if loss['type'] == 'SymmetricCELoss']
+    for change in changes:
+        if SMOOTHING.fullmatch(change):
+            sce[0]['label_smoothing'] = float(change[2:])
+    if 'ceonly' in changes:
+        sce[0].update(alpha=1.0, beta=0.0)
     if 'cb50' in changes:
         cfg.custom_hooks[0].pseudo_labeler.cb_prop = 0.5
     if 'nolocal' in changes:
