@@ -44,8 +44,9 @@ class SymmetricCELoss(nn.Module):
                  loss_name: str = 'loss_sce') -> None:
         super().__init__()
         if not 0 <= label_smoothing < 1:
-            raise ValueError('SymmetricCELoss: label_smoothing must lie in '
-                             f'[0, 1), got label_smoothing={label_smoothing!r}')
+            raise ValueError(
+                'SymmetricCELoss: label_smoothing must lie in [0, 1), got '
+                f'label_smoothing={label_smoothing!r}')
         self.alpha = alpha
         self.beta = beta
         self.label_smoothing = float(label_smoothing)
