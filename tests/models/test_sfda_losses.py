@@ -31,11 +31,14 @@ def test_symmetric_ce_matches_definition():
 
 
 def test_symmetric_ce_label_smoothing_matches_definition():
-    """The CE term's target is (1 - eps) onehot + eps / C, weighted by the
-    labelled class as F.cross_entropy does; the reverse CE keeps the hard
-    target."""
+    """The CE term's target is (1 - eps) onehot + eps / C, each pixel
+    weighted by its label's class weight; the reverse CE keeps the hard
+    target. Classes the batch does not label may weigh far more than the
+    labelled ones (CalibratedPseudoLabeler's softmax(1 / tau)) without
+    blowing the loss up."""
     logits, label = data(2)
-    w = torch.softmax(torch.rand(5), 0)
+    w = torch.tensor([1e-6, 1e-6, 0.3, 0.3, 0.4])
+    label[label == 2] = 0  # the labelled classes weigh 1e-6, 0.3, 0.4
     eps = 0.2
     loss = MODELS.build(dict(type='SymmetricCELoss', class_weight=w.tolist(),
                              alpha=1.0, label_smoothing=eps))
@@ -43,9 +46,7 @@ def test_symmetric_ce_label_smoothing_matches_definition():
     p = torch.softmax(logits, 1).permute(0, 2, 3, 1)[valid]  # M x C
     y = label[valid]
     smooth = (1 - eps) * F.one_hot(y, 5).float() + eps / 5
-    # F.cross_entropy: each class term weighted by its own class weight,
-    # the mean taken over the labelled classes' weights
-    ce = -(smooth * w * torch.log(p)).sum() / w[y].sum()
+    ce = -(w[y] * (smooth * torch.log(p)).sum(1)).sum() / w[y].sum()
     onehot = F.one_hot(y, 5).float().clamp(1e-4, 1)
     rce = -(p * torch.log(onehot)).sum(1).mean()
     ref = ce + rce
@@ -53,6 +54,10 @@ def test_symmetric_ce_label_smoothing_matches_definition():
     plain = MODELS.build(dict(type='SymmetricCELoss', class_weight=w.tolist(),
                               alpha=1.0))
     assert float(plain(logits, label)) != pytest.approx(float(ref), abs=1e-3)
+    # a pixel labelled with a near-zero-weight class alone
+    only = torch.full_like(label, 255)
+    only[0, 0, 0] = 0
+    assert float(loss(logits, only)) < 100
 
 
 def test_symmetric_ce_label_smoothing_checked():

@@ -26,9 +26,9 @@ class SymmetricCELoss(nn.Module):
         beta (float): Weight of the reverse CE term. Defaults to 1.0.
         class_weight (Sequence[float], optional): Initial class weights.
         label_smoothing (float): Smoothing ``eps`` in ``[0, 1)`` of the CE
-            term's targets, ``(1 - eps) * onehot + eps / C`` (as
-            ``F.cross_entropy``'s): the CE term's optimum then leaves
-            confidence below 1 instead of driving it up. The reverse CE
+            term's targets, ``(1 - eps) * onehot + eps / C``, each pixel
+            weighted by its label's class weight: the CE term's optimum then
+            leaves confidence below 1 instead of driving it up. The reverse CE
             keeps its hard target (a smoothed one leaves it linear in
             ``p_y``). 0 is the reference. Defaults to 0.0.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
@@ -84,13 +84,30 @@ class SymmetricCELoss(nn.Module):
         # left out
         valid = (label >= 0) & (label < cls_score.shape[1])
         target = torch.where(valid, label, 0).long()
-        ce = F.cross_entropy(cls_score, torch.where(valid, target, -100),
-                             weight=class_weight, ignore_index=-100,
-                             label_smoothing=self.label_smoothing)
+        ce = self._ce(cls_score, target, valid, class_weight)
         p_true = F.softmax(cls_score, dim=1).gather(1, target[:, None])[:, 0]
         rce_per_pixel = -torch.log(torch.tensor(1e-4)) * (1 - p_true)
         rce = (rce_per_pixel * valid).sum() / valid.sum().clamp(min=1)
         return self.loss_weight * (self.alpha * ce + self.beta * rce)
+
+    def _ce(self, cls_score: Tensor, target: Tensor, valid: Tensor,
+            class_weight: Optional[Tensor]) -> Tensor:
+        """The CE term: each labelled pixel's (smoothed) CE weighted by its
+        label's class weight, averaged by those weights."""
+        if self.label_smoothing == 0:
+            return F.cross_entropy(cls_score,
+                                   torch.where(valid, target, -100),
+                                   weight=class_weight, ignore_index=-100)
+        # not F.cross_entropy's smoothing: it weighs each class's smoothing
+        # term by that class's weight but averages by the labelled classes'
+        # weights, which explodes when the labelled classes weigh little
+        log_p = F.log_softmax(cls_score, dim=1)
+        per_pixel = -(1 - self.label_smoothing) * log_p.gather(
+            1, target[:, None])[:, 0] - self.label_smoothing * log_p.mean(1)
+        weight = valid.float()
+        if class_weight is not None:
+            weight = weight * class_weight[target]
+        return (per_pixel * weight).sum() / weight.sum().clamp(min=1e-12)
 
     @property
     def loss_name(self) -> str:
