@@ -12,8 +12,12 @@ difference to ``adabn`` (ECE-selected checkpoint, seed by seed), and for
 ``calsfda`` the paired difference to the better of ``tent`` and ``cbst``
 (each at its own ECE-selected checkpoint), as mean ± sample standard
 deviation over the seeds, with min and max. Where the runs have them:
-stage 1's target calibration against its CE-only twin (paired), and each
-round's pseudo-label kept share and precision.
+stage 1's target calibration against its CE-only twin (paired), each
+round's pseudo-label kept share and precision, and -- a diagnostic that
+reads the target labels -- the mIoU of the checkpoint with the lowest
+*true* class-level ECE and the lowest true ECE: what a perfect estimate of
+the criterion would select, so that a criterion's limit can be told apart
+from its estimator's.
 """
 import argparse
 import json
@@ -25,6 +29,9 @@ from typing import Any, Callable, Dict, List
 import numpy as np
 
 CRITERIA = ('estECE', 'entropy', 'max_prob', 'last')
+# the diagnostic picks: the lowest true calibration error on target val
+# (checkpoint key -> name in the summary)
+TRUE_CALIBRATION = dict(target_cECE='cECE', target_ECE='ECE')
 # calsfda's baselines among the self-training methods
 SELF_TRAINING_BASELINES = ('tent', 'cbst')
 
@@ -96,6 +103,9 @@ def summarise(runs: List[dict]) -> dict:
             _pick(run, 'calsfda') - max(_pick(run, b) for b in baselines)
             for run in runs])
     for name in methods:
+        picks = _true_calibration_picks(runs, name)
+        if picks:
+            methods[name]['true_calibration_pick'] = picks
         if 'pseudo_labels' in runs[0]['methods'][name]:
             methods[name]['pseudo_labels'] = _rounds(
                 [run['methods'][name]['pseudo_labels'] for run in runs])
@@ -121,6 +131,26 @@ def summarise(runs: List[dict]) -> dict:
 def _pick(run: dict, name: str) -> float:
     """A method's target mIoU at its ECE-selected checkpoint."""
     return run['methods'][name]['target_mIoU_selected']['estECE']
+
+
+def _true_calibration_picks(runs: List[dict], name: str) -> dict:
+    """Per true calibration error: spread over the seeds of the target mIoU
+    at the checkpoint where it is lowest, and of the estECE pick minus it;
+    empty for a method without per-checkpoint errors (one checkpoint)."""
+    per_seed = [run['methods'][name].get('checkpoints', []) for run in runs]
+    if any(len(rows) < 2 or any(key not in row for row in rows
+                                for key in TRUE_CALIBRATION)
+           for rows in per_seed):
+        return {}
+    picks = {}
+    for key, label in TRUE_CALIBRATION.items():
+        mious = [min(rows, key=lambda row: row[key])['target_mIoU']
+                 for rows in per_seed]
+        picks[label] = dict(
+            mIoU=spread(mious),
+            estECE_minus=spread([_pick(run, name) - miou
+                                 for run, miou in zip(runs, mious)]))
+    return picks
 
 
 def _rounds(per_seed: List[List[dict]]) -> List[dict]:
@@ -173,8 +203,27 @@ def markdown(summary: dict) -> str:
             f"(paired difference {_fmt(v['difference'])})"
             for key, v in summary['stage1'].items())
         lines += ['', f'Stage 1 on target val, DiffECE vs CE-only: {parts}.']
+    lines += true_calibration_lines(summary['methods'])
     lines += pseudo_label_lines(summary['methods'], _fmt)
     return '\n'.join(lines)
+
+
+def true_calibration_lines(methods: Dict[str, dict]) -> List[str]:
+    """Markdown lines: per method, the mIoU at the lowest true cECE and
+    ECE, and the estECE pick minus it."""
+    rows = []
+    for name, m in methods.items():
+        if 'true_calibration_pick' in m:
+            parts = [
+                f"lowest {label} {_fmt(pick['mIoU'])} (estECE pick − it "
+                f"{_fmt(pick['estECE_minus'])})"
+                for label, pick in m['true_calibration_pick'].items()]
+            rows.append(f"{name}: {', '.join(parts)}")
+    if not rows:
+        return []
+    return ['', 'Diagnostic with the target labels, the checkpoint a perfect '
+            'estimate would select (target val mIoU at the lowest true '
+            'class-level ECE / ECE): ' + '; '.join(rows) + '.']
 
 
 def pseudo_label_lines(methods: Dict[str, dict],

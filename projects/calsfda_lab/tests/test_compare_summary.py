@@ -130,3 +130,37 @@ def test_summary_best_baseline_stage1_and_pseudo_label_rounds(tmp_path):
     assert 'cECE 21.00 ± 1.41 vs 22.50 ± 2.12' in table
     assert 'calsfda pseudo-labels (target train): round 0: kept ' \
         '20.00 ± 0.00 %, precision 85.00 ± 7.07 %' in table
+
+
+def test_summary_true_calibration_picks(tmp_path):
+    """The checkpoint of lowest true cECE / ECE, per seed, against the
+    estECE pick; methods with one checkpoint have none."""
+    def run(seed, miou, cece, ece):
+        path = tmp_path / f's{seed}'
+        path.mkdir()
+        calsfda = _method(miou)  # estECE picks the last checkpoint
+        for row, c, e in zip(calsfda['checkpoints'], cece, ece):
+            row.update(target_cECE=c, target_ECE=e)
+        methods = dict(adabn=_method([20.0]), calsfda=calsfda)
+        methods['adabn']['checkpoints'][0].update(target_cECE=1.0,
+                                                  target_ECE=1.0)
+        (path / 'comparison.json').write_text(json.dumps(dict(
+            seed=seed, shift='hard', methods=methods)))
+        return str(path)
+
+    runs = [run(3, [22.0, 25.0, 24.0], [9.0, 8.0, 7.0], [3.0, 1.0, 2.0]),
+            run(4, [26.0, 21.0, 23.0], [5.0, 6.0, 7.0], [4.0, 5.0, 3.0])]
+    out = tmp_path / 'out'
+    res = run_lab('compare_summary', *runs, '--out', str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / 'summary.json').read_text())
+    picks = summary['methods']['calsfda']['true_calibration_pick']
+    assert picks['cECE']['mIoU']['values'] == [24.0, 26.0]
+    assert picks['ECE']['mIoU']['values'] == [25.0, 23.0]
+    # the estECE picks (last checkpoints, 24 and 23) minus them
+    assert picks['cECE']['estECE_minus']['values'] == [0.0, -3.0]
+    assert picks['ECE']['estECE_minus']['values'] == [-1.0, 0.0]
+    assert 'true_calibration_pick' not in summary['methods']['adabn']
+    table = (out / 'summary.md').read_text()
+    assert ('calsfda: lowest cECE 25.00 ± 1.41 (estECE pick − it '
+            '-1.50 ± 2.12), lowest ECE 24.00 ± 1.41') in table
