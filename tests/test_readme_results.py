@@ -1,0 +1,36 @@
+"""The README's headline table is the committed summary it links to, row
+for row (a number in the README is a measured one)."""
+import os.path as osp
+import re
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+HEADING = '## Headline result'
+
+
+def headline_section() -> str:
+    with open(osp.join(ROOT, 'README.md')) as f:
+        text = f.read()
+    start = text.index(HEADING)
+    end = text.find('\n## ', start + len(HEADING))
+    return text[start:end if end >= 0 else None]
+
+
+def table_rows(markdown: str) -> list:
+    return [line for line in markdown.splitlines() if line.startswith('|')]
+
+
+def test_headline_table_is_the_linked_summary():
+    section = headline_section()
+    links = re.findall(r'\]\((benchmarks/comparison/[^)]+/summary\.md)\)',
+                       section)
+    assert links, f'{HEADING} links no benchmarks/comparison/*/summary.md'
+    with open(osp.join(ROOT, links[0])) as f:
+        summary = table_rows(f.read())
+    readme = table_rows(section)
+    missing = [row.split('|')[1].strip() for row in summary
+               if row not in readme]
+    assert not missing, (f'README {HEADING!r} lacks or changed these rows '
+                         f'of {links[0]}: {missing}')
+    assert len(readme) == len(summary), (
+        f'README {HEADING!r} has {len(readme)} table lines, {links[0]} '
+        f'{len(summary)}')
