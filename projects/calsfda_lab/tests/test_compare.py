@@ -207,6 +207,8 @@ def test_collect_variants_keeps_earlier_entries(tiny_run, tmp_path):
         pytest.skip('test_stage3_variants_diagnostics has not run')
     # the kept pixels of gtmask carry their true class: precision 1
     assert result['variants']['gtmask-fullnet-ccaug']['precision'] == [1.0]
+    assert {'mIoU', 'estECE', 'ECE', 'cECE'} <= set(
+        result['variants']['gtmask-fullnet-ccaug'])
     assert 0 <= result['variants']['lr0-srcbn']['precision'][0] <= 1
 
 

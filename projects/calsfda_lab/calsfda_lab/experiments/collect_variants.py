@@ -4,7 +4,8 @@
         work_dirs/tune_hard_s0 benchmarks/experiments/hard-seed0.json
 
 Per stage-3 variant (``stage3_variants.py``; ``var_*`` directories are an
-earlier draft's) the target val mIoU and estimated ECE after every epoch
+earlier draft's) the target val mIoU, estimated ECE and true ECE / cECE
+after every epoch
 and the pseudo-labels' precision per round (against the benchmark's target
 training labels),
 the shipped ``calsfda`` run's first round beside them, the value-head
@@ -22,12 +23,14 @@ from .pseudo_label_precision import overall_precision, round_confusions
 
 
 def history(selection: str, epochs: Optional[int] = None) -> dict:
-    """Target val mIoU and estimated ECE per epoch (the first ``epochs``)
-    of a stage-3 run's ``selection.json``."""
+    """Target val mIoU, estimated ECE and the true ECE and class-level ECE
+    per epoch (the first ``epochs``) of a stage-3 run's ``selection.json``
+    (the true errors where it records them)."""
     with open(selection) as f:
         rows = json.load(f)['history'][:epochs]
     return {key: [round(r[key], 2) for r in rows]
-            for key in ('mIoU', 'estECE')}
+            for key in ('mIoU', 'estECE', 'ECE', 'cECE')
+            if all(key in r for r in rows)}
 
 
 def precision(run_dir: str, data_dir: str) -> List[float]:
