@@ -273,6 +273,43 @@ def classwise_ece(logits: Tensor,
     return mean_over_classes(per_class, class_count, class_average)
 
 
+def imagewise_ece(logits: Tensor,
+                  label: Tensor,
+                  n_bins: int = 10,
+                  temperature: Optional[float] = None,
+                  ignore_index: int = 255) -> Tensor:
+    """Plain (not class-level) ECE of every image: all its labelled pixels
+    binned by confidence, accuracy ``argmax == label``.
+
+    Args:
+        logits (Tensor): ``N x C x H x W`` logits, any float dtype.
+        label (Tensor): ``N x H x W`` ground truth; ``ignore_index`` and any
+            value outside ``[0, C)`` are left out.
+        n_bins (int): Number of bins, ``(lo, hi]`` each.
+        temperature (float, optional): LogSumExp temperature of the
+            confidence; ``None`` uses the plain maximum probability.
+        ignore_index (int): Label value to ignore.
+
+    Returns:
+        Tensor: float32 ECE per image, shape ``(N,)``, in [0, 1]; 0 for an
+        image without labelled pixels.
+    """
+    num_imgs, num_classes = logits.shape[:2]
+    probs = F.softmax(logits, dim=1, dtype=torch.float32)
+    if temperature is None:
+        conf, pred = probs.max(dim=1)
+    else:
+        conf = smooth_max_confidence(probs, temperature)
+        pred = probs.detach().max(dim=1).indices
+    label = label.long()
+    valid = (label != ignore_index) & (label >= 0) & (label < num_classes)
+    image = torch.arange(num_imgs, device=label.device).view(-1, 1, 1)
+    stats = bin_stats(conf, pred == label, n_bins,
+                      group=image.expand_as(label), num_groups=num_imgs,
+                      weight=valid)
+    return ece_from_stats(stats)
+
+
 def _class_bin_stats(logits: Tensor, label: Tensor, n_bins: int,
                      temperature: Optional[float], ignore_index: int,
                      weight: Optional[Tensor]) -> CalibrationStats:

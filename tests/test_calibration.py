@@ -11,6 +11,7 @@ from mmseg_calsfda.calibration import (
     check_labels,
     classwise_ece,
     ece_from_stats,
+    imagewise_ece,
     smooth_max_confidence,
 )
 from mmseg_calsfda.testing.reference import loop_bin_ece, loop_classwise_ece
@@ -95,6 +96,27 @@ def test_top_label_ece_matches_torchmetrics(seed, n_bins):
         ignore_index=255)
     assert float(ece_from_stats(stats)[0]) == pytest.approx(
         float(ref), abs=1e-5)
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_imagewise_ece_is_each_images_torchmetrics_ece(seed):
+    """Per image: torchmetrics' top-label ECE of that image alone
+    (confidences never sit on a bin edge here, so the conventions agree);
+    an image without labelled pixels scores 0."""
+    logits, label = random_batch(seed, n=3, c=6)
+    label[2] = 255
+    ours = imagewise_ece(logits, label, n_bins=10)
+    probs = torch.softmax(logits, dim=1)
+    for i in range(2):
+        ref = multiclass_calibration_error(
+            probs[i:i + 1], label[i:i + 1], num_classes=6, n_bins=10,
+            norm='l1', ignore_index=255)
+        assert float(ours[i]) == pytest.approx(float(ref), abs=1e-5)
+    assert float(ours[2]) == 0.0
+    assert not torch.allclose(ours[:2], classwise_ece(logits, label)[:2])
+    # temperature 1e-5: the smooth maximum is the maximum probability
+    assert torch.allclose(imagewise_ece(logits, label, temperature=1e-5),
+                          ours, atol=1e-5)
 
 
 def test_loop_reference_agrees_with_torchmetrics_on_one_group():

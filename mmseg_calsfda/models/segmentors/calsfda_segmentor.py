@@ -333,19 +333,35 @@ class CalSFDASegmentor(EncoderDecoder):
     def true_ece(self, seg_logits: Tensor,
                  data_samples: SampleList) -> Tensor:
         """Detached per-image class-level ECE of ``seg_logits`` against the
-        ground truth (the value head's regression target)."""
+        ground truth (the value head's regression target; an extension
+        point: a subclass may regress another per-image error).
+
+        Args:
+            seg_logits (Tensor): ``N x C x h x w`` logits of the final head.
+            data_samples (list[SegDataSample]): The batch's ground truth.
+
+        Returns:
+            Tensor: ``(N,)`` float32 targets.
+        """
+        logits, label = self.logits_at_labels(seg_logits, data_samples)
+        return classwise_ece(
+            logits,
+            label,
+            n_bins=self.ece_n_bins,
+            temperature=self.ece_temperature,
+            ignore_index=self.final_head.ignore_index,
+            class_average=self.ece_class_average).detach()
+
+    def logits_at_labels(self, seg_logits: Tensor,
+                         data_samples: SampleList) -> Tuple[Tensor, Tensor]:
+        """Detached logits resized to the ground truth, and the ``N x H x W``
+        ground truth (for :meth:`true_ece`)."""
         head = self.final_head
         label = head._stack_batch_gt(data_samples)
         seg_logits = resize(
             seg_logits.detach(), size=label.shape[2:], mode='bilinear',
             align_corners=head.align_corners)
-        return classwise_ece(
-            seg_logits,
-            label.squeeze(1),
-            n_bins=self.ece_n_bins,
-            temperature=self.ece_temperature,
-            ignore_index=head.ignore_index,
-            class_average=self.ece_class_average).detach()
+        return seg_logits, label.squeeze(1)
 
     def estimate_ece(self, inputs: Tensor) -> Tensor:
         """Label-free per-image ECE estimates (``N``) of normalised inputs."""

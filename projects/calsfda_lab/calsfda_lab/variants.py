@@ -9,7 +9,10 @@ instead of patching it:
   :meth:`SelfTrainingHook.set_trainable` (``fullnet``),
   :meth:`SelfTrainingHook.pseudo_label_outputs` (``trueece``) and
   :meth:`SelfTrainingHook.run_pseudo_label_pass` (the true-label
-  diagnostics ``gtmask``, ``gtfull``, ``gtfix50``, ``gtfix75``).
+  diagnostics ``gtmask``, ``gtfull``, ``gtfix50``, ``gtfix75``);
+* :class:`ImageECESegmentor` overrides :meth:`CalSFDASegmentor.true_ece`
+  (``imgece``: the value head learns each image's plain ECE instead of its
+  class-level ECE).
 
 A config selects them by ``type`` (``python -m
 calsfda_lab.experiments.stage3_variants`` does).
@@ -21,12 +24,15 @@ from typing import Optional
 
 import numpy as np
 import torch
-from mmseg.registry import HOOKS, TASK_UTILS
+from mmseg.registry import HOOKS, MODELS, TASK_UTILS
+from mmseg.utils import SampleList
 from PIL import Image
 from torch import Tensor
 
+from mmseg_calsfda.calibration import imagewise_ece
 from mmseg_calsfda.engine.hooks import SelfTrainingHook
 from mmseg_calsfda.fileio import write_png_atomic
+from mmseg_calsfda.models.segmentors import CalSFDASegmentor
 from mmseg_calsfda.pseudo_label import CalibratedPseudoLabeler
 from mmseg_calsfda.pseudo_label.pseudo_label_pass import round_dir
 from mmseg_calsfda.utils import unwrap_model
@@ -41,6 +47,21 @@ class UniformWeightPseudoLabeler(CalibratedPseudoLabeler):
 
     def class_weights(self, thresholds: Tensor) -> Tensor:
         return torch.full_like(thresholds, 1.0 / thresholds.numel())
+
+
+@MODELS.register_module()
+class ImageECESegmentor(CalSFDASegmentor):
+    """:class:`CalSFDASegmentor` whose value head regresses each image's
+    plain ECE (all labelled pixels binned together,
+    :func:`~mmseg_calsfda.calibration.imagewise_ece`) instead of its
+    class-level ECE; everything else is the same."""
+
+    def true_ece(self, seg_logits: Tensor,
+                 data_samples: SampleList) -> Tensor:
+        logits, label = self.logits_at_labels(seg_logits, data_samples)
+        return imagewise_ece(logits, label, n_bins=self.ece_n_bins,
+                             temperature=self.ece_temperature,
+                             ignore_index=self.final_head.ignore_index)
 
 
 @HOOKS.register_module()

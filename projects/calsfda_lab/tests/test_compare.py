@@ -342,6 +342,11 @@ def test_stage3_variant_configs(tiny_run, tmp_path):
     assert (smoothed_ce['alpha'], smoothed_ce['beta'],
             smoothed_ce['label_smoothing']) == (1.0, 0.0, 0.2)
     assert (sce('shipped')['alpha'], sce('shipped')['beta']) == (0.1, 1.0)
+    # imgece starts from the image-level-ECE value head's stage 2
+    assert 'stage2_value_imgece/iter_' in stage3_variants.variant_cfg(
+        run, size, 'ceonly-imgece', 1, 2).load_from
+    assert '/stage2_value/iter_' in stage3_variants.variant_cfg(
+        run, size, 'ceonly', 1, 2).load_from
     assert stage3_variants.variant_cfg(
         run, size, 'notent', 1, 2).custom_hooks[0].tent_first_epoch is False
     assert stage3_variants.variant_cfg(

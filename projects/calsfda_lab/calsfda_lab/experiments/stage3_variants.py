@@ -56,7 +56,12 @@ variant is a ``-``-joined list of changes:
   label smoothing (``SymmetricCELoss(label_smoothing=...)``), so that its
   optimum leaves the kept pixels' confidence below 1; ``ceonly``: the SCE
   as a plain class-weighted CE (``alpha=1, beta=0``: no reverse CE, whose
-  pull towards confidence 1 smoothing does not cap).
+  pull towards confidence 1 smoothing does not cap);
+* ``imgece``: start from a stage 2 whose value head learned each image's
+  plain ECE instead of its class-level ECE
+  (:class:`~calsfda_lab.variants.ImageECESegmentor`; trained once into
+  ``WORK_DIR/stage2_value_imgece`` from the run's stage-1 checkpoint), so
+  that the selection and the scaling follow the estimated plain ECE.
 
 A variant whose folder already holds a checkpoint continues from it (a
 finished one is reused as it is, and says so): delete
@@ -73,6 +78,7 @@ import sys
 from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmseg.registry import RUNNERS
 
+from mmseg_calsfda.testing import demo_stages as demo
 from mmseg_calsfda.testing.demo_stages import set_entropy_weight
 
 from .. import compare
@@ -82,7 +88,7 @@ from .value_head_shift import with_shift
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
            'cb50', 'fullnet', 'gtmask', 'gtfull', 'gtfix50', 'gtfix75',
            'ccaug', 'srcbn', 'trueece', 'nolocal', 'photo', 'mix', 'notent',
-           'ceonly')
+           'ceonly', 'imgece')
 # any other stage-3 learning rate: 'lr' and a decimal number, e.g. lr0.001
 RATE = re.compile(r'lr(\d*\.\d+)')
 # the SCE's label smoothing: 'ls' and a decimal number, e.g. ls0.1
@@ -117,12 +123,35 @@ def parse_args():
     return args
 
 
+def stage2_dir(changes: list) -> str:
+    """The stage-2 run a variant starts from (relative to the work dir)."""
+    return 'stage2_value_imgece' if 'imgece' in changes else 'stage2_value'
+
+
+def train_image_ece_stage2(run, size: dict) -> None:
+    """Stage 2 with :class:`~calsfda_lab.variants.ImageECESegmentor`, from
+    the run's stage-1 checkpoint, unless its last checkpoint exists."""
+    name = stage2_dir(['imgece'])
+    if osp.isfile(osp.join(run.work_dir, name,
+                           f"iter_{size['value_iters']}.pth")):
+        return
+    stage1 = osp.relpath(demo.best_checkpoint(
+        osp.join(run.work_dir, 'stage1_source')), run.work_dir)
+
+    def edit(cfg) -> None:
+        cfg.model.type = 'ImageECESegmentor'
+
+    demo.run_value_stage(run, size, osp.join(run.work_dir, 'data'), stage1,
+                         name, edit)
+
+
 def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
     data_dir = osp.join(run.work_dir, 'data')
-    cfg = compare._adapting_cfg(run, size, data_dir,
-                                f"stage2_value/iter_{size['value_iters']}.pth",
-                                f'variant_{variant}', (rounds, epochs))
     changes = variant.split('-')
+    cfg = compare._adapting_cfg(
+        run, size, data_dir,
+        f"{stage2_dir(changes)}/iter_{size['value_iters']}.pth",
+        f'variant_{variant}', (rounds, epochs))
     losses = cfg.model.decode_losses
     if 'noent' in changes:
         set_entropy_weight(cfg, 0)
@@ -206,6 +235,8 @@ def main():
     args = parse_args()
     run, size = compare.load_run(args.work_dir)
     for variant in args.variants:
+        if 'imgece' in variant.split('-'):
+            train_image_ece_stage2(run, size)
         cfg = variant_cfg(run, size, variant, args.rounds, args.epochs)
         if find_latest_checkpoint(cfg.work_dir) is not None:
             print(f'{variant}: continuing the run in {cfg.work_dir} (a '
