@@ -144,11 +144,23 @@ def _accepted_keys(cls) -> set:
     return keys
 
 
+def _is_recipe_model(model_type: Any, recipe_type: Any) -> bool:
+    """``model_type`` is the recipe's segmentor, or a registered subclass of
+    it (an extension that overrides its documented methods)."""
+    if model_type == recipe_type:
+        return True
+    model_cls, recipe_cls = (MODELS.get(t) if isinstance(t, str) else t
+                             for t in (model_type, recipe_type))
+    return (inspect.isclass(model_cls) and inspect.isclass(recipe_cls)
+            and issubclass(model_cls, recipe_cls))
+
+
 def check_model(cfg: Config) -> None:
     """Checks that a Cal-SFDA config's model can be wrapped.
 
     * a config that inherits a stage recipe (``calsfda_model``) must use it
-      (``model = _base_.calsfda_model``);
+      (``model = _base_.calsfda_model``; a registered subclass of its
+      segmentor may replace the type);
     * the network must be an encoder-decoder (or a cascade of them): keys
       of other segmentors (SAN's or VPD's multimodal ones) are refused;
     * every decode head must output per-pixel class logits (MaskFormer and
@@ -169,7 +181,8 @@ def check_model(cfg: Config) -> None:
     if 'module' in model:  # a test-time wrapper (tools/test.py --tta)
         model = model['module']
     recipe = cfg.get('calsfda_model')
-    if recipe is not None and model.get('type') != recipe.get('type'):
+    if recipe is not None and not _is_recipe_model(model.get('type'),
+                                                   recipe.get('type')):
         raise ValueError(
             f"model.type = {model.get('type')!r}, but this config inherits a "
             f"Cal-SFDA stage recipe whose model is {recipe.get('type')!r}: "

@@ -208,6 +208,27 @@ def test_forgotten_recipe_model_is_named(tmp_path):
         check_config(cfg)
 
 
+def test_recipe_segmentor_subclass_is_accepted(tmp_path):
+    """A registered subclass of the recipe's segmentor (an extension that
+    overrides a documented method) may replace the type; an unrelated
+    segmentor may not."""
+    from mmseg.registry import MODELS
+
+    from mmseg_calsfda.models.segmentors import CalSFDASegmentor
+
+    @MODELS.register_module(force=True)
+    class _TestSubclassSegmentor(CalSFDASegmentor):
+        pass
+
+    net = 'mmseg::_base_/models/pspnet_r50-d8.py'
+    body = ('model = dict(_base_.calsfda_model, '
+            "type='_TestSubclassSegmentor')\n")
+    check_config(_user_config(tmp_path, net, body=body))
+    body = "model = dict(_base_.calsfda_model, type='EncoderDecoder')\n"
+    with pytest.raises(ValueError, match=r"model.type = 'EncoderDecoder'"):
+        check_config(_user_config(tmp_path, net, body=body))
+
+
 def test_mask2former_is_refused_before_training(tmp_path):
     net = _network_of(
         tmp_path, 'mmseg::mask2former/mask2former_r50_8xb2-90k_'
