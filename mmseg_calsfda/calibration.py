@@ -294,7 +294,20 @@ def imagewise_ece(logits: Tensor,
         Tensor: float32 ECE per image, shape ``(N,)``, in [0, 1]; 0 for an
         image without labelled pixels.
     """
-    num_imgs, num_classes = logits.shape[:2]
+    num_imgs = logits.shape[0]
+    conf, pred, label, valid = _pixel_terms(logits, label, temperature,
+                                            ignore_index)
+    image = torch.arange(num_imgs, device=label.device).view(-1, 1, 1)
+    stats = bin_stats(conf, pred == label, n_bins,
+                      group=image.expand_as(label), num_groups=num_imgs,
+                      weight=valid)
+    return ece_from_stats(stats)
+
+
+def _pixel_terms(logits: Tensor, label: Tensor,
+                 temperature: Optional[float], ignore_index: int) -> tuple:
+    """Per pixel: confidence (differentiable), predicted class, int64 label
+    and whether the label counts (not ``ignore_index``, inside ``[0, C)``)."""
     probs = F.softmax(logits, dim=1, dtype=torch.float32)
     if temperature is None:
         conf, pred = probs.max(dim=1)
@@ -302,12 +315,8 @@ def imagewise_ece(logits: Tensor,
         conf = smooth_max_confidence(probs, temperature)
         pred = probs.detach().max(dim=1).indices
     label = label.long()
-    valid = (label != ignore_index) & (label >= 0) & (label < num_classes)
-    image = torch.arange(num_imgs, device=label.device).view(-1, 1, 1)
-    stats = bin_stats(conf, pred == label, n_bins,
-                      group=image.expand_as(label), num_groups=num_imgs,
-                      weight=valid)
-    return ece_from_stats(stats)
+    valid = (label != ignore_index) & (label >= 0) & (label < logits.shape[1])
+    return conf, pred, label, valid
 
 
 def _class_bin_stats(logits: Tensor, label: Tensor, n_bins: int,
@@ -316,14 +325,8 @@ def _class_bin_stats(logits: Tensor, label: Tensor, n_bins: int,
     """:func:`classwise_ece`'s per-(image x class, bin) sums in PyTorch
     ops (the reference of :mod:`.fused_bin_stats`, and the CPU path)."""
     num_imgs, num_classes = logits.shape[:2]
-    probs = F.softmax(logits, dim=1, dtype=torch.float32)
-    if temperature is None:
-        conf, pred = probs.max(dim=1)
-    else:
-        conf = smooth_max_confidence(probs, temperature)
-        pred = probs.detach().max(dim=1).indices
-    label = label.long()
-    valid = (label != ignore_index) & (label >= 0) & (label < num_classes)
+    conf, pred, label, valid = _pixel_terms(logits, label, temperature,
+                                            ignore_index)
     pixel_weight = valid if weight is None else valid * weight
     target = torch.where(valid, label, 0)
     correct = pred == target
