@@ -128,6 +128,13 @@ def load_run(work_dir: str):
     return run, demo.SIZES['tiny' if run.tiny else 'full']
 
 
+def stage1_checkpoint(work_dir: str) -> str:
+    """A finished run's stage-1 checkpoint, relative to ``work_dir`` (as
+    ``demo_stages.run_value_stage`` takes it)."""
+    return osp.relpath(demo.best_checkpoint(
+        osp.join(work_dir, 'stage1_source')), work_dir)
+
+
 # ---------------------------------------------------------------- methods
 def _label_free(cfg, ckpt: str, data_dir: str, size: dict, name: str,
                 bn_modules) -> dict:

@@ -135,8 +135,7 @@ def train_image_ece_stage2(run, size: dict) -> None:
     if osp.isfile(osp.join(run.work_dir, name,
                            f"iter_{size['value_iters']}.pth")):
         return
-    stage1 = osp.relpath(demo.best_checkpoint(
-        osp.join(run.work_dir, 'stage1_source')), run.work_dir)
+    stage1 = compare.stage1_checkpoint(run.work_dir)
 
     def edit(cfg) -> None:
         cfg.model.type = 'ImageECESegmentor'

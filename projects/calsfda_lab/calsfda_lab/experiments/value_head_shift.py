@@ -72,8 +72,7 @@ def main():
     args = parse_args()
     run, size = compare.load_run(args.work_dir)
     data_dir = osp.join(args.work_dir, 'data')
-    stage1 = osp.relpath(demo.best_checkpoint(
-        osp.join(args.work_dir, 'stage1_source')), args.work_dir)
+    stage1 = compare.stage1_checkpoint(args.work_dir)
     shift, tag = shift_of(args)
     if args.value_input == 'backbone':
         tag += '_backbone'
