@@ -182,12 +182,48 @@ def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run):
     assert "type='ClassConditionalColorShift'" in cfg and 'prob=1' in cfg
 
 
+def test_value_head_shift_edit_sets_what_the_value_head_regresses():
+    """``--class-average present`` changes what stage 2 regresses,
+    ``--train-split val`` the source images it learns on, ``--lr`` its
+    learning rate; ``--prob 0``
+    leaves the pipeline as it is; the defaults change only the
+    pipeline."""
+    from calsfda_lab.experiments.value_head_shift import with_shift
+    pipeline = [dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations'),
+                dict(type='PackSegInputs')]
+
+    def edited(shift, **kwargs):
+        cfg = Config(dict(model=dict(type='CalSFDASegmentor'),
+                          train_dataloader=dict(dataset=dict(
+                              ann_file='train.txt',
+                              pipeline=[dict(s) for s in pipeline])),
+                          optim_wrapper=dict(optimizer=dict(lr=1e-4))))
+        with_shift(shift, 'probs', **kwargs)(cfg)
+        return cfg
+
+    shift = dict(prob=0.5, max_share=0.8, class_prob=0.5)
+    cfg = edited(shift)
+    assert [s['type'] for s in cfg.train_dataloader.dataset.pipeline] == [
+        'LoadImageFromFile', 'LoadAnnotations',
+        'ClassConditionalColorShift', 'PackSegInputs']
+    assert 'ece_class_average' not in cfg.model
+    assert cfg.train_dataloader.dataset.ann_file == 'train.txt'
+    assert cfg.optim_wrapper.optimizer.lr == 1e-4
+    cfg = edited(dict(shift, prob=0.0), class_average='present',
+                 train_split='val', lr=3e-3)
+    assert cfg.optim_wrapper.optimizer.lr == 3e-3
+    assert cfg.train_dataloader.dataset.pipeline == pipeline
+    assert cfg.model.ece_class_average == 'present'
+    assert cfg.train_dataloader.dataset.ann_file == 'val.txt'
+
+
 @pytest.mark.slow
 def test_collect_variants_keeps_earlier_entries(tiny_run, tmp_path):
     out = tmp_path / 'seed0.json'
     earlier = dict(seed=0, shift='default', tiny=True,
                    variants={'lr5': {'mIoU': [1.0], 'estECE': [2.0]}},
-                   value_head_shift={})
+                   value_head_shift={}, note='lr5 ran on another machine')
     out.write_text(json.dumps(earlier))
     cmd = [
            str(tiny_run), str(out)]
@@ -195,6 +231,7 @@ def test_collect_variants_keeps_earlier_entries(tiny_run, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result['variants']['lr5'] == earlier['variants']['lr5']
+    assert result['note'] == earlier['note']
     assert set(result['baselines']) == {'adabn'}
     assert 'stage2_value (compare.py)' in result['value_head_shift']
     # another seed's file is never merged into
@@ -345,6 +382,11 @@ def test_stage3_variant_configs(tiny_run, tmp_path):
     # imgece starts from the image-level-ECE value head's stage 2
     assert 'stage2_value_imgece/iter_' in stage3_variants.variant_cfg(
         run, size, 'ceonly-imgece', 1, 2).load_from
+    # vlr<rate> starts from a stage 2 at that learning rate
+    assert 'stage2_value_lr0.001/iter_' in stage3_variants.variant_cfg(
+        run, size, 'ceonly-vlr0.001', 1, 2).load_from
+    assert 'stage2_value_imgece_lr0.01/iter_' in stage3_variants.variant_cfg(
+        run, size, 'imgece-vlr0.01', 1, 2).load_from
     assert '/stage2_value/iter_' in stage3_variants.variant_cfg(
         run, size, 'ceonly', 1, 2).load_from
     assert stage3_variants.variant_cfg(

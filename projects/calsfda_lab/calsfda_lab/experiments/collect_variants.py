@@ -11,7 +11,8 @@ training labels),
 the shipped ``calsfda`` run's first round beside them, the value-head
 Spearman of ``value_head_shift.py`` runs, and the run's source-only and
 AdaBN mIoU. Entries already in OUT (e.g. from an earlier machine's run of
-the same seed and preset) are kept unless the work dir has them anew.
+the same seed and preset) are kept unless the work dir has them anew, and
+so are OUT's other keys (e.g. a ``note`` on how the variants were named).
 """
 import argparse
 import glob
@@ -93,6 +94,8 @@ def main():
                     k: row[k] for k in ('spearman', 'pearson')}
     for key in ('variants', 'value_head_shift'):
         result[key] = {**earlier.get(key, {}), **result[key]}
+    # what the work dir does not produce (e.g. a hand-written 'note') stays
+    result = {**earlier, **result}
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=2)
 

@@ -61,7 +61,12 @@ variant is a ``-``-joined list of changes:
   plain ECE instead of its class-level ECE
   (:class:`~calsfda_lab.variants.ImageECESegmentor`; trained once into
   ``WORK_DIR/stage2_value_imgece`` from the run's stage-1 checkpoint), so
-  that the selection and the scaling follow the estimated plain ECE.
+  that the selection and the scaling follow the estimated plain ECE;
+* ``vlr`` and a decimal number, e.g. ``vlr0.001``: start from a stage 2
+  whose value head trained at that Adam learning rate instead of the
+  stage-2 config's 1e-4 (trained once into
+  ``WORK_DIR/stage2_value_lr<rate>``, with ``imgece``
+  ``WORK_DIR/stage2_value_imgece_lr<rate>``).
 
 A variant whose folder already holds a checkpoint continues from it (a
 finished one is reused as it is, and says so): delete
@@ -74,6 +79,7 @@ import json
 import os.path as osp
 import re
 import sys
+from typing import Optional
 
 from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmseg.registry import RUNNERS
@@ -93,6 +99,8 @@ CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
 RATE = re.compile(r'lr(\d*\.\d+)')
 # the SCE's label smoothing: 'ls' and a decimal number, e.g. ls0.1
 SMOOTHING = re.compile(r'ls(\d*\.\d+)')
+# the value head's stage-2 learning rate: 'vlr' and a decimal number
+VALUE_RATE = re.compile(r'vlr(\d*\.\d+)')
 # the true-label diagnostics: which share of the wrong kept labels each
 # corrects (gtfull also labels every pixel)
 TRUE_LABEL_FIX = dict(gtmask=1.0, gtfull=1.0, gtfix50=0.5, gtfix75=0.75)
@@ -111,7 +119,8 @@ def parse_args():
     for variant in args.variants:
         unknown = {c for c in variant.split('-')
                    if c not in CHANGES and not RATE.fullmatch(c)
-                   and not SMOOTHING.fullmatch(c)}
+                   and not SMOOTHING.fullmatch(c)
+                   and not VALUE_RATE.fullmatch(c)}
         if unknown:
             sys.exit(f'error: unknown change(s) {sorted(unknown)} in '
                      f'{variant!r}; valid: {", ".join(CHANGES)}')
@@ -123,22 +132,39 @@ def parse_args():
     return args
 
 
+def value_rate(changes: list) -> Optional[float]:
+    """The stage-2 learning rate a ``vlr<rate>`` change names, or None."""
+    rates = [float(c[3:]) for c in changes if VALUE_RATE.fullmatch(c)]
+    return rates[-1] if rates else None
+
+
 def stage2_dir(changes: list) -> str:
-    """The stage-2 run a variant starts from (relative to the work dir)."""
-    return 'stage2_value_imgece' if 'imgece' in changes else 'stage2_value'
+    """The stage-2 run a variant starts from (relative to the work dir):
+    the run's own unless ``imgece`` or ``vlr<rate>`` asks for another."""
+    name = 'stage2_value'
+    if 'imgece' in changes:
+        name += '_imgece'
+    if value_rate(changes) is not None:
+        name += f'_lr{value_rate(changes):g}'
+    return name
 
 
-def train_image_ece_stage2(run, size: dict) -> None:
-    """Stage 2 with :class:`~calsfda_lab.variants.ImageECESegmentor`, from
-    the run's stage-1 checkpoint, unless its last checkpoint exists."""
-    name = stage2_dir(['imgece'])
-    if osp.isfile(osp.join(run.work_dir, name,
-                           f"iter_{size['value_iters']}.pth")):
+def train_variant_stage2(run, size: dict, changes: list) -> None:
+    """The stage 2 a variant starts from, from the run's stage-1
+    checkpoint: with :class:`~calsfda_lab.variants.ImageECESegmentor`
+    (``imgece``) and/or another learning rate (``vlr<rate>``); nothing to
+    do for the run's own or when its last checkpoint exists."""
+    name = stage2_dir(changes)
+    if name == 'stage2_value' or osp.isfile(osp.join(
+            run.work_dir, name, f"iter_{size['value_iters']}.pth")):
         return
     stage1 = compare.stage1_checkpoint(run.work_dir)
 
     def edit(cfg) -> None:
-        cfg.model.type = 'ImageECESegmentor'
+        if 'imgece' in changes:
+            cfg.model.type = 'ImageECESegmentor'
+        if value_rate(changes) is not None:
+            cfg.optim_wrapper.optimizer.lr = value_rate(changes)
 
     demo.run_value_stage(run, size, osp.join(run.work_dir, 'data'), stage1,
                          name, edit)
@@ -234,8 +260,7 @@ def main():
     args = parse_args()
     run, size = compare.load_run(args.work_dir)
     for variant in args.variants:
-        if 'imgece' in variant.split('-'):
-            train_image_ece_stage2(run, size)
+        train_variant_stage2(run, size, variant.split('-'))
         cfg = variant_cfg(run, size, variant, args.rounds, args.epochs)
         if find_latest_checkpoint(cfg.work_dir) is not None:
             print(f'{variant}: continuing the run in {cfg.work_dir} (a '

@@ -3,7 +3,8 @@ training pipeline, from a finished compare.py run's stage-1 checkpoint.
 
     python -m calsfda_lab.experiments.value_head_shift \\
         work_dirs/tune_hard_s0 --max-share 0.8 --class-prob 0.5 \\
-        [--value-input backbone]
+        [--value-input backbone] [--class-average present] \\
+        [--train-split val] [--lr 1e-3]
 
 Prints the Spearman / Pearson between estimated and true per-image
 class-level ECE on target val (BN warm-up on target) for the run's own
@@ -11,12 +12,23 @@ stage-2 recipe, retrained (``WORK_DIR/stage2_value_rerun``), and with the
 shift (``WORK_DIR/stage2_value_shift_<tag>``), and writes both to
 ``WORK_DIR/value_head_shift_<tag>.json``. With ``--value-input backbone``
 the value head reads the backbone's last feature map instead of the class
-probabilities (stage 3 would have to say the same). An experiment, not a
+probabilities (stage 3 would have to say the same). With ``--class-average
+present`` it regresses the class-level ECE averaged over the classes
+present in the image (``CalSFDASegmentor(ece_class_average='present')``)
+instead of over all classes (the reference); the printed Spearman still
+ranks against the reference's definition (``ece_drivers.py --stage2``
+ranks against both). With ``--train-split val`` it learns on the held-out
+source split (``val.txt``, images stage 1 never trained on) instead of
+stage 1's own training images (the shipped recipe: ``train.txt``); its
+stage-2 validation is then on its training images. ``--lr`` replaces the
+stage-2 config's Adam learning rate (1e-4). ``--prob 0`` puts no
+transform in the pipeline (the other changes alone). An experiment, not a
 benchmark: it reads the run's target val labels.
 """
 import argparse
 import json
 import os.path as osp
+from typing import Optional
 
 from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402
 
@@ -45,20 +57,42 @@ def parse_args():
     parser = shift_parser(__doc__.split('\n')[0])
     parser.add_argument('--value-input', choices=['probs', 'backbone'],
                         default='probs')
+    parser.add_argument('--class-average', choices=['all', 'present'],
+                        default='all',
+                        help="what the value head regresses: the "
+                        "class-level ECE averaged over all classes (the "
+                        "reference) or over the image's present classes")
+    parser.add_argument('--train-split', choices=['train', 'val'],
+                        default='train',
+                        help="the source split the value head learns on: "
+                        "stage 1's training images or the held-out ones")
+    parser.add_argument('--lr', type=float,
+                        help="the value head's learning rate (default: "
+                        "the stage-2 config's)")
     parser.add_argument('--no-baseline', action='store_true',
                         help="skip retraining the run's own stage-2 recipe")
     return parser.parse_args()
 
 
-def with_shift(shift: dict, value_input: str):
-    """Inserts ``ClassConditionalColorShift`` after ``LoadAnnotations``;
-    points the value head at the backbone if asked."""
+def with_shift(shift: dict, value_input: str, class_average: str = 'all',
+               train_split: str = 'train', lr: Optional[float] = None):
+    """Inserts ``ClassConditionalColorShift`` after ``LoadAnnotations``
+    (none at ``prob`` 0); points the value head at the backbone, sets what
+    it regresses (``ece_class_average``), the source split it learns on
+    (``<train_split>.txt``) and its learning rate if asked."""
 
     def edit(cfg) -> None:
+        if lr is not None:
+            cfg.optim_wrapper.optimizer.lr = lr
+        if train_split != 'train':
+            cfg.train_dataloader.dataset.ann_file = f'{train_split}.txt'
         pipeline = cfg.train_dataloader.dataset.pipeline
         at = [step['type'] for step in pipeline].index('LoadAnnotations')
-        pipeline.insert(at + 1,
-                        dict(type='ClassConditionalColorShift', **shift))
+        if shift['prob'] > 0:
+            pipeline.insert(at + 1,
+                            dict(type='ClassConditionalColorShift', **shift))
+        if class_average != 'all':
+            cfg.model.ece_class_average = class_average
         if value_input == 'backbone':
             cfg.model.value_input = 'backbone'
             # the shrunk ResNet's last stage, as the decode head reads it
@@ -76,11 +110,18 @@ def main():
     shift, tag = shift_of(args)
     if args.value_input == 'backbone':
         tag += '_backbone'
+    if args.class_average != 'all':
+        tag += f'_{args.class_average}'
+    if args.train_split != 'train':
+        tag += f'_on-{args.train_split}'
+    if args.lr is not None:
+        tag += f'_lr{args.lr:g}'
     # the baseline retrains beside the run's stage 2, never over it (the
     # run's methods started from that checkpoint)
     runs = [('stage2_value_rerun', None),
-            (f'stage2_value_shift_{tag}', with_shift(shift,
-                                                     args.value_input))]
+            (f'stage2_value_shift_{tag}',
+             with_shift(shift, args.value_input, args.class_average,
+                        args.train_split, args.lr))]
     rows = {}
     for name, edit in runs[args.no_baseline:]:
         rows[name], _ = demo.run_value_stage(run, size, data_dir, stage1,
