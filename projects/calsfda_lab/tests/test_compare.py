@@ -171,15 +171,19 @@ def test_stage3_variants_diagnostics(tiny_run):
 @pytest.mark.slow
 def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run):
     res = run_lab('experiments.value_head_shift', tiny_run, '--no-baseline',
-                  '--prob', '1', timeout=900)
+                  '--prob', '1', '--iters', '3', timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     rows = json.loads(
-        (tiny_run / 'value_head_shift_1_0.8_0.5.json').read_text())
-    assert list(rows) == ['stage2_value_shift_1_0.8_0.5']
-    assert 'spearman' in rows['stage2_value_shift_1_0.8_0.5']
-    cfg = next((tiny_run / 'stage2_value_shift_1_0.8_0.5').glob(
+        (tiny_run / 'value_head_shift_1_0.8_0.5_it3.json').read_text())
+    assert list(rows) == ['stage2_value_shift_1_0.8_0.5_it3']
+    row = rows['stage2_value_shift_1_0.8_0.5_it3']
+    assert 'spearman' in row
+    # --iters: the run's stage 2 (2 iterations at --tiny) runs 3
+    assert row['checkpoint'].endswith('iter_3.pth')
+    cfg = next((tiny_run / 'stage2_value_shift_1_0.8_0.5_it3').glob(
         '*/vis_data/config.py')).read_text()
     assert "type='ClassConditionalColorShift'" in cfg and 'prob=1' in cfg
+    assert 'max_iters=3' in cfg
 
 
 def test_value_head_shift_edit_sets_what_the_value_head_regresses():

@@ -4,7 +4,7 @@ training pipeline, from a finished compare.py run's stage-1 checkpoint.
     python -m calsfda_lab.experiments.value_head_shift \\
         work_dirs/tune_hard_s0 --max-share 0.8 --class-prob 0.5 \\
         [--value-input backbone] [--class-average present] \\
-        [--train-split val] [--lr 1e-3]
+        [--train-split val] [--lr 1e-3] [--iters 3000]
 
 Prints the Spearman / Pearson between estimated and true per-image
 class-level ECE on target val (BN warm-up on target) for the run's own
@@ -21,9 +21,10 @@ ranks against both). With ``--train-split val`` it learns on the held-out
 source split (``val.txt``, images stage 1 never trained on) instead of
 stage 1's own training images (the shipped recipe: ``train.txt``); its
 stage-2 validation is then on its training images. ``--lr`` replaces the
-stage-2 config's Adam learning rate (1e-4). ``--prob 0`` puts no
-transform in the pipeline (the other changes alone). An experiment, not a
-benchmark: it reads the run's target val labels.
+stage-2 config's Adam learning rate (1e-4), ``--iters`` the run's stage-2
+iterations (its schedule, evaluations and checkpoints scale with them).
+``--prob 0`` puts no transform in the pipeline (the other changes alone).
+An experiment, not a benchmark: it reads the run's target val labels.
 """
 import argparse
 import json
@@ -69,6 +70,8 @@ def parse_args():
     parser.add_argument('--lr', type=float,
                         help="the value head's learning rate (default: "
                         "the stage-2 config's)")
+    parser.add_argument('--iters', type=int,
+                        help="stage 2's iterations (default: the run's)")
     parser.add_argument('--no-baseline', action='store_true',
                         help="skip retraining the run's own stage-2 recipe")
     return parser.parse_args()
@@ -116,6 +119,11 @@ def main():
         tag += f'_on-{args.train_split}'
     if args.lr is not None:
         tag += f'_lr{args.lr:g}'
+    if args.iters is not None:
+        if args.iters < 1:
+            raise SystemExit(f'error: --iters must be >= 1, got {args.iters}')
+        tag += f'_it{args.iters}'
+        size = dict(size, value_iters=args.iters)
     # the baseline retrains beside the run's stage 2, never over it (the
     # run's methods started from that checkpoint)
     runs = [('stage2_value_rerun', None),
