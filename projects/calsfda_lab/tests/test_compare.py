@@ -101,6 +101,10 @@ def test_stage3_variants_refuses_unknown_changes(tmp_path):
     assert res.returncode != 0
     assert "'gtmask-cb50-gtfix50' names more than one true-label change " \
         "(gtmask, gtfix50)" in res.stderr
+    res = run_lab('experiments.stage3_variants', tmp_path, '--variants',
+                  'vit0-vlr0.001')
+    assert res.returncode != 0
+    assert "unknown change(s) ['vit0'] in 'vit0-vlr0.001'" in res.stderr
 
 
 @pytest.mark.slow
@@ -391,6 +395,10 @@ def test_stage3_variant_configs(tiny_run, tmp_path):
         run, size, 'ceonly-vlr0.001', 1, 2).load_from
     assert 'stage2_value_imgece_lr0.01/iter_' in stage3_variants.variant_cfg(
         run, size, 'imgece-vlr0.01', 1, 2).load_from
+    # vit<N>: from a stage 2 of N iterations, whatever the run's
+    assert stage3_variants.variant_cfg(
+        run, size, 'vlr0.001-vit30', 1, 2).load_from.endswith(
+            'stage2_value_lr0.001_it30/iter_30.pth')
     assert '/stage2_value/iter_' in stage3_variants.variant_cfg(
         run, size, 'ceonly', 1, 2).load_from
     assert stage3_variants.variant_cfg(

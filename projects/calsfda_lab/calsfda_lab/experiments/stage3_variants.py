@@ -66,7 +66,10 @@ variant is a ``-``-joined list of changes:
   whose value head trained at that Adam learning rate instead of the
   stage-2 config's 1e-4 (trained once into
   ``WORK_DIR/stage2_value_lr<rate>``, with ``imgece``
-  ``WORK_DIR/stage2_value_imgece_lr<rate>``).
+  ``WORK_DIR/stage2_value_imgece_lr<rate>``);
+* ``vit`` and a number, e.g. ``vit3000``: start from a stage 2 of that
+  many iterations instead of the run's (``WORK_DIR/stage2_value_it<N>``;
+  with ``vlr``: ``..._lr<rate>_it<N>``).
 
 A variant whose folder already holds a checkpoint continues from it (a
 finished one is reused as it is, and says so): delete
@@ -101,6 +104,10 @@ RATE = re.compile(r'lr(\d*\.\d+)')
 SMOOTHING = re.compile(r'ls(\d*\.\d+)')
 # the value head's stage-2 learning rate: 'vlr' and a decimal number
 VALUE_RATE = re.compile(r'vlr(\d*\.\d+)')
+# stage 2's iterations: 'vit' and a number, e.g. vit3000
+VALUE_ITERS = re.compile(r'vit([1-9]\d*)')
+# the changes that carry a number
+NUMBERED = (RATE, SMOOTHING, VALUE_RATE, VALUE_ITERS)
 # the true-label diagnostics: which share of the wrong kept labels each
 # corrects (gtfull also labels every pixel)
 TRUE_LABEL_FIX = dict(gtmask=1.0, gtfull=1.0, gtfix50=0.5, gtfix75=0.75)
@@ -118,9 +125,8 @@ def parse_args():
     args = parser.parse_args()
     for variant in args.variants:
         unknown = {c for c in variant.split('-')
-                   if c not in CHANGES and not RATE.fullmatch(c)
-                   and not SMOOTHING.fullmatch(c)
-                   and not VALUE_RATE.fullmatch(c)}
+                   if c not in CHANGES
+                   and not any(p.fullmatch(c) for p in NUMBERED)}
         if unknown:
             sys.exit(f'error: unknown change(s) {sorted(unknown)} in '
                      f'{variant!r}; valid: {", ".join(CHANGES)}')
@@ -138,25 +144,44 @@ def value_rate(changes: list) -> Optional[float]:
     return rates[-1] if rates else None
 
 
+def stage2_size(size: dict, changes: list) -> dict:
+    """The run's sizes with the stage-2 iterations a ``vit<N>`` change
+    names."""
+    iters = [int(c[3:]) for c in changes if VALUE_ITERS.fullmatch(c)]
+    return dict(size, value_iters=iters[-1]) if iters else size
+
+
 def stage2_dir(changes: list) -> str:
     """The stage-2 run a variant starts from (relative to the work dir):
-    the run's own unless ``imgece`` or ``vlr<rate>`` asks for another."""
+    the run's own unless ``imgece``, ``vlr<rate>`` or ``vit<N>`` asks for
+    another."""
     name = 'stage2_value'
     if 'imgece' in changes:
         name += '_imgece'
     if value_rate(changes) is not None:
         name += f'_lr{value_rate(changes):g}'
+    iters = [c[3:] for c in changes if VALUE_ITERS.fullmatch(c)]
+    if iters:
+        name += f'_it{iters[-1]}'
     return name
+
+
+def stage2_checkpoint(size: dict, changes: list) -> str:
+    """The stage-2 checkpoint a variant loads (relative to the work
+    dir)."""
+    iters = stage2_size(size, changes)['value_iters']
+    return f'{stage2_dir(changes)}/iter_{iters}.pth'
 
 
 def train_variant_stage2(run, size: dict, changes: list) -> None:
     """The stage 2 a variant starts from, from the run's stage-1
     checkpoint: with :class:`~calsfda_lab.variants.ImageECESegmentor`
-    (``imgece``) and/or another learning rate (``vlr<rate>``); nothing to
-    do for the run's own or when its last checkpoint exists."""
+    (``imgece``), another learning rate (``vlr<rate>``) and/or other
+    iterations (``vit<N>``); nothing to do for the run's own or when its
+    last checkpoint exists."""
     name = stage2_dir(changes)
-    if name == 'stage2_value' or osp.isfile(osp.join(
-            run.work_dir, name, f"iter_{size['value_iters']}.pth")):
+    if name == 'stage2_value' or osp.isfile(
+            osp.join(run.work_dir, stage2_checkpoint(size, changes))):
         return
     stage1 = compare.stage1_checkpoint(run.work_dir)
 
@@ -166,16 +191,15 @@ def train_variant_stage2(run, size: dict, changes: list) -> None:
         if value_rate(changes) is not None:
             cfg.optim_wrapper.optimizer.lr = value_rate(changes)
 
-    demo.run_value_stage(run, size, osp.join(run.work_dir, 'data'), stage1,
-                         name, edit)
+    demo.run_value_stage(run, stage2_size(size, changes),
+                         osp.join(run.work_dir, 'data'), stage1, name, edit)
 
 
 def variant_cfg(run, size: dict, variant: str, rounds: int, epochs: int):
     data_dir = osp.join(run.work_dir, 'data')
     changes = variant.split('-')
     cfg = compare._adapting_cfg(
-        run, size, data_dir,
-        f"{stage2_dir(changes)}/iter_{size['value_iters']}.pth",
+        run, size, data_dir, stage2_checkpoint(size, changes),
         f'variant_{variant}', (rounds, epochs))
     losses = cfg.model.decode_losses
     if 'noent' in changes:
