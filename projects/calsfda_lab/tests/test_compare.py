@@ -193,9 +193,8 @@ def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run):
 def test_value_head_shift_edit_sets_what_the_value_head_regresses():
     """``--class-average present`` changes what stage 2 regresses,
     ``--train-split val`` the source images it learns on, ``--lr`` its
-    learning rate; ``--prob 0``
-    leaves the pipeline as it is; the defaults change only the
-    pipeline."""
+    learning rate; ``--prob 0`` leaves the pipeline as it is; the defaults
+    change only the pipeline."""
     from calsfda_lab.experiments.value_head_shift import with_shift
     pipeline = [dict(type='LoadImageFromFile'),
                 dict(type='LoadAnnotations'),

@@ -144,11 +144,17 @@ def value_rate(changes: list) -> Optional[float]:
     return rates[-1] if rates else None
 
 
+def value_iters(changes: list) -> Optional[int]:
+    """The stage-2 iterations a ``vit<N>`` change names, or None."""
+    iters = [int(c[3:]) for c in changes if VALUE_ITERS.fullmatch(c)]
+    return iters[-1] if iters else None
+
+
 def stage2_size(size: dict, changes: list) -> dict:
     """The run's sizes with the stage-2 iterations a ``vit<N>`` change
     names."""
-    iters = [int(c[3:]) for c in changes if VALUE_ITERS.fullmatch(c)]
-    return dict(size, value_iters=iters[-1]) if iters else size
+    iters = value_iters(changes)
+    return size if iters is None else dict(size, value_iters=iters)
 
 
 def stage2_dir(changes: list) -> str:
@@ -158,11 +164,11 @@ def stage2_dir(changes: list) -> str:
     name = 'stage2_value'
     if 'imgece' in changes:
         name += '_imgece'
-    if value_rate(changes) is not None:
-        name += f'_lr{value_rate(changes):g}'
-    iters = [c[3:] for c in changes if VALUE_ITERS.fullmatch(c)]
-    if iters:
-        name += f'_it{iters[-1]}'
+    rate, iters = value_rate(changes), value_iters(changes)
+    if rate is not None:
+        name += f'_lr{rate:g}'
+    if iters is not None:
+        name += f'_it{iters}'
     return name
 
 
@@ -185,11 +191,13 @@ def train_variant_stage2(run, size: dict, changes: list) -> None:
         return
     stage1 = compare.stage1_checkpoint(run.work_dir)
 
+    rate = value_rate(changes)
+
     def edit(cfg) -> None:
         if 'imgece' in changes:
             cfg.model.type = 'ImageECESegmentor'
-        if value_rate(changes) is not None:
-            cfg.optim_wrapper.optimizer.lr = value_rate(changes)
+        if rate is not None:
+            cfg.optim_wrapper.optimizer.lr = rate
 
     demo.run_value_stage(run, stage2_size(size, changes),
                          osp.join(run.work_dir, 'data'), stage1, name, edit)

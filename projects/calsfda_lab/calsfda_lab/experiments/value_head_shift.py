@@ -74,7 +74,10 @@ def parse_args():
                         help="stage 2's iterations (default: the run's)")
     parser.add_argument('--no-baseline', action='store_true',
                         help="skip retraining the run's own stage-2 recipe")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.iters is not None and args.iters < 1:
+        parser.error(f'--iters must be >= 1, got {args.iters}')
+    return args
 
 
 def with_shift(shift: dict, value_input: str, class_average: str = 'all',
@@ -120,8 +123,6 @@ def main():
     if args.lr is not None:
         tag += f'_lr{args.lr:g}'
     if args.iters is not None:
-        if args.iters < 1:
-            raise SystemExit(f'error: --iters must be >= 1, got {args.iters}')
         tag += f'_it{args.iters}'
         size = dict(size, value_iters=args.iters)
     # the baseline retrains beside the run's stage 2, never over it (the

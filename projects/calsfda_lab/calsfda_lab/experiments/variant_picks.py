@@ -22,7 +22,7 @@ benchmark: the true-error rules read the target labels.
 """
 import argparse
 import json
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -40,15 +40,14 @@ def pick(history: dict, key: str, first: int = 1) -> Optional[float]:
 
 def picks(history: dict, from_epoch: int) -> Dict[str, Optional[float]]:
     """Every rule of :data:`RULES` on one variant's per-epoch history."""
-    rules: Dict[str, Callable[[dict], Optional[float]]] = {
-        'estECE': lambda h: pick(h, 'estECE'),
-        'estECE from': lambda h: pick(h, 'estECE', from_epoch),
-        'true ECE': lambda h: pick(h, 'ECE'),
-        'true cECE': lambda h: pick(h, 'cECE'),
-        'best': lambda h: max(h['mIoU']),
-        'last': lambda h: h['mIoU'][-1],
+    return {
+        'estECE': pick(history, 'estECE'),
+        'estECE from': pick(history, 'estECE', from_epoch),
+        'true ECE': pick(history, 'ECE'),
+        'true cECE': pick(history, 'cECE'),
+        'best': max(history['mIoU']),
+        'last': history['mIoU'][-1],
     }
-    return {name: rule(history) for name, rule in rules.items()}
 
 
 def table(records: List[dict], variants: Optional[List[str]],
