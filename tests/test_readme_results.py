@@ -16,7 +16,14 @@ def headline_section() -> str:
 
 
 def table_rows(markdown: str) -> list:
-    return [line for line in markdown.splitlines() if line.startswith('|')]
+    """The lines of the first Markdown table in ``markdown``."""
+    rows = []
+    for line in markdown.splitlines():
+        if line.startswith('|'):
+            rows.append(line)
+        elif rows:
+            break
+    return rows
 
 
 def test_headline_table_is_the_linked_summary():

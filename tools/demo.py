@@ -4,8 +4,10 @@
 
 1. generates the synthetic -> real benchmark (GTA5-style labelled source,
    Cityscapes-style target) under ``WORK_DIR/data``;
-2. stage 1: trains DeepLabV2 (ResNet-18 on CPU) with CE + DiffECE on the
-   source through MMSeg's Runner, keeping the checkpoint with the lowest
+2. stage 1: trains MMSeg's DeepLabV3+ on an ImageNet-pretrained
+   EfficientNet-Lite0 (``--network resnet18``: the shipped DeepLabV2 with a
+   small ResNet-18 trained from scratch) with CE + DiffECE on the source
+   through MMSeg's Runner, keeping the checkpoint with the lowest
    source-val class-level ECE, and evaluates it on source and target val
    (mIoU, ECE, cECE);
    A CE-only twin (same recipe without DiffECE) is trained for comparison;
@@ -20,10 +22,8 @@
    keeps the checkpoint with the lowest *estimated* ECE; target val labels
    are read only to report that choice beside the oracle and the last
    checkpoint. Each round here is one epoch, the norm-affine (TENT-like)
-   one: on this benchmark the decode-head epochs that follow it amplify
-   the confidently wrong pseudo-labels (cars labelled truck, sidewalk
-   labelled road) and lose mIoU at every learning rate tried
-   (docs/lab_findings.md, "Demo results");
+   one, at the network's stage-3 learning rate
+   (``mmseg_calsfda.testing.demo_stages.NETWORKS``);
 5. writes ``WORK_DIR/results.json`` and ``results.md``.
 
 Each stage runs the real config from ``configs/calsfda/`` at CPU size
@@ -65,8 +65,8 @@ def parse_args():
         'stages 1-3 and writes WORK_DIR/results.json and results.md, the '
         'reliability diagrams (WORK_DIR/<stage>/eval_*/'
         'reliability_diagram.png) and the Runners\' logs '
-        '(WORK_DIR/console.log). 6-13 minutes on 2 CPU cores '
-        '(--tiny: about 3).')
+        '(WORK_DIR/console.log). About 5 minutes on 2 idle CPU cores '
+        '(--network resnet18: about 13; --tiny: about 3).')
     parser.add_argument(
         '--work-dir', default='work_dirs/demo',
         help='where the data, checkpoints, logs and results go (default: '
@@ -78,7 +78,7 @@ def parse_args():
     parser.add_argument(
         '--device', choices=['cpu', 'cuda'], default='cpu',
         help='where to train and evaluate (default: %(default)s)')
-    add_network_argument(parser)
+    add_network_argument(parser, default='efficientnet_lite0')
     parser.add_argument(
         '--tiny', action='store_true',
         help='a few images and iterations: checks the pipeline, not the '
@@ -139,7 +139,7 @@ def main():
     with console.stage(f'data: the procedural benchmark (seed {args.seed})'
                        f' in {data_dir}'):
         generate_data(data_dir, size, args.seed)
-    results = {}
+    results = dict(network=args.network, seed=args.seed)
     with console.stage('stage 1: source pre-training, CE + DiffECE; '
                        'evaluation on source and target val'):
         results['source_only'] = run_source_stage(args, size, data_dir)

@@ -59,14 +59,22 @@ NETWORKS = dict(
         entropy_weight=0.0))
 
 
-def add_network_argument(parser: argparse.ArgumentParser) -> None:
-    """``--network``: which shipped network the stages run."""
+def add_network_argument(parser: argparse.ArgumentParser,
+                         default: str = 'resnet18') -> None:
+    """``--network``: which shipped network the stages run.
+
+    Args:
+        parser (argparse.ArgumentParser): The command line to extend.
+        default (str): The network when none is given: ``'resnet18'``
+            (the lab's comparison) or ``'efficientnet_lite0'`` (the
+            demo). Defaults to ``'resnet18'``.
+    """
     parser.add_argument(
-        '--network', choices=list(NETWORKS), default='resnet18',
-        help='resnet18: DeepLabV2 with a small ResNetV1c-18 trained from '
-        'scratch (the shipped DeepLabV2 configs, shrunk); '
-        'efficientnet_lite0: DeepLabV3+ on EfficientNet-Lite0 with ImageNet '
-        'weights, as shipped (default: %(default)s)')
+        '--network', choices=list(NETWORKS), default=default,
+        help='efficientnet_lite0: DeepLabV3+ on EfficientNet-Lite0 with '
+        'ImageNet weights, as shipped; resnet18: DeepLabV2 with a small '
+        'ResNetV1c-18 trained from scratch (the shipped DeepLabV2 configs, '
+        'shrunk) (default: %(default)s)')
 
 
 def generate_data(data_dir: str, size: dict, seed: int,

@@ -44,6 +44,9 @@ def test_demo_tiny(tmp_path):
     assert 'System environment' not in res.stdout + res.stderr
     assert 'System environment' in (tmp_path / 'console.log').read_text()
     results = json.loads((tmp_path / 'results.json').read_text())
+    # the pretrained network by default
+    assert results['network'] == 'efficientnet_lite0'
+    assert results['seed'] == 0
     keys = {'source_val_mIoU', 'target_mIoU', 'target_ECE', 'target_cECE'}
     assert keys <= set(results['source_only'])
     for key in keys:

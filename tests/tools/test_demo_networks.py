@@ -22,6 +22,9 @@ def test_network_argument_lists_the_networks():
     parser = argparse.ArgumentParser()
     add_network_argument(parser)
     assert parser.parse_args([]).network == 'resnet18'
+    demo_parser = argparse.ArgumentParser()
+    add_network_argument(demo_parser, default='efficientnet_lite0')
+    assert demo_parser.parse_args([]).network == 'efficientnet_lite0'
     assert parser.parse_args(
         ['--network', 'efficientnet_lite0']).network == 'efficientnet_lite0'
     with pytest.raises(SystemExit):

@@ -15,7 +15,11 @@ shared; every method then starts from the same stage-2 checkpoint:
 * ``calsfda``: the shipped stage 3 (norm-affine epoch, then decode-head
   epochs, each round), scaled down;
 * ``target_supervised``: trained on the target's labels (an upper bound;
-  benchmark only).
+  benchmark only);
+* ``calsfda_ce_only`` (an ablation, only when named in ``--methods``):
+  the shipped stage 2 and stage 3 from stage 1's CE-only twin instead of
+  the DiffECE model (``WORK_DIR/stage2_value_ce_only``): what DiffECE
+  gives after adaptation.
 
 Stage 1's CE-only twin (no DiffECE, otherwise the same) is trained too,
 to measure what DiffECE does to the target's calibration; for ``cbst``
@@ -52,8 +56,11 @@ from .experiments.pseudo_label_precision import round_quality  # noqa: E402
 
 METHODS = ('source_only', 'adabn', 'tent', 'cbst', 'calsfda',
            'target_supervised')
+# methods run only when --methods names them: calsfda from stage 1's
+# CE-only twin (the DiffECE ablation)
+ABLATIONS = ('calsfda_ce_only', )
 # the methods that write pseudo-labels (their rounds are scored)
-PSEUDO_LABELLING = ('cbst', 'calsfda')
+PSEUDO_LABELLING = ('cbst', 'calsfda', 'calsfda_ce_only')
 CRITERIA = dict(estECE='less', entropy='less', max_prob='greater',
                 last=None)
 # the adapting methods' schedule: rounds x epochs per round (>= 8 epochs,
@@ -74,7 +81,8 @@ def parse_args():
                         'from 0-80%%), below (0-45%%, a diagnostic) '
                         '(default: %(default)s)')
     parser.add_argument('--methods', nargs='+', default=list(METHODS),
-                        help=f'any of {", ".join(METHODS)}')
+                        help=f'any of {", ".join(METHODS + ABLATIONS)} '
+                        f'(default: {" ".join(METHODS)})')
     parser.add_argument('--tiny', action='store_true',
                         help='a few images and iterations: checks the '
                         'pipeline, not the methods')
@@ -91,10 +99,10 @@ def parse_args():
 
 def check_choices(args) -> None:
     """Unknown methods or presets end the run before anything starts."""
-    unknown = [m for m in args.methods if m not in METHODS]
+    unknown = [m for m in args.methods if m not in METHODS + ABLATIONS]
     if unknown:
         sys.exit(f'error: unknown method(s) {unknown}; valid: '
-                 f'{", ".join(METHODS)}')
+                 f'{", ".join(METHODS + ABLATIONS)}')
     if args.shift not in SHIFTS:
         sys.exit(f'error: unknown --shift {args.shift!r}; valid: '
                  f'{", ".join(SHIFTS)}')
@@ -252,6 +260,10 @@ def summarise(checkpoints: List[dict]) -> dict:
         checkpoints=checkpoints)
 
 
+def _without_checkpoint(estimation: dict) -> dict:
+    return {k: v for k, v in estimation.items() if k != 'checkpoint'}
+
+
 def target_scores(stage1: dict) -> dict:
     """Target val mIoU, ECE and cECE of a stage-1 run's checkpoint."""
     return {key: stage1[f'target_{key}'] for key in ('mIoU', 'ECE', 'cECE')}
@@ -334,6 +346,15 @@ def main():
         estimation, adabn = demo.run_value_stage(args, size, data_dir,
                                                  stage1['checkpoint'])
         stage2 = estimation['checkpoint']
+    with console.stage("stage 1's CE-only twin (no DiffECE)"):
+        twin = demo.run_source_stage(args, size, data_dir, ece_loss=False)
+    starts = dict.fromkeys(METHODS, stage2)
+    if 'calsfda_ce_only' in args.methods:
+        with console.stage("stage 2 on the CE-only twin"):
+            twin_estimation, _ = demo.run_value_stage(
+                args, size, data_dir, twin['checkpoint'],
+                'stage2_value_ce_only')
+        starts['calsfda_ce_only'] = twin_estimation['checkpoint']
     methods: Dict[str, dict] = {}
     for name in args.methods:
         with console.stage(f'method: {name}'):
@@ -341,22 +362,22 @@ def main():
                 rows = single_checkpoint(args, size, data_dir, stage2,
                                          adabn if name == 'adabn' else None)
             else:
-                rows = adapting(args, size, data_dir, stage2, name)
+                rows = adapting(args, size, data_dir, starts[name], name)
         methods[name] = summarise(rows)
         if name in PSEUDO_LABELLING:
             methods[name]['pseudo_labels'] = round_quality(
                 osp.join(args.work_dir, name), data_dir)
-    with console.stage("stage 1's CE-only twin (no DiffECE)"):
-        twin = demo.run_source_stage(args, size, data_dir, ece_loss=False)
     result = dict(seed=args.seed, shift=args.shift, network=args.network,
                   target_lr=demo.target_lr(args),
                   entropy_weight=demo.network_settings(args)[
                       'entropy_weight'],
                   stage1=dict(diffece=target_scores(stage1),
                               ce_only=target_scores(twin)),
-                  ece_estimation={k: v for k, v in estimation.items()
-                                  if k != 'checkpoint'},
+                  ece_estimation=_without_checkpoint(estimation),
                   methods=methods)
+    if 'calsfda_ce_only' in args.methods:
+        result['ece_estimation_ce_only'] = _without_checkpoint(
+            twin_estimation)
     table = write_report(args.work_dir, 'comparison', result, markdown,
                          plot)
     print(f'\n== results ({args.work_dir}/comparison.json, .md, .png; '

@@ -125,7 +125,71 @@ def summarise(runs: List[dict]) -> dict:
                    if 'ece_estimation' in run]
     if estimations:
         result['ece_spearman'] = spread(estimations)
+    rows = ablation(runs)
+    if rows:
+        result['ablation'] = rows
     return result
+
+
+def _paired(name: str, measure: str, ours: List[float],
+            twin: List[float], names=('Cal-SFDA', 'plain twin')) -> dict:
+    """One ablation row: both sides' spread and their paired difference
+    (ours minus twin, seed by seed)."""
+    return dict(ingredient=name, measure=measure, sides=list(names),
+                ours=spread(ours), twin=spread(twin),
+                difference=spread([a - b for a, b in zip(ours, twin)]))
+
+
+def ablation(runs: List[dict]) -> List[dict]:
+    """Each Cal-SFDA ingredient against its plain twin, paired by seed,
+    as far as the runs have both sides: DiffECE against the CE-only stage
+    1 (target val, and after stage 3 with the same recipe:
+    ``calsfda_ce_only``), the ECE-scaled pseudo-labels against CBST's (per
+    round kept share and precision, and the final mIoU at the estECE pick),
+    the estimated ECE against the other label-free criteria (calsfda's
+    regret) and the value head's Spearman."""
+    methods = runs[0]['methods']
+    rows = []
+    if all('stage1' in run for run in runs):
+        for key in ('mIoU', 'ECE', 'cECE'):
+            rows.append(_paired(
+                'DiffECE (stage 1)', f'stage 1 target val {key}',
+                [run['stage1']['diffece'][key] for run in runs],
+                [run['stage1']['ce_only'][key] for run in runs],
+                ('DiffECE', 'CE only')))
+    if 'calsfda' in methods and 'calsfda_ce_only' in methods:
+        rows.append(_paired(
+            'DiffECE (stage 1)', 'after stage 3: target val mIoU at the '
+            'estECE pick', [_pick(run, 'calsfda') for run in runs],
+            [_pick(run, 'calsfda_ce_only') for run in runs],
+            ('DiffECE', 'CE only')))
+    if 'calsfda' in methods and 'cbst' in methods:
+        ours = [run['methods']['calsfda'].get('pseudo_labels') for run in runs]
+        theirs = [run['methods']['cbst'].get('pseudo_labels') for run in runs]
+        if all(ours) and all(theirs):
+            count = min(len(r) for r in ours + theirs)
+            for r in range(count):
+                for key, label in (('kept_share', 'kept share %'),
+                                   ('precision', 'precision %')):
+                    rows.append(_paired(
+                        'ECE-scaled pseudo-labels',
+                        f'round {ours[0][r]["round"]} {label}',
+                        [rounds[r][key] for rounds in ours],
+                        [rounds[r][key] for rounds in theirs],
+                        ('ECE-scaled', 'CBST (max p)')))
+        rows.append(_paired(
+            'ECE-scaled pseudo-labels', 'target val mIoU at the estECE pick',
+            [_pick(run, 'calsfda') for run in runs],
+            [_pick(run, 'cbst') for run in runs],
+            ('ECE-scaled', 'CBST (max p)')))
+    if 'calsfda' in methods:
+        regret = [run['methods']['calsfda']['regret'] for run in runs]
+        for other in CRITERIA[1:]:
+            rows.append(_paired(
+                'selection by estimated ECE', f'calsfda regret vs {other}',
+                [r['estECE'] for r in regret], [r[other] for r in regret],
+                ('estECE', other)))
+    return rows
 
 
 def _pick(run: dict, name: str) -> float:
@@ -203,9 +267,34 @@ def markdown(summary: dict) -> str:
             f"(paired difference {_fmt(v['difference'])})"
             for key, v in summary['stage1'].items())
         lines += ['', f'Stage 1 on target val, DiffECE vs CE-only: {parts}.']
+    lines += ablation_lines(summary)
     lines += true_calibration_lines(summary['methods'])
     lines += pseudo_label_lines(summary['methods'], _fmt)
     return '\n'.join(lines)
+
+
+def ablation_lines(summary: dict) -> List[str]:
+    """Markdown: the ablation table and the value head's Spearman per
+    seed."""
+    rows = summary.get('ablation')
+    if not rows:
+        return []
+    lines = ['', 'Each ingredient against its plain twin (paired by seed; '
+             'difference = ingredient − twin):', '',
+             '| ingredient | measure | with it | plain twin | '
+             'difference (min, max) |', '|---|---|---|---|---|']
+    for row in rows:
+        diff = row['difference']
+        lines.append(
+            f"| {row['ingredient']} | {row['measure']} | {row['sides'][0]} "
+            f"{_fmt(row['ours'])} | {row['sides'][1]} {_fmt(row['twin'])} "
+            f"| {_fmt(diff)} ({diff['min']:.2f}, {diff['max']:.2f}) |")
+    if 'ece_spearman' in summary:
+        per_seed = ', '.join(
+            f'seed {seed}: {value:.3f}' for seed, value in zip(
+                summary['seeds'], summary['ece_spearman']['values']))
+        lines += ['', f'Value head Spearman per seed: {per_seed}.']
+    return lines
 
 
 def true_calibration_lines(methods: Dict[str, dict]) -> List[str]:

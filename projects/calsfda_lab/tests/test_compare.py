@@ -21,7 +21,8 @@ def tiny_run(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('compare')
     res = run_lab('compare', *['--tiny', '--seed',
                    '0', '--work-dir', str(work_dir), '--methods', 'adabn',
-                   'cbst', 'target_supervised'], timeout=900)
+                   'cbst', 'target_supervised', 'calsfda_ce_only'],
+                  timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     return work_dir
 
@@ -33,7 +34,8 @@ def test_compare_tiny_writes_every_criterion(tiny_run):
     assert result['seed'] == 0 and result['shift'] == 'default'
     assert result['network'] == 'resnet18'
     assert result['entropy_weight'] == 1.0  # the from-scratch network's
-    assert list(result['methods']) == ['adabn', 'cbst', 'target_supervised']
+    assert list(result['methods']) == ['adabn', 'cbst', 'target_supervised',
+                                       'calsfda_ce_only']
     # the value head's ranking of target val images is kept beside them
     assert {'spearman', 'pearson', 'mean_true_ECE'} <= set(
         result['ece_estimation'])
@@ -69,7 +71,13 @@ def test_compare_tiny_writes_every_criterion(tiny_run):
     cfg = (tmp_path / 'cbst').glob('*/vis_data/config.py')
     assert 'ece_scaling=False' in next(cfg).read_text()
     assert (tmp_path / 'comparison.png').stat().st_size > 0
-    assert (tmp_path / 'comparison.md').read_text().count('\n| ') == 4
+    assert (tmp_path / 'comparison.md').read_text().count('\n| ') == 5
+    # the DiffECE ablation: stage 2 and stage 3 from the CE-only twin
+    ce_only_cfg = next((tmp_path / 'calsfda_ce_only').glob(
+        '*/vis_data/config.py')).read_text()
+    assert 'stage2_value_ce_only' in ce_only_cfg
+    assert 'spearman' in result['ece_estimation_ce_only']
+    assert result['methods']['calsfda_ce_only']['pseudo_labels']
 
 
 def test_bad_method_shift_and_reused_work_dir(tmp_path):

@@ -164,3 +164,57 @@ def test_summary_true_calibration_picks(tmp_path):
     table = (out / 'summary.md').read_text()
     assert ('calsfda: lowest cECE 25.00 ± 1.41 (estECE pick − it '
             '-1.50 ± 2.12), lowest ECE 24.00 ± 1.41') in table
+
+
+def test_summary_ablation_pairs_each_ingredient_with_its_twin(tmp_path):
+    """One row per ingredient and measure: DiffECE against the CE-only
+    stage 1 (and calsfda_ce_only after stage 3), ECE-scaled pseudo-labels
+    against CBST's, the estECE regret against the other criteria; every
+    difference is paired seed by seed."""
+    def run(seed, calsfda, ce_only, cbst, precision, cbst_precision,
+            spearman):
+        path = tmp_path / f's{seed}'
+        path.mkdir()
+        methods = dict(adabn=_method([20.0]), cbst=_method(cbst),
+                       calsfda=_method(calsfda),
+                       calsfda_ce_only=_method(ce_only))
+        for name, prec in (('calsfda', precision), ('cbst', cbst_precision)):
+            methods[name]['pseudo_labels'] = [
+                dict(round=0, kept_share=30.0 if name == 'calsfda' else 20.0,
+                     precision=prec)]
+        stage1 = dict(diffece=dict(mIoU=30.0, ECE=5.0, cECE=20.0 + seed),
+                      ce_only=dict(mIoU=31.0, ECE=6.0, cECE=25.0))
+        (path / 'comparison.json').write_text(json.dumps(dict(
+            seed=seed, shift='default', stage1=stage1, methods=methods,
+            ece_estimation=dict(spearman=spearman))))
+        return str(path)
+
+    # estECE picks the last checkpoint; entropy and max_prob the first
+    runs = [run(3, [25.0, 26.0], [24.0, 22.0], [21.0, 23.0], 90.0, 80.0,
+                0.5),
+            run(4, [28.0, 27.0], [25.0, 28.0], [24.0, 25.0], 85.0, 85.0,
+                0.25)]
+    out = tmp_path / 'out'
+    res = run_lab('compare_summary', *runs, '--out', str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = {r['measure']: r
+            for r in json.loads((out / 'summary.json').read_text())[
+                'ablation']}
+    cece = rows['stage 1 target val cECE']
+    assert cece['ours']['values'] == [23.0, 24.0]
+    assert cece['difference']['values'] == [-2.0, -1.0]
+    after = rows['after stage 3: target val mIoU at the estECE pick']
+    assert after['difference']['values'] == [4.0, -1.0]  # 26-22, 27-28
+    assert rows['round 0 precision %']['difference']['values'] == [10.0, 0.0]
+    assert rows['round 0 kept share %']['twin']['mean'] == 20.0
+    picked = rows['target val mIoU at the estECE pick']
+    assert picked['difference']['values'] == [3.0, 2.0]  # 26-23, 27-25
+    # calsfda's regret: estECE 0 and 1; entropy (first epoch) 1 and 0
+    assert rows['calsfda regret vs entropy']['difference']['values'] == [
+        -1.0, 1.0]
+    table = (out / 'summary.md').read_text()
+    assert ('| DiffECE (stage 1) | stage 1 target val cECE | DiffECE '
+            '23.50 ± 0.71 | CE only 25.00 ± 0.00 | -1.50 ± 0.71 '
+            '(-2.00, -1.00) |') in table
+    assert 'Value head Spearman per seed: seed 3: 0.500, seed 4: 0.250.' \
+        in table
