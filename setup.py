@@ -1,10 +1,15 @@
 """Installs mmseg_calsfda, the Cal-SFDA plugin for MMSegmentation 1.x."""
 import os.path as osp
 import re
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = osp.dirname(osp.abspath(__file__))
+# Where a built package carries the shipped configs (OpenMMLab's place for
+# them: mmseg ships mmseg/.mim/configs); mmseg_calsfda.utils reads it
+MIM_CONFIGS = osp.join('mmseg_calsfda', '.mim', 'configs')
 
 
 def get_version() -> str:
@@ -28,6 +33,23 @@ def parse_requirements(fname: str) -> list:
     return reqs
 
 
+class BuildPyWithConfigs(build_py):
+    """Copies ``configs/`` into the built package as
+    ``mmseg_calsfda/.mim/configs``, so a wheel (and ``pip install .``)
+    carries the shipped configs. An editable install reads the checkout's
+    ``configs/`` and gets no copy."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        target = osp.join(self.build_lib, MIM_CONFIGS)
+        if osp.isdir(target):
+            shutil.rmtree(target)
+        shutil.copytree(osp.join(HERE, 'configs'), target,
+                        ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+
+
 setup(
     name='mmseg_calsfda',
     version=get_version(),
@@ -36,7 +58,9 @@ setup(
     long_description=open(osp.join(HERE, 'README.md')).read()
     if osp.exists(osp.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    # only the library: the tests, tools and the lab stay in the checkout
+    packages=find_packages(include=('mmseg_calsfda', 'mmseg_calsfda.*')),
+    cmdclass=dict(build_py=BuildPyWithConfigs),
     python_requires='>=3.8',
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require=dict(

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import fused_bin_stats
+from .utils import check_choice
 
 BIN_CLOSED = ('right', 'left')
 CLASS_AVERAGES = ('all', 'present')
@@ -80,8 +81,7 @@ def bin_index(conf: Tensor, n_bins: int, closed: str = 'right') -> Tensor:
         Tensor: int64 bin indices, same shape as ``conf``, in
         ``[0, num_bin_slots(n_bins, closed))``.
     """
-    if closed not in BIN_CLOSED:
-        raise ValueError(f'closed must be one of {BIN_CLOSED}, got {closed!r}')
+    check_choice('closed', closed, BIN_CLOSED)
     conf = conf.detach().float()
     edges = bin_edges(n_bins, conf.device)
     if closed == 'right':

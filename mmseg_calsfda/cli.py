@@ -25,6 +25,8 @@ import sys
 import warnings
 from typing import Iterator, List, NoReturn, Optional, Sequence, Tuple
 
+from .utils import shipped_configs_dir
+
 #: Environment variable that re-raises config errors with their traceback.
 DEBUG_ENV = 'CALSFDA_DEBUG'
 #: Exit status of a usage or config mistake (argparse's).
@@ -51,14 +53,6 @@ def quiet_known_warnings() -> None:
     """Hides :data:`KNOWN_WARNINGS` (call before loading a config)."""
     for message in KNOWN_WARNINGS:
         warnings.filterwarnings('ignore', message=message)
-
-
-def shipped_configs_dir() -> Optional[str]:
-    """The repository's ``configs/`` folder (editable installs and
-    checkouts), or None if this installation has none."""
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                    'configs')
-    return path if osp.isdir(path) else None
 
 
 def fail(message: str) -> NoReturn:

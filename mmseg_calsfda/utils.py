@@ -1,8 +1,17 @@
 """Small helpers shared across the package (no registered components)."""
-from typing import Any, Sequence
+import os.path as osp
+from typing import Any, Optional, Sequence
 
 from mmengine.model import is_model_wrapper
 from torch import nn
+
+#: This package's folder.
+PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
+#: Where the shipped configs are, in the order looked at: the checkout's
+#: ``configs/`` (a checkout or an editable install), then the copy that a
+#: wheel or ``pip install .`` carries (``setup.py`` puts it there).
+CONFIGS_DIRS = (osp.join(osp.dirname(PACKAGE_DIR), 'configs'),
+                osp.join(PACKAGE_DIR, '.mim', 'configs'))
 
 
 def check_choice(name: str, value: Any, choices: Sequence,
@@ -14,6 +23,16 @@ def check_choice(name: str, value: Any, choices: Sequence,
         prefix = f'{owner}: ' if owner else ''
         raise ValueError(f'{prefix}{name} must be one of {tuple(choices)}, '
                          f'got {value!r}')
+
+
+def shipped_configs_dir() -> Optional[str]:
+    """The shipped ``configs/`` folder (the one holding ``calsfda/`` and
+    ``_base_/``): the first of :data:`CONFIGS_DIRS` that exists, or None if
+    this installation has neither."""
+    for path in CONFIGS_DIRS:
+        if osp.isdir(osp.join(path, 'calsfda')):
+            return path
+    return None
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

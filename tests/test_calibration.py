@@ -266,6 +266,12 @@ def test_check_labels_names_bad_values():
     check_labels(torch.tensor([[0, 4, 255]]), 5, 255)
 
 
+def test_bin_index_names_the_bin_closings():
+    with pytest.raises(ValueError, match=r"closed must be one of "
+                       r"\('right', 'left'\), got 'both'"):
+        bin_index(torch.rand(4), 10, closed='both')
+
+
 def test_batch_split_invariance_of_stats():
     logits, label = random_batch(3, n=4)
     conf, pred = torch.softmax(logits, 1).max(1)

@@ -5,6 +5,11 @@ import os
 import os.path as osp
 import subprocess
 
+import torch
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
 from mmseg_calsfda.testing import ROOT, load_stage_config, tiny_config
 
 # the tests' names for the shared helpers (mmseg_calsfda.testing)
@@ -33,3 +38,54 @@ def scalars(work_dir):
     assert logs, f'no scalars.json under {work_dir}'
     with open(logs[-1]) as f:
         return [json.loads(line) for line in f]
+
+
+# A tiny stage-2 segmentor (a ResNet-18 of 8 channels, a value head) and
+# batches for it: the value head's, the segmentor's and the BN warm-up's
+# tests (tests/models/test_value_net.py, tests/engine/test_bn_warmup.py)
+NUM_CLASSES = 5
+
+
+def tiny_segmentor(stage='value', **kwargs):
+    cfg = dict(
+        type='CalSFDASegmentor',
+        stage=stage,
+        data_preprocessor=dict(
+            type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
+            seg_pad_val=255, size=(32, 32)),
+        backbone=dict(type='ResNetV1c', depth=18, base_channels=8,
+                      out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4),
+                      strides=(1, 2, 1, 1), norm_cfg=dict(type='BN')),
+        decode_head=dict(type='DLV2Head', in_channels=64, in_index=3,
+                         dilations=(1, 2), num_classes=NUM_CLASSES,
+                         loss_decode=dict(type='CrossEntropyLoss')),
+        # the reference's input: the last backbone feature map
+        value_input='backbone',
+        value_head=dict(type='ECEValueNetHead', in_channels=64,
+                        in_index=3, channels=16),
+        test_cfg=dict(mode='whole'))
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def batch(n=2, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for _ in range(n):
+        inputs.append(torch.randint(0, 255, (3, size, size), generator=g,
+                                    dtype=torch.uint8))
+        s = SegDataSample()
+        s.gt_sem_seg = PixelData(data=torch.randint(
+            0, NUM_CLASSES, (1, size, size), generator=g))
+        s.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size),
+                            pad_shape=(size, size),
+                            padding_size=[0, 0, 0, 0]))
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def probs_segmentor(**kwargs):
+    return tiny_segmentor(
+        value_input='probs',
+        value_head=dict(type='ECEValueNetHead', channels=16), **kwargs)

@@ -7,4 +7,11 @@ from .checked_dataset import CheckedSegDatasetMixin
 @DATASETS.register_module()
 class CheckedCityscapesDataset(CheckedSegDatasetMixin, CityscapesDataset):
     """MMSeg's :class:`CityscapesDataset` that names the config key and path
-    of a missing data root, an empty image folder or a missing label."""
+    of a missing data root, an empty image folder or a missing label.
+
+    Args:
+        **kwargs: Arguments of MMSeg's :class:`CityscapesDataset`
+            (``img_suffix='_leftImg8bit.png'``,
+            ``seg_map_suffix='_gtFine_labelTrainIds.png'``, ``data_root``,
+            ``data_prefix``, ``pipeline``, ...).
+    """

@@ -11,6 +11,14 @@ class GTA5Dataset(CheckedSegDataset):
     Layout ``data/gta/images/00001.png`` and ``data/gta/labels/00001.png``
     (Cityscapes label ids); ``tools/dataset_converters/gta5.py`` writes the
     train-id maps ``labels/00001_labelTrainIds.png`` this class reads.
+
+    Args:
+        img_suffix (str): Image file suffix. Defaults to ``'.png'``.
+        seg_map_suffix (str): Label file suffix: the converter's train-id
+            maps. Defaults to ``'_labelTrainIds.png'``.
+        **kwargs: Arguments of MMSeg's :class:`BaseSegDataset`
+            (``data_root``, ``data_prefix``, ``ann_file`` -- e.g. the
+            converter's ``train.txt``/``val.txt`` --, ``pipeline``, ...).
     """
     METAINFO = dict(classes=CITYSCAPES_CLASSES, palette=CITYSCAPES_PALETTE)
 

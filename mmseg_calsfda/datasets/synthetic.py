@@ -36,6 +36,7 @@ from typing import Callable, Dict, Tuple
 import cv2
 import numpy as np
 
+from ..utils import check_choice
 from .label_maps import CITYSCAPES_CLASSES, CITYSCAPES_IDS, IGNORE_INDEX
 
 C = {name: i for i, name in enumerate(CITYSCAPES_CLASSES)}
@@ -297,9 +298,7 @@ def register_shift(name: str, shift: Shift) -> None:
 
 
 def _preset(name: str) -> Shift:
-    if name not in SHIFTS:
-        raise ValueError(f'shift must be one of {tuple(SHIFTS)}, got '
-                         f'{name!r}')
+    check_choice('shift', name, tuple(SHIFTS))
     return SHIFTS[name]
 
 

@@ -12,6 +12,14 @@ class SynthiaDataset(CheckedSegDataset):
     0000000.png`` (16-bit, class id in the first channel);
     ``tools/dataset_converters/synthia.py`` writes the train-id maps
     ``GT/LABELS/0000000_labelTrainIds.png`` this class reads.
+
+    Args:
+        img_suffix (str): Image file suffix. Defaults to ``'.png'``.
+        seg_map_suffix (str): Label file suffix: the converter's train-id
+            maps. Defaults to ``'_labelTrainIds.png'``.
+        **kwargs: Arguments of MMSeg's :class:`BaseSegDataset`
+            (``data_root``, ``data_prefix``, ``ann_file`` -- e.g. the
+            converter's ``train.txt``/``val.txt`` --, ``pipeline``, ...).
     """
     METAINFO = dict(classes=SYNTHIA_CLASSES, palette=SYNTHIA_PALETTE)
 

@@ -146,7 +146,14 @@ def warmup_bn_stats(model: nn.Module,
             ``data_preprocessor`` and ``extract_feat``.
         data (Iterable[dict]): Batches as a dataloader yields them.
         num_batches (int): Batches to use (fewer if ``data`` runs out).
-        modules (Sequence[str]): Whose BatchNorm layers to re-estimate.
+        modules (Sequence[str]): Whose BatchNorm layers to re-estimate
+            (submodules of the segmentor). Defaults to ``('value_head',)``:
+            the ECE estimator adapts to the images while the segmentor it
+            measures keeps the statistics it was trained with
+            (:class:`BNWarmupHook` and ``tools/estimate_ece.py`` warm up
+            only the value head). :class:`SelfTrainingHook` defaults to
+            ``('backbone', 'value_head')`` instead: before a round's
+            pseudo-labels it adapts the segmentor too (AdaBN).
 
     Returns:
         dict: ``layers`` (number), ``batches`` and ``images`` seen.

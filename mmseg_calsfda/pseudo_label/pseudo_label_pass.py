@@ -168,8 +168,9 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
             (:class:`Top1Cache`): ``'auto'``, ``'memory'`` or ``'disk'``.
             Defaults to ``'auto'``.
         outputs (Callable): ``outputs(model, dataloader, desc)`` yields
-            ``(probs, est_ece, img_path)`` per image. Defaults to
-            :func:`model_outputs`.
+            ``(probs, est_ece, img_path)`` per image. An option for
+            experiments (the lab); the shipped recipe leaves it at its
+            default. Defaults to :func:`model_outputs`.
 
     Returns:
         dict: The round summary (thresholds, class weights, kept fractions

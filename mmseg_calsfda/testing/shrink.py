@@ -15,13 +15,31 @@ from typing import Optional, Tuple
 from mmengine.config import Config, ConfigDict
 
 from ..models.segmentors import value_head_reads_backbone
+from ..utils import CONFIGS_DIRS, shipped_configs_dir
 
+#: The checkout's root (the folder above this package; in an installed
+#: package, the folder that holds it).
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = osp.join(ROOT, 'configs', 'calsfda')
+#: The shipped stage configs, ``<configs>/calsfda`` (the checkout's or the
+#: installed copy, :func:`~mmseg_calsfda.utils.shipped_configs_dir`), or
+#: None if this installation has none.
+_CONFIGS_DIR = shipped_configs_dir()
+CONFIGS = osp.join(_CONFIGS_DIR, 'calsfda') if _CONFIGS_DIR else None
 
 
 def load_stage_config(name: str) -> Config:
-    """A shipped stage config, ``configs/calsfda/<name>``, as it is."""
+    """A shipped stage config, ``configs/calsfda/<name>``, as it is.
+
+    Raises:
+        FileNotFoundError: This installation has no shipped configs (the
+            message names the paths looked at), or none called ``name``.
+    """
+    if CONFIGS is None:
+        raise FileNotFoundError(
+            f'no shipped configs: neither {CONFIGS_DIRS[0]}/calsfda (a '
+            f'checkout) nor {CONFIGS_DIRS[1]}/calsfda (an installed wheel) '
+            'exists; use a checkout or reinstall mmseg_calsfda with '
+            '`pip install .` from one')
     return Config.fromfile(osp.join(CONFIGS, name))
 
 

@@ -232,9 +232,11 @@ def test_segmentor_checkpoint_with_prefix_loads(tmp_path):
 
 
 def test_unknown_arch_names_the_valid_ones():
-    with pytest.raises(ValueError, match='lite0, lite1, lite2'):
+    with pytest.raises(ValueError, match=r"efficientnet-lite://lite9: .* one "
+                       r"of \('lite0', 'lite1', 'lite2'\), got 'lite9'"):
         CheckpointLoader.load_checkpoint('efficientnet-lite://lite9')
-    with pytest.raises(ValueError, match="arch='b0'"):
+    with pytest.raises(ValueError,
+                       match="EfficientNetLite: arch must be .* got 'b0'"):
         MODELS.build(dict(type='EfficientNetLite', arch='b0'))
     with pytest.raises(ValueError, match='one value per stage'):
         MODELS.build(dict(type='EfficientNetLite', strides=(1, 2)))

@@ -1,58 +1,12 @@
-"""Stage 2: ECEValueNetHead, CalSFDASegmentor, BN warm-up, estimated ECE."""
-import os.path as osp
-
+"""Stage 2: ECEValueNetHead and CalSFDASegmentor's value head (its input,
+stages, estimates and checkpoints)."""
 import pytest
 import torch
 from mmengine.runner import load_checkpoint, save_checkpoint
-from mmengine.structures import PixelData
-from mmseg.registry import MODELS, RUNNERS
-from mmseg.structures import SegDataSample
+from mmseg.registry import MODELS
 
 from mmseg_calsfda.calibration import classwise_ece
-from mmseg_calsfda.engine import warmup_bn_stats
-from mmseg_calsfda.evaluation import EstimatedECEMetric
-from tests.utils import tiny_cfg, tiny_source_cfg
-
-NUM_CLASSES = 5
-
-
-def tiny_segmentor(stage='value', **kwargs):
-    cfg = dict(
-        type='CalSFDASegmentor',
-        stage=stage,
-        data_preprocessor=dict(
-            type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
-            seg_pad_val=255, size=(32, 32)),
-        backbone=dict(type='ResNetV1c', depth=18, base_channels=8,
-                      out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4),
-                      strides=(1, 2, 1, 1), norm_cfg=dict(type='BN')),
-        decode_head=dict(type='DLV2Head', in_channels=64, in_index=3,
-                         dilations=(1, 2), num_classes=NUM_CLASSES,
-                         loss_decode=dict(type='CrossEntropyLoss')),
-        # the reference's input: the last backbone feature map
-        value_input='backbone',
-        value_head=dict(type='ECEValueNetHead', in_channels=64,
-                        in_index=3, channels=16),
-        test_cfg=dict(mode='whole'))
-    cfg.update(kwargs)
-    return MODELS.build(cfg)
-
-
-def batch(n=2, size=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
-    for _ in range(n):
-        inputs.append(torch.randint(0, 255, (3, size, size), generator=g,
-                                    dtype=torch.uint8))
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=torch.randint(
-            0, NUM_CLASSES, (1, size, size), generator=g))
-        s.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size),
-                            pad_shape=(size, size),
-                            padding_size=[0, 0, 0, 0]))
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
+from tests.utils import NUM_CLASSES, batch, probs_segmentor, tiny_segmentor
 
 
 @pytest.mark.parametrize('backbone,in_channels,in_index', [
@@ -86,7 +40,8 @@ def test_avg_pool_sees_every_pixel_bilinear_does_not():
                                  channels=4, pool=pool)).eval()
         assert (head((feat, )) != head((torch.zeros_like(feat), ))).item() \
             is changes, pool
-    with pytest.raises(ValueError, match="pool must be 'bilinear' or 'avg'"):
+    with pytest.raises(ValueError, match=r"ECEValueNetHead: pool must be "
+                       r"one of \('bilinear', 'avg'\), got 'max'"):
         MODELS.build(dict(type='ECEValueNetHead', pool='max'))
 
 
@@ -152,12 +107,6 @@ def test_predict_puts_estimate_in_metainfo():
     assert out[0].seg_logits.data.shape == (NUM_CLASSES, 32, 32)
 
 
-def probs_segmentor(**kwargs):
-    return tiny_segmentor(
-        value_input='probs',
-        value_head=dict(type='ECEValueNetHead', channels=16), **kwargs)
-
-
 def test_probs_input_reads_the_class_probabilities():
     model = probs_segmentor().eval()
     assert model.value_head.in_channels == NUM_CLASSES
@@ -185,21 +134,6 @@ def test_probs_input_value_stage_trains_only_the_head():
         prefix='value_head')}
 
 
-def test_probs_input_warmup_sees_the_probabilities():
-    model = probs_segmentor().eval()
-    batches = [batch(n=2, seed=i) for i in range(2)]
-    with torch.no_grad():
-        probs = torch.cat([
-            model.decode_head.forward(model.extract_feat(
-                model.data_preprocessor(b, False)['inputs'])).softmax(1)
-            for b in batches
-        ])
-    warmup_bn_stats(model, batches, num_batches=2)
-    torch.testing.assert_close(
-        model.value_head.bn.running_mean,
-        probs.transpose(0, 1).flatten(1).mean(1), rtol=1e-5, atol=1e-6)
-
-
 def test_probs_input_bad_config_names_the_key():
     with pytest.raises(ValueError, match='value_head.in_channels.*'
                        r'in_channels=64, in_index=3'):
@@ -221,41 +155,6 @@ def test_target_stage_freezes_value_head():
     assert not model.value_head.training and model.backbone.training
 
 
-def test_warmup_sets_running_stats_to_feature_moments():
-    model = tiny_segmentor().eval()
-    batches = [batch(n=2, seed=i) for i in range(3)] + [batch(n=1, seed=9)]
-    feats = []
-    with torch.no_grad():
-        for b in batches:
-            inputs = model.data_preprocessor(b, False)['inputs']
-            feats.append(model.extract_feat(inputs)[3])
-    x = torch.cat(feats).double().transpose(0, 1).flatten(1)
-    summary = warmup_bn_stats(model, batches, num_batches=10)
-    assert summary == dict(layers=1, batches=4, images=7)
-    bn = model.value_head.bn
-    torch.testing.assert_close(bn.running_mean.double(), x.mean(1),
-                               rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(bn.running_var.double(), x.var(1),
-                               rtol=1e-4, atol=1e-6)
-    assert not model.training and not bn.training  # modes restored
-    # deterministic and limited to num_batches
-    mean = bn.running_mean.clone()
-    warmup_bn_stats(model, batches, num_batches=10)
-    torch.testing.assert_close(bn.running_mean, mean)
-    assert warmup_bn_stats(model, batches, 1)['images'] == 2
-
-
-def test_warmup_backbone_layers_and_bad_modules():
-    model = tiny_segmentor().eval()
-    before = model.backbone.layer4[0].bn1.running_mean.clone()
-    summary = warmup_bn_stats(model, [batch()], 1,
-                              modules=('backbone', 'value_head'))
-    assert summary['layers'] > 10
-    assert not torch.equal(before, model.backbone.layer4[0].bn1.running_mean)
-    with pytest.raises(ValueError, match='no BatchNorm layer'):
-        warmup_bn_stats(model, [batch()], 1, modules=('nothing', ))
-
-
 def test_checkpoint_round_trip_keeps_value_head(tmp_path):
     model = tiny_segmentor()
     torch.nn.init.normal_(model.value_head.fc.weight)
@@ -265,99 +164,3 @@ def test_checkpoint_round_trip_keeps_value_head(tmp_path):
     load_checkpoint(other, path, map_location='cpu', strict=True)
     torch.testing.assert_close(other.value_head.fc.weight,
                                model.value_head.fc.weight)
-
-
-def test_estimated_ece_metric():
-    metric = EstimatedECEMetric(with_labels=True)
-    metric.dataset_meta = dict(classes=[str(i) for i in range(NUM_CLASSES)])
-    g = torch.Generator().manual_seed(0)
-    samples, truth = [], []
-    for i in range(6):
-        logits = torch.randn(NUM_CLASSES, 8, 8, generator=g) * (i + 1)
-        label = torch.randint(0, NUM_CLASSES, (8, 8), generator=g)
-        true = float(classwise_ece(logits[None], label[None], 10, 1e-5)[0])
-        truth.append(true)
-        samples.append(dict(est_ece=true * 0.5 + 0.01,
-                            seg_logits=dict(data=logits),
-                            gt_sem_seg=dict(data=label[None])))
-    metric.process({}, samples)
-    result = metric.evaluate(6)
-    assert result['ece_spearman'] == pytest.approx(1.0)
-    assert result['ece_pearson'] == pytest.approx(1.0)
-    mean_est = sum(t * 0.5 + 0.01 for t in truth) / 6
-    assert result['estECE'] == pytest.approx(mean_est * 100, abs=1e-3)
-    assert result['trueECE'] == pytest.approx(sum(truth) / 6 * 100,
-                                              abs=1e-3)
-    label_free = EstimatedECEMetric()
-    label_free.process({}, [dict(est_ece=0.2), dict(est_ece=0.4)])
-    assert label_free.evaluate(2) == dict(estECE=pytest.approx(30.0))
-    with pytest.raises(KeyError, match='value head'):
-        label_free.process({}, [dict(seg_logits=None)])
-
-
-def test_runner_stage_two_trains_only_the_head(synthetic_root, tmp_path):
-    src = tiny_source_cfg(synthetic_root, tmp_path / 'src', max_iters=2)
-    RUNNERS.build(src).train()
-    stage1 = str(tmp_path / 'src' / 'best_cECE.pth')
-    assert osp.isfile(stage1)
-
-    cfg = tiny_cfg('deeplabv2_r101_gta5_value.py', synthetic_root,
-                   tmp_path / 'value', max_iters=4, interval=2, lr=1e-3)
-    cfg.load_from = stage1
-    cfg.custom_hooks = [dict(
-        type='BNWarmupHook', before='test', num_batches=2,
-        dataloader=dict(
-            batch_size=2, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dict(
-                type='CheckedCityscapesDataset',
-                data_root=osp.join(synthetic_root, 'cityscapes'),
-                data_prefix=dict(img_path='leftImg8bit/train'),
-                pipeline=[dict(type='LoadImageFromFile'),
-                          dict(type='Resize', scale=(128, 64)),
-                          dict(type='PackSegInputs')])))]
-    runner = RUNNERS.build(cfg)
-    runner.train()
-    before = torch.load(stage1, map_location='cpu')['state_dict']
-    after = runner.model.state_dict()
-    for key, value in before.items():
-        torch.testing.assert_close(after[key].cpu(), value,
-                                   msg=key)  # frozen
-    head = [k for k in after if k.startswith('value_head.')]
-    assert head and any(k not in before for k in head)
-    metrics = runner.val_loop.run()
-    assert {'estECE', 'trueECE', 'ece_mse', 'ece_spearman'} <= set(metrics)
-    # the hook warms the value head's BN up on target images before testing
-    bn = runner.model.value_head.bn
-    mean = bn.running_mean.clone()
-    runner.test()
-    assert not torch.equal(mean, bn.running_mean)
-    assert osp.islink(tmp_path / 'value' / 'best_ece_mse.pth')
-
-
-def _warmup_worker(rank, world_size, port, out_file):
-    import torch.distributed as dist
-    from mmseg.utils import register_all_modules
-    register_all_modules()  # a spawned process starts without the scope
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
-                            rank=rank, world_size=world_size)
-    torch.manual_seed(0)
-    model = tiny_segmentor().eval()
-    batches = [batch(n=2, seed=i) for i in range(4)]
-    warmup_bn_stats(model, batches[rank::world_size], num_batches=10)
-    if rank == 0:
-        bn = model.value_head.bn
-        torch.save((bn.running_mean, bn.running_var), out_file)
-    dist.destroy_process_group()
-
-
-def test_warmup_two_processes_equal_one(tmp_path, free_port):
-    import torch.multiprocessing as mp
-    out_file = str(tmp_path / 'stats.pt')
-    mp.spawn(_warmup_worker, args=(2, free_port, out_file), nprocs=2)
-    torch.manual_seed(0)
-    model = tiny_segmentor().eval()
-    warmup_bn_stats(model, [batch(n=2, seed=i) for i in range(4)], 10)
-    mean, var = torch.load(out_file)
-    torch.testing.assert_close(mean, model.value_head.bn.running_mean)
-    torch.testing.assert_close(var, model.value_head.bn.running_var)

@@ -23,8 +23,13 @@ class BNWarmupHook(Hook):
             annotations.
         num_batches (int): Batches to use. Defaults to 50.
         modules (Sequence[str]): Whose BatchNorm layers to re-estimate.
-            Defaults to ``('value_head',)``; add ``'backbone'`` to adapt the
-            backbone's statistics as well.
+            Defaults to ``('value_head',)``: before validation the hook
+            adapts the ECE estimator, not the segmentor whose checkpoint is
+            being measured and selected; add ``'backbone'`` to adapt the
+            backbone's statistics as well. (:class:`SelfTrainingHook`
+            defaults to ``('backbone', 'value_head')``: its warm-up comes
+            before a round's pseudo-labels and training, where adapting the
+            segmentor is the point, AdaBN.)
         before (str | Sequence[str]): Any of ``'train'``, ``'val'``,
             ``'test'``. Defaults to ``'val'`` (label-free checkpoint
             selection, as the stage-3 recipe uses it).

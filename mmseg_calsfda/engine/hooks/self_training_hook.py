@@ -66,7 +66,11 @@ class SelfTrainingHook(Hook):
             warm-up re-estimates on target. Defaults to
             ``('backbone', 'value_head')``: AdaBN, the pseudo-labels come
             from target statistics; ``('value_head',)`` keeps the source
-            statistics of the segmentor (docs/method.md).
+            statistics of the segmentor (docs/method.md). This default
+            differs from :func:`warmup_bn_stats`' and :class:`BNWarmupHook`'s
+            (``('value_head',)``) on purpose: they adapt the ECE estimator
+            to images without changing the segmentor being measured, while
+            this warm-up prepares the segmentor for the round it trains.
         lr_decay (float): Learning-rate factor per round. Defaults to
             ``1 / sqrt(2)``.
         tent_first_epoch (bool): Train only the backbone's normalisation
@@ -251,7 +255,8 @@ class SelfTrainingHook(Hook):
         est_ece (1,), img_path)`` per target image (default:
         :func:`model_outputs`, the model's probabilities and the value
         head's estimate). Override to change either, e.g. to replace the
-        estimate."""
+        estimate: a hook for experiments (the lab); the shipped recipe
+        leaves it at its default."""
         return model_outputs(model, dataloader, desc)
 
     def set_trainable(self, runner, epoch_in_round: int) -> None:

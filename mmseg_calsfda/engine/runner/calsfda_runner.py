@@ -23,6 +23,11 @@ class CalSFDARunner(Runner):
     A ``load_from`` inside ``work_dir`` keeps MMEngine's meaning (resume from
     exactly that file). Configs select it with ``runner_type``, so MMSeg's own
     ``tools/train.py`` (and ``mim train``) use it too.
+
+    Args:
+        *args, **kwargs: Those of MMEngine's :class:`Runner`, unchanged
+            (this class adds none; ``load_from`` and ``resume`` mean what
+            is said above).
     """
 
     @classmethod

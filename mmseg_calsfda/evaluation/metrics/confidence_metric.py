@@ -20,7 +20,12 @@ class ConfidenceMetric(BaseMetric):
 
     Args:
         collect_device (str): Device to gather per-image values on.
-        prefix (str, optional): Prefix of the metric names.
+            Defaults to ``'cpu'``.
+        prefix (str, optional): Prefix of the metric names. Defaults to
+            None.
+        collect_dir (str, optional): Folder to gather them through when
+            ``collect_device='cpu'`` (MMEngine's :class:`BaseMetric`).
+            Defaults to None.
     """
     default_prefix: Optional[str] = None
 

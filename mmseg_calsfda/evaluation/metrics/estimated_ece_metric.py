@@ -7,6 +7,7 @@ from mmseg.registry import METRICS
 from scipy import stats
 
 from ...calibration import CLASS_AVERAGES, check_n_bins, classwise_ece
+from ...utils import check_choice
 
 
 @METRICS.register_module()
@@ -46,9 +47,8 @@ class EstimatedECEMetric(BaseMetric):
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if class_average not in CLASS_AVERAGES:
-            raise ValueError(f'class_average must be one of {CLASS_AVERAGES}'
-                             f', got {class_average!r}')
+        check_choice('class_average', class_average, CLASS_AVERAGES,
+                     'EstimatedECEMetric')
         self.with_labels = with_labels
         self.n_bins = check_n_bins(n_bins)
         self.temperature = temperature

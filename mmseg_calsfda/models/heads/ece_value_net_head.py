@@ -7,6 +7,10 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...utils import check_choice
+
+#: How the head pools the 1x1 conv's map to ``pool_size x pool_size``.
+POOLS = ('bilinear', 'avg')
 
 @MODELS.register_module()
 class ECEValueNetHead(BaseModule):
@@ -54,8 +58,7 @@ class ECEValueNetHead(BaseModule):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(
                     f'{name} must be a positive int, got {value!r}')
-        if pool not in ('bilinear', 'avg'):
-            raise ValueError(f"pool must be 'bilinear' or 'avg', got {pool!r}")
+        check_choice('pool', pool, POOLS, 'ECEValueNetHead')
         self.pool = pool
         self.in_channels = in_channels
         self.in_index = in_index

@@ -10,6 +10,7 @@ from ...calibration import (
     check_n_bins,
     classwise_ece,
 )
+from ...utils import check_choice
 
 
 @MODELS.register_module()
@@ -61,9 +62,8 @@ class DiffECELoss(nn.Module):
         if not temperature > 0:
             raise ValueError(
                 f'temperature must be > 0, got temperature={temperature!r}')
-        if class_average not in CLASS_AVERAGES:
-            raise ValueError(f'class_average must be one of {CLASS_AVERAGES}'
-                             f', got class_average={class_average!r}')
+        check_choice('class_average', class_average, CLASS_AVERAGES,
+                     'DiffECELoss')
         self.temperature = float(temperature)
         self.class_average = class_average
         self.loss_weight = loss_weight

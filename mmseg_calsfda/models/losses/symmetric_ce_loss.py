@@ -30,7 +30,8 @@ class SymmetricCELoss(nn.Module):
             weighted by its label's class weight: the CE term's optimum then
             leaves confidence below 1 instead of driving it up. The reverse CE
             keeps its hard target (a smoothed one leaves it linear in
-            ``p_y``). 0 is the reference. Defaults to 0.0.
+            ``p_y``). 0 is the reference. An option for experiments (the lab);
+            the shipped recipe leaves it at its default. Defaults to 0.0.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
         loss_name (str): Name of the loss item. Defaults to 'loss_sce'.
     """
