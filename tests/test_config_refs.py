@@ -49,7 +49,7 @@ def test_a_cycle_is_named():
 
 # ------------------------------------ copies of top-level dataloader keys
 def test_shipped_target_configs_pass_the_copy_check():
-    for name in ('deeplabv2_gta2cs.py', ):
+    for name in ('deeplabv2_gta2cs.py', 'deeplabv2_gta2folder.py'):
         cfg = stage_config(name)
         cfg.load_from = None
         check_config(cfg)
