@@ -26,6 +26,7 @@ from mmseg.registry import (
     TRANSFORMS,
 )
 
+from .config_refs import resolve_references
 from .models.segmentors import CalSFDASegmentor, value_head_reads_backbone
 from .models.segmentors.head_losses import check_head
 
@@ -52,6 +53,13 @@ def _model_entries(node, path: str) -> Iterator[Tuple[str, dict]]:
                 yield from _model_entries(sub[key], f'{sub_path}.{key}')
 
 
+def _hooks(cfg: Config) -> Iterator[Tuple[str, dict]]:
+    """``(key path, hook config)`` of every custom and default hook."""
+    yield from _typed(cfg.get('custom_hooks', []), 'custom_hooks')
+    for key, hook in (cfg.get('default_hooks') or {}).items():
+        yield from _typed(hook, f'default_hooks.{key}')
+
+
 def _entries(cfg: Config) -> Iterator[Tuple[str, dict, object]]:
     """Yields ``(key path, typed dict, registry)`` for what the Runner
     builds."""
@@ -73,11 +81,8 @@ def _entries(cfg: Config) -> Iterator[Tuple[str, dict, object]]:
         for path, node in _typed(evaluator, name):
             yield path, node, (EVALUATOR if node['type'].endswith('Evaluator')
                                else METRICS)
-    for path, node in _typed(cfg.get('custom_hooks', []), 'custom_hooks'):
+    for path, node in _hooks(cfg):
         yield path, node, HOOKS
-    for key, hook in (cfg.get('default_hooks') or {}).items():
-        for path, node in _typed(hook, f'default_hooks.{key}'):
-            yield path, node, HOOKS
     for path, node in _typed(cfg.get('param_scheduler'), 'param_scheduler'):
         yield path, node, PARAM_SCHEDULERS
     wrapper = cfg.get('optim_wrapper') or {}
@@ -106,17 +111,22 @@ def _check_optional_package(path: str, type_name: str) -> None:
 
 def check_config(cfg: Config) -> None:
     """Raises if a ``type`` is not registered or ``load_from`` is missing,
-    and checks the model as :func:`check_model` does.
+    checks the model as :func:`check_model` does and the hooks' dataloaders
+    as :func:`check_hook_dataloaders` does, on the config with its
+    ``'${key}'`` references resolved (:func:`resolve_references`).
 
     Args:
         cfg (Config): A loaded config (custom imports already done).
 
     Raises:
-        KeyError: Names the key path, the type and the registry.
+        KeyError: Names the key path, the type and the registry; or a
+            reference to a missing key.
         ModuleNotFoundError: Names the key path and the optional package.
         FileNotFoundError: Names ``load_from`` and the path.
-        ValueError: See :func:`check_model`.
+        ValueError: See :func:`check_model` and
+            :func:`check_hook_dataloaders`.
     """
+    cfg = resolve_references(cfg)
     for path, node, registry in _entries(cfg):
         type_name = node['type']
         if isinstance(type_name, str):
@@ -127,10 +137,84 @@ def check_config(cfg: Config) -> None:
                 f'{registry.scope}::{registry.name} registry (misspelt, or '
                 f'its module not imported by custom_imports?)')
     check_model(cfg)
+    check_hook_dataloaders(cfg)
     load_from = cfg.get('load_from')
     if load_from and '://' not in load_from and not osp.isfile(load_from):
         raise FileNotFoundError(
             f'load_from = {load_from!r}: no such checkpoint file')
+
+
+# Where a stage-3 recipe hands a hook (or the Runner) a dataloader that is
+# meant to be one of its top-level dataloader keys: (hook type, argument,
+# top-level key). A copy of the key made when a base config was read does
+# not follow a child config's override of the key.
+HOOK_DATALOADERS = (
+    ('SelfTrainingHook', 'dataloader', 'pseudo_label_dataloader'),
+    ('BNWarmupHook', 'dataloader', 'estimation_dataloader'),
+    ('ECECheckpointHook', 'report_dataloader', 'report_dataloader'),
+)
+
+
+def _image_folder(loader: Any) -> Optional[str]:
+    """The folder a dataloader config reads images from (``data_root``
+    joined with ``data_prefix.img_path``, through dataset wrappers), or
+    None when it does not say."""
+    dataset = loader.get('dataset') if isinstance(loader, dict) else None
+    while isinstance(dataset, dict) and isinstance(
+            dataset.get('dataset'), dict):
+        dataset = dataset['dataset']
+    if not isinstance(dataset, dict):
+        return None
+    root = dataset.get('data_root') or ''
+    prefix = (dataset.get('data_prefix') or {}).get('img_path') or ''
+    if not isinstance(root, str) or not isinstance(prefix, str) or not (
+            root or prefix):
+        return None
+    return osp.normpath(osp.join(root, prefix))
+
+
+def _is_hook(type_name: Any, base: str) -> bool:
+    hook_cls = HOOKS.get(type_name) if isinstance(type_name, str) else \
+        type_name
+    base_cls = HOOKS.get(base)
+    return (inspect.isclass(hook_cls) and base_cls is not None
+            and issubclass(hook_cls, base_cls))
+
+
+def check_hook_dataloaders(cfg: Config) -> None:
+    """Every dataloader that stands for a top-level dataloader key must read
+    the images that key reads.
+
+    The stage-3 recipes give :class:`SelfTrainingHook` the
+    ``pseudo_label_dataloader``, :class:`BNWarmupHook` and the validation
+    the ``estimation_dataloader``, :class:`ECECheckpointHook` the
+    ``report_dataloader``. Where a config holds a *copy* of the key
+    (``{{_base_.pseudo_label_dataloader}}``), a child config that overrides
+    only the key would leave the copy reading the old folder; this refuses
+    such a config. A reference (``'${pseudo_label_dataloader}'``) always
+    agrees.
+
+    Args:
+        cfg (Config): A loaded config, references resolved.
+
+    Raises:
+        ValueError: Names both keys and both folders.
+    """
+    pairs = [('val_dataloader', cfg.get('val_dataloader'),
+              'estimation_dataloader')]
+    for path, hook in _hooks(cfg):
+        for hook_type, arg, key in HOOK_DATALOADERS:
+            if arg in hook and _is_hook(hook['type'], hook_type):
+                pairs.append((f'{path}.{arg}', hook[arg], key))
+    for path, loader, key in pairs:
+        used, meant = _image_folder(loader), _image_folder(cfg.get(key))
+        if used is not None and meant is not None and used != meant:
+            raise ValueError(
+                f'{path} reads images from {used!r}, but {key} from '
+                f'{meant!r}: {path} holds a copy of {key} made when a base '
+                f'config was read, which an override of {key} does not '
+                f"reach. Override both, or let {path} name the key: "
+                f"'${{{key}}}' (docs/your_data.md)")
 
 
 def _accepted_keys(cls) -> set:

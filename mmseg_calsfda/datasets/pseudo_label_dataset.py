@@ -1,5 +1,5 @@
 import os.path as osp
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
@@ -8,42 +8,44 @@ from .checked_dataset import CheckedSegDatasetMixin
 
 
 def pseudo_label_path(pseudo_label_dir: str, img_path: str, img_dir: str,
-                      img_suffix: str) -> str:
+                      img_suffix: Union[str, Sequence[str]]) -> str:
     """Where the pseudo-label PNG of ``img_path`` lives: its path relative
-    to ``img_dir``, without ``img_suffix``, plus ``.png``."""
+    to ``img_dir``, without its suffix (the first of ``img_suffix`` it
+    ends with, in any case), plus ``.png``."""
     rel = osp.relpath(img_path, img_dir)
-    if rel.endswith(img_suffix):
-        rel = rel[:-len(img_suffix)]
+    suffixes = (img_suffix, ) if isinstance(img_suffix, str) else img_suffix
+    for suffix in suffixes:
+        if rel.lower().endswith(suffix.lower()):
+            rel = rel[:-len(suffix)]
+            break
     return osp.join(pseudo_label_dir, rel + '.png')
 
 
-@DATASETS.register_module()
-class PseudoLabelDataset(CheckedSegDatasetMixin, CityscapesDataset):
-    """Unlabelled target images paired with the current round's pseudo-labels.
+class PseudoLabelMixin:
+    """Pairs each image of a dataset with the current round's pseudo-label.
 
-    The images are listed like :class:`CityscapesDataset` (no ``seg_map_path``
-    in ``data_prefix``: the target's labels are never read). Pseudo-labels
-    are already in the model's class space, so no ``label_map`` applies even
-    when ``metainfo`` selects a subset of classes (SYNTHIA's 16). Each
-    sample's label is ``<pseudo_label_dir>/<image path relative to
-    img_path, without img_suffix>.png``; ``SelfTrainingHook`` sets
-    :attr:`pseudo_label_dir` to the finished round's folder at the start of
-    every round.
+    Each sample's label is ``<pseudo_label_dir>/<image path relative to
+    data_prefix.img_path, without img_suffix>.png``; ``SelfTrainingHook``
+    sets :attr:`pseudo_label_dir` to the finished round's folder at the
+    start of every round. Pseudo-labels are already in the model's class
+    space, so no ``label_map`` applies even when ``metainfo`` selects a
+    subset of classes (SYNTHIA's 16). Mixed in front of the dataset class.
 
     Args:
         pseudo_label_dir (str, optional): Folder of pseudo-label PNGs.
-        **kwargs: Arguments of :class:`CityscapesDataset`.
+        **kwargs: Arguments of the dataset class.
     """
 
-    def __init__(self, pseudo_label_dir: Optional[str] = None, **kwargs):
+    def __init__(self, *args, pseudo_label_dir: Optional[str] = None,
+                 **kwargs) -> None:
         self.pseudo_label_dir = pseudo_label_dir
-        super().__init__(**kwargs)
+        super().__init__(*args, **kwargs)
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
         if self.pseudo_label_dir is None:
             raise RuntimeError(
-                'PseudoLabelDataset has no pseudo-labels yet: '
+                f'{self.__class__.__name__} has no pseudo-labels yet: '
                 'pseudo_label_dir is unset (SelfTrainingHook sets it when a '
                 'round starts)')
         info['label_map'] = None
@@ -51,3 +53,18 @@ class PseudoLabelDataset(CheckedSegDatasetMixin, CityscapesDataset):
             self.pseudo_label_dir, info['img_path'],
             self.data_prefix['img_path'], self.img_suffix)
         return info
+
+
+@DATASETS.register_module()
+class PseudoLabelDataset(PseudoLabelMixin, CheckedSegDatasetMixin,
+                         CityscapesDataset):
+    """Unlabelled Cityscapes-style target images paired with the current
+    round's pseudo-labels (:class:`PseudoLabelMixin`).
+
+    The images are listed like :class:`CityscapesDataset` (no ``seg_map_path``
+    in ``data_prefix``: the target's labels are never read).
+
+    Args:
+        pseudo_label_dir (str, optional): Folder of pseudo-label PNGs.
+        **kwargs: Arguments of :class:`CityscapesDataset`.
+    """

@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
 
+from ..config_refs import reference_key
 from ..models.segmentors import value_head_reads_backbone
 from ..utils import CONFIGS_DIRS, shipped_configs_dir
 
@@ -44,14 +45,19 @@ def load_stage_config(name: str) -> Config:
 
 
 def _loaders(cfg: Config):
-    """Every dataloader config: the Runner's and those inside hooks."""
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if cfg.get(name):
+    """Every dataloader config: the top-level ``*_dataloader`` keys (the
+    Runner's, the stage-3 recipes' ``pseudo_label_dataloader``,
+    ``estimation_dataloader``, ``report_dataloader``) and those inside
+    hooks; a ``'${key}'`` reference is shrunk where it points."""
+    for name in cfg.keys():
+        if name.endswith('_dataloader') and isinstance(
+                cfg[name], (dict, ConfigDict)) and cfg[name].get('dataset'):
             yield cfg[name]
     hooks = list(cfg.get('custom_hooks', [])) + list(
         (cfg.get('default_hooks') or {}).values())
     for hook in hooks:
-        for key in ('dataloader', 'report_dataloader'):
+        for key in ('dataloader', 'bn_warmup_dataloader',
+                    'report_dataloader'):
             if isinstance((hook or {}).get(key), (dict, ConfigDict)):
                 yield hook[key]
 
@@ -115,7 +121,8 @@ def shrink_config(cfg: Config,
         cfg (Config): A stage config.
         data_dir (str): Root of the generated benchmark (``gta/``,
             ``cityscapes/``); each dataloader's ``data_root`` keeps its last
-            path component (``data/gta`` -> ``<data_dir>/gta``).
+            path component (``data/gta`` -> ``<data_dir>/gta``); a
+            ``'${key}'`` reference is left to the key it names.
         work_dir (str): The run's work_dir.
         image_size (tuple[int, int]): ``(height, width)`` of the images.
         crop (int): Square training crop.
@@ -147,8 +154,9 @@ def shrink_config(cfg: Config,
 
     for loader in _loaders(cfg):
         dataset = loader.dataset
-        dataset.data_root = osp.join(
-            data_dir, osp.basename(osp.normpath(dataset.data_root)))
+        if reference_key(dataset.data_root) is None:
+            dataset.data_root = osp.join(
+                data_dir, osp.basename(osp.normpath(dataset.data_root)))
         _set_pipeline_sizes(dataset.pipeline, (width, height), (crop, crop))
         loader.update(num_workers=0, persistent_workers=False)
     cfg.train_dataloader.batch_size = batch_size

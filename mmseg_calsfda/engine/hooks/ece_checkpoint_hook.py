@@ -12,6 +12,31 @@ from ...evaluation.scalars import scalar_metrics
 from ...fileio import write_json_atomic
 
 
+def check_labelled_files(dataset, where: str) -> None:
+    """Raises unless every sample of ``dataset`` has an image and a label
+    file that exist.
+
+    Args:
+        dataset: A built MMEngine dataset.
+        where (str): The config key it comes from, for the message.
+
+    Raises:
+        FileNotFoundError: Names ``where`` and the first missing path.
+        ValueError: A sample without a label (``seg_map_path``).
+    """
+    for idx in range(len(dataset)):
+        info = dataset.get_data_info(idx)
+        if not info.get('seg_map_path'):
+            raise ValueError(
+                f'{where}: {info.get("img_path")!r} has no label; the report '
+                "set needs labels (data_prefix.seg_map_path), or leave it "
+                'out (report_dataloader=None, report_evaluator=None)')
+        for key in ('img_path', 'seg_map_path'):
+            if not osp.isfile(info[key]):
+                raise FileNotFoundError(
+                    f'{where}: the {key} {info[key]!r} does not exist')
+
+
 @HOOKS.register_module()
 class ECECheckpointHook(CheckpointHook):
     """Keeps the checkpoint with the lowest ECE and reports it beside the
@@ -34,7 +59,10 @@ class ECECheckpointHook(CheckpointHook):
     * optionally evaluates every validated model on a labelled set *for
       reporting only* (``report_dataloader``/``report_evaluator``, e.g.
       Cityscapes val with ``IoUMetric``): the numbers go into the record and
-      the oracle, never into the selection.
+      the oracle, never into the selection. The set is built and its files
+      checked before training (a missing image or label is named before
+      the first pseudo-label pass). Without it the selection is the same
+      and ``selection.json`` has no oracle.
 
     With ``save_best=None`` (the reference: no selection) no best checkpoint
     is kept and ``selection.json`` records the last evaluation as selected;
@@ -76,6 +104,8 @@ class ECECheckpointHook(CheckpointHook):
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
+        if self._report_loader is not None:
+            self._build_report(runner)
         path = osp.join(runner.work_dir, 'selection.json')
         if runner.iter == 0 or not osp.isfile(path):
             return
@@ -102,15 +132,23 @@ class ECECheckpointHook(CheckpointHook):
             self._link_best()
             self._write_summary(runner, history)
 
+    def _build_report(self, runner) -> None:
+        """Builds the labelled reporting set and its evaluator (once) and
+        checks that every image and label file of the set exists."""
+        if not isinstance(self._report_loader, dict):
+            return
+        self._report_loader = runner.build_dataloader(
+            self._report_loader, seed=runner.seed)
+        self._report_evaluator = runner.build_evaluator(
+            self._report_evaluator)
+        self._report_evaluator.dataset_meta = \
+            self._report_loader.dataset.metainfo
+        check_labelled_files(self._report_loader.dataset,
+                             'ECECheckpointHook.report_dataloader')
+
     def _report(self, runner) -> Dict[str, float]:
         """Evaluates the current model on the labelled reporting set."""
-        if isinstance(self._report_loader, dict):
-            self._report_loader = runner.build_dataloader(
-                self._report_loader, seed=runner.seed)
-            self._report_evaluator = runner.build_evaluator(
-                self._report_evaluator)
-            self._report_evaluator.dataset_meta = \
-                self._report_loader.dataset.metainfo
+        self._build_report(runner)
         runner.model.eval()
         with torch.no_grad():
             for batch in self._report_loader:
@@ -163,10 +201,12 @@ class ECECheckpointHook(CheckpointHook):
 
         criterion = ('last checkpoint' if self.key is None else
                      f'{self.key}={selected[self.key]:.4f}')
-        runner.logger.info(
-            f'ECE selection: {criterion} at iter '
-            f'{selected["iter"]}, {self.report_key} {report(selected)} '
-            f'(oracle {report(oracle)}, last {report(last)})')
+        reported = (f'{self.report_key} {report(selected)} (oracle '
+                    f'{report(oracle)}, last {report(last)})'
+                    if self._report_loader is not None else
+                    'no labelled report set')
+        runner.logger.info(f'ECE selection: {criterion} at iter '
+                           f'{selected["iter"]}, {reported}')
 
     def _oracle(self, history: list) -> Optional[dict]:
         rows = [r for r in history if self.report_key in r]

@@ -62,6 +62,11 @@ class SelfTrainingHook(Hook):
         epochs_per_round (int): Epochs per round.
         bn_warmup_batches (int): Batches of the BN warm-up before each
             pass. Defaults to 50.
+        bn_warmup_dataloader (dict | DataLoader, optional): Target images
+            the warm-up reads its first ``bn_warmup_batches`` batches from,
+            e.g. a seeded random sample of them (an ``ImageFolderDataset``
+            with ``subset``). Defaults to None: ``dataloader``, in its
+            (sorted) order.
         bn_warmup_modules (Sequence[str]): Whose BatchNorm statistics the
             warm-up re-estimates on target. Defaults to
             ``('backbone', 'value_head')``: AdaBN, the pseudo-labels come
@@ -102,6 +107,7 @@ class SelfTrainingHook(Hook):
                  pseudo_labeler: dict,
                  epochs_per_round: int,
                  bn_warmup_batches: int = 50,
+                 bn_warmup_dataloader: Union[dict, DataLoader, None] = None,
                  bn_warmup_modules: Sequence[str] = ('backbone',
                                                      'value_head'),
                  lr_decay: float = 1 / math.sqrt(2),
@@ -119,6 +125,7 @@ class SelfTrainingHook(Hook):
                      'SelfTrainingHook')
         self.label_bn_mode = label_bn_mode
         self._dataloader = dataloader
+        self._bn_warmup_loader = bn_warmup_dataloader
         self.top1_cache = top1_cache
         self.labeler_cfg = dict(pseudo_labeler)
         self.epochs_per_round = epochs_per_round
@@ -167,6 +174,9 @@ class SelfTrainingHook(Hook):
         if isinstance(self._dataloader, dict):
             self._dataloader = runner.build_dataloader(
                 self._dataloader, seed=runner.seed)
+        if isinstance(self._bn_warmup_loader, dict):
+            self._bn_warmup_loader = runner.build_dataloader(
+                self._bn_warmup_loader, seed=runner.seed)
         if self.out_dir is None:
             self.out_dir = osp.join(runner.work_dir, 'pseudo_labels')
         for group in runner.optim_wrapper.param_groups:
@@ -212,8 +222,9 @@ class SelfTrainingHook(Hook):
         if epoch_in_round == 0:
             # a run resumed later in a round skips it: its checkpoint
             # holds the statistics the round has trained with since
-            warmup_bn_stats(runner.model, self._dataloader,
-                            self.bn_warmup_batches,
+            warmup = self._dataloader if self._bn_warmup_loader is None \
+                else self._bn_warmup_loader
+            warmup_bn_stats(runner.model, warmup, self.bn_warmup_batches,
                             modules=self.bn_warmup_modules)
         norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
         if self.label_bn_mode == 'train':  # the reference labels so

@@ -5,6 +5,7 @@ from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmseg.registry import RUNNERS
 
 from ...config_check import check_config
+from ...config_refs import resolve_references
 
 
 @RUNNERS.register_module()
@@ -22,7 +23,9 @@ class CalSFDARunner(Runner):
 
     A ``load_from`` inside ``work_dir`` keeps MMEngine's meaning (resume from
     exactly that file). Configs select it with ``runner_type``, so MMSeg's own
-    ``tools/train.py`` (and ``mim train``) use it too.
+    ``tools/train.py`` (and ``mim train``) use it too; it also resolves the
+    config's ``'${key}'`` references (:mod:`mmseg_calsfda.config_refs`)
+    before building.
 
     Args:
         *args, **kwargs: Those of MMEngine's :class:`Runner`, unchanged
@@ -32,9 +35,13 @@ class CalSFDARunner(Runner):
 
     @classmethod
     def from_cfg(cls, cfg) -> 'CalSFDARunner':
-        """Checks the config (:func:`check_config`) before building, so
-        that ``mim train`` and MMSeg's ``tools/train.py`` refuse bad input
-        as this repository's tools do."""
+        """Resolves the config's ``'${key}'`` references
+        (:func:`~mmseg_calsfda.config_refs.resolve_references`) and checks
+        it (:func:`check_config`) before building, so that ``mim train``
+        and MMSeg's ``tools/train.py`` refuse bad input as this
+        repository's tools do. The Runner's ``cfg`` (and the config it
+        dumps into ``work_dir``) is the resolved one."""
+        cfg = resolve_references(cfg)
         check_config(cfg)
         return super().from_cfg(cfg)
 
