@@ -1,9 +1,11 @@
 """Helpers shared by the tests."""
 import glob
+import importlib.util
 import json
 import os
 import os.path as osp
 import subprocess
+import sys
 
 from mmseg_calsfda.testing import ROOT, load_stage_config, tiny_config
 
@@ -23,6 +25,19 @@ def run_cli(args, timeout=300, **env):
     with extra environment variables; returns the CompletedProcess."""
     return subprocess.run(args, cwd=ROOT, env=dict(os.environ, **env),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def load_tool(name):
+    """``tools/<name>.py`` as a module (its folder importable, as when it
+    runs as a script), to test its functions in this process."""
+    tools = osp.join(ROOT, 'tools')
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    spec = importlib.util.spec_from_file_location(
+        f'calsfda_tool_{name}', osp.join(tools, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def scalars(work_dir):

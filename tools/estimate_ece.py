@@ -31,6 +31,8 @@ from mmseg_calsfda.cli import (
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 #: The per-image column of ``--out`` (CSV header, JSON key).
 ESTIMATE_KEY = 'est_ece_percent'
+#: OpenCV's log level "errors only" (``LOG_LEVEL_ERROR``).
+OPENCV_LOG_ERROR = 2
 
 
 def parse_args():
@@ -73,12 +75,11 @@ def load_images(files: List[str], skip_bad: bool, bad: List[str],
     """Yields ``(path, RGB/BGR array)``; unreadable files stop the run or,
     with ``skip_bad``, are recorded in ``bad`` (and counted on
     ``progress``, a ProgressBar over the files, if given)."""
-    import cv2
     import mmcv
 
     # OpenCV's own "PNG input buffer is incomplete" lines say less than
     # the list of skipped files printed at the end
-    cv2.setLogLevel(2)  # errors only
+    quiet_opencv()
     for path in files:
         try:
             img = mmcv.imread(path)
@@ -93,6 +94,19 @@ def load_images(files: List[str], skip_bad: bool, bad: List[str],
                 progress.update()
             continue
         yield path, img
+
+
+def quiet_opencv() -> None:
+    """Lets OpenCV log errors only, where this OpenCV lets us say so:
+    ``cv2.setLogLevel`` (OpenCV 4) or ``cv2.utils.logging.setLogLevel``
+    (OpenCV 5, which dropped the former); neither: its warnings stay."""
+    import cv2
+    set_level = getattr(cv2, 'setLogLevel', None)
+    if set_level is None:
+        logging = getattr(getattr(cv2, 'utils', None), 'logging', None)
+        set_level = getattr(logging, 'setLogLevel', None)
+    if set_level is not None:
+        set_level(OPENCV_LOG_ERROR)
 
 
 def build_model(args):

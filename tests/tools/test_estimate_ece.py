@@ -4,10 +4,11 @@ import json
 import os.path as osp
 import shutil
 import sys
+import types
 
 import pytest
 
-from tests.utils import run_cli
+from tests.utils import load_tool, run_cli
 
 
 def run(*args):
@@ -118,3 +119,23 @@ def test_checkpoint_without_value_head(stage2, synthetic_root):
     res = run(config, stage1, target_images(synthetic_root))
     assert res.returncode != 0
     assert 'no value head' in res.stderr and 'value.py' in res.stderr
+
+
+def test_opencv_without_setloglevel(monkeypatch, tmp_path):
+    """OpenCV 5 has no cv2.setLogLevel (it moved to
+    cv2.utils.logging.setLogLevel): reading images still works, and the
+    log level goes where this OpenCV has it."""
+    import cv2
+    import numpy as np
+    tool = load_tool('estimate_ece')
+    img = tmp_path / 'a.png'
+    cv2.imwrite(str(img), np.zeros((4, 4, 3), np.uint8))
+    monkeypatch.delattr(cv2, 'setLogLevel', raising=False)
+    monkeypatch.delattr(cv2.utils, 'logging', raising=False)
+    assert [p for p, _ in tool.load_images([str(img)], False, [])] == [
+        str(img)]
+    levels = []
+    logging = types.SimpleNamespace(setLogLevel=levels.append)
+    monkeypatch.setattr(cv2.utils, 'logging', logging, raising=False)
+    assert len(list(tool.load_images([str(img)], False, []))) == 1
+    assert levels == [tool.OPENCV_LOG_ERROR]
