@@ -28,13 +28,16 @@ def run_cli(args, timeout=300, **env):
 
 
 def load_tool(name):
-    """``tools/<name>.py`` as a module (its folder importable, as when it
-    runs as a script), to test its functions in this process."""
-    tools = osp.join(ROOT, 'tools')
-    if tools not in sys.path:
-        sys.path.insert(0, tools)
+    """``tools/<name>.py`` (e.g. ``'estimate_ece'``,
+    ``'model_converters/calsfda2mmseg'``) as a module, its folder
+    importable as when it runs as a script, to test its functions in this
+    process."""
+    path = osp.join(ROOT, 'tools', f'{name}.py')
+    folder = osp.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(
-        f'calsfda_tool_{name}', osp.join(tools, f'{name}.py'))
+        'calsfda_tool_' + name.replace('/', '_'), path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
