@@ -35,7 +35,7 @@ def load_tool(name):
     path = osp.join(ROOT, 'tools', f'{name}.py')
     folder = osp.dirname(path)
     if folder not in sys.path:
-        sys.path.insert(0, folder)
+        sys.path.append(folder)  # last: its scripts shadow no module
     spec = importlib.util.spec_from_file_location(
         'calsfda_tool_' + name.replace('/', '_'), path)
     module = importlib.util.module_from_spec(spec)
