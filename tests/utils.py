@@ -1,9 +1,11 @@
 """Helpers shared by the tests."""
 import glob
+import importlib.util
 import json
 import os
 import os.path as osp
 import subprocess
+import sys
 
 import torch
 from mmengine.structures import PixelData
@@ -28,6 +30,22 @@ def run_cli(args, timeout=300, **env):
     with extra environment variables; returns the CompletedProcess."""
     return subprocess.run(args, cwd=ROOT, env=dict(os.environ, **env),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def load_tool(name):
+    """``tools/<name>.py`` (e.g. ``'estimate_ece'``,
+    ``'model_converters/calsfda2mmseg'``) as a module, its folder
+    importable as when it runs as a script, to test its functions in this
+    process."""
+    path = osp.join(ROOT, 'tools', f'{name}.py')
+    folder = osp.dirname(path)
+    if folder not in sys.path:
+        sys.path.append(folder)  # last: its scripts shadow no module
+    spec = importlib.util.spec_from_file_location(
+        'calsfda_tool_' + name.replace('/', '_'), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def scalars(work_dir):

@@ -72,6 +72,22 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
+def enable_tta(cfg, config: str) -> None:
+    """Tests with ``tta_pipeline`` and wraps the model in ``tta_model``
+    (the shipped configs: ``CalSFDATTAModel``); a config without them
+    exits with one line before anything is built."""
+    missing = [key for key in ('tta_model', 'tta_pipeline')
+               if not cfg.get(key)]
+    if missing:
+        fail(f'{config}: --tta needs {" and ".join(missing)} in the config '
+             "(as the shipped ones have, e.g. tta_model = "
+             "dict(type='CalSFDATTAModel') and the tta_pipeline of "
+             'configs/_base_/datasets/gta5.py)')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
 def main():
     quiet_known_warnings()
     args = parse_args()
@@ -81,9 +97,7 @@ def main():
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+        enable_tta(cfg, args.config)
     if args.out is not None:
         evaluators = cfg.test_evaluator
         for evaluator in (evaluators if isinstance(evaluators, list) else

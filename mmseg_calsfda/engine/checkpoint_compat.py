@@ -7,6 +7,12 @@ numpy arrays, numpy scalars for best scores), so ``Runner(resume=True)`` and
 ``load_from`` fail. Rather than turning the safe loader off, this allow-lists
 exactly those globals with :func:`torch.serialization.add_safe_globals`.
 
+NumPy 2 moved ``numpy.core`` to ``numpy._core``, and a pickled array or
+scalar names its rebuilding function by the module of the NumPy that wrote
+it. Both spellings are allow-listed (the other major's as an alias of the
+running one's function), so a checkpoint written under NumPy 1 loads under
+NumPy 2 and the other way round.
+
 ``getattr`` is among them because a pickled ``HistoryBuffer`` refers to its
 statistics methods as ``getattr(HistoryBuffer, 'min')``. The safe unpickler
 still refuses to *call* anything that is not allow-listed, so ``getattr`` only
@@ -16,9 +22,14 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
+#: Where NumPy 1 (``numpy.core``) and NumPy 2 (``numpy._core``) keep the
+#: functions that pickled arrays and scalars name.
+MULTIARRAY_MODULES = ('numpy.core.multiarray', 'numpy._core.multiarray')
+
 
 def _numpy_globals() -> list:
-    """The numpy callables and classes pickled with arrays and scalars."""
+    """The numpy callables and classes pickled with arrays and scalars;
+    the multiarray functions under both NumPy majors' module names."""
     try:  # numpy >= 2
         from numpy._core import multiarray
     except ImportError:
@@ -26,8 +37,10 @@ def _numpy_globals() -> list:
     dtypes = [type(np.dtype(t)) for t in (
         np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
         np.uint16, np.uint32, np.uint64, np.float16, np.float32, np.float64)]
-    return [multiarray._reconstruct, multiarray.scalar, np.ndarray,
-            np.dtype, *dtypes]
+    functions = [(getattr(multiarray, name), f'{module}.{name}')
+                 for name in ('_reconstruct', 'scalar')
+                 for module in MULTIARRAY_MODULES]
+    return [*functions, np.ndarray, np.dtype, *dtypes]
 
 
 def mmengine_checkpoint_globals() -> list:

@@ -1,13 +1,15 @@
 """tools/estimate_ece.py: label-free ECE of a model on an image folder."""
 import csv
 import json
+import os
 import os.path as osp
 import shutil
 import sys
+import types
 
 import pytest
 
-from tests.utils import run_cli
+from tests.utils import load_tool, run_cli
 
 
 def run(*args):
@@ -56,11 +58,16 @@ def test_unreadable_image_stops_unless_skip_bad(stage2, synthetic_root,
     res = run(config, ckpt, str(tmp_path / 'imgs'), '--warmup-iters', '0')
     assert res.returncode != 0 and 'broken.png' in res.stderr
     assert '--skip-bad' in res.stderr
+    out = tmp_path / 'est.json'
     res = run(config, ckpt, str(tmp_path / 'imgs'), '--warmup-iters', '0',
-              '--skip-bad')
+              '--skip-bad', '--out', str(out))
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'skipped 1 unreadable file(s)' in res.stdout
     assert 'broken.png' in res.stdout
+    rows = json.loads(out.read_text())
+    assert len(rows) == 7
+    assert [r for r in rows if r['status'] != 'ok'] == [dict(
+        image='broken.png', est_ece_percent=None, status='unreadable')]
 
 
 def test_skip_bad_reports_what_was_done(stage2, synthetic_root, tmp_path):
@@ -85,8 +92,13 @@ def test_skip_bad_reports_what_was_done(stage2, synthetic_root, tmp_path):
     assert '7/7' in res.stdout and '6/7' not in res.stdout.split('7/7')[-1]
     with open(out) as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ['image', 'est_ece_percent']
-    assert len(rows) == 6
+    assert list(rows[0]) == ['image', 'est_ece_percent', 'status']
+    # the skipped file is in the output too, without an estimate
+    assert len(rows) == 7
+    assert rows[0] == dict(image='aaa_truncated.png', est_ece_percent='',
+                           status='unreadable')
+    rows = rows[1:]
+    assert all(r['status'] == 'ok' for r in rows)
     mean = sum(float(r['est_ece_percent']) for r in rows) / len(rows)
     assert f'estimated ECE over 6 images: mean {mean:.2f} % (1 unreadable ' \
         'file(s) skipped)' in res.stdout
@@ -118,3 +130,55 @@ def test_checkpoint_without_value_head(stage2, synthetic_root):
     res = run(config, stage1, target_images(synthetic_root))
     assert res.returncode != 0
     assert 'no value head' in res.stderr and 'value.py' in res.stderr
+
+
+def test_opencv_without_setloglevel(monkeypatch, tmp_path):
+    """OpenCV 5 has no cv2.setLogLevel (it moved to
+    cv2.utils.logging.setLogLevel): reading images still works, and the
+    log level goes where this OpenCV has it."""
+    import cv2
+    import numpy as np
+    tool = load_tool('estimate_ece')
+    img = tmp_path / 'a.png'
+    cv2.imwrite(str(img), np.zeros((4, 4, 3), np.uint8))
+    monkeypatch.delattr(cv2, 'setLogLevel', raising=False)
+    monkeypatch.delattr(cv2.utils, 'logging', raising=False)
+    assert [p for p, _ in tool.load_images([str(img)], False, [])] == [
+        str(img)]
+    levels = []
+    logging = types.SimpleNamespace(setLogLevel=levels.append)
+    monkeypatch.setattr(cv2.utils, 'logging', logging, raising=False)
+    assert len(list(tool.load_images([str(img)], False, []))) == 1
+    assert levels == [tool.OPENCV_LOG_ERROR]
+
+
+def test_mixed_sizes_with_the_default_batch_size(stage2, synthetic_root,
+                                                 tmp_path):
+    """A folder of images of three sizes (after the keep-ratio resize too),
+    interleaved: the default --batch-size 4 runs and gives every image the
+    estimate of --batch-size 1, in the folder's order."""
+    import cv2
+    config, ckpt, _ = stage2
+    sizes = [None, (96, 64), (128, 96)]  # (width, height); None: 128 x 64
+    files = sorted(osp.join(root, name) for root, _, names in os.walk(
+        target_images(synthetic_root)) for name in names)
+    imgs = tmp_path / 'mixed'
+    imgs.mkdir()
+    for i in range(10):
+        img = cv2.imread(files[i % len(files)])
+        if sizes[i % 3]:
+            img = cv2.resize(img, sizes[i % 3])
+        cv2.imwrite(str(imgs / f'img{i:02d}.png'), img)
+    results = []
+    for batch_size in ([], ['--batch-size', '1']):
+        out = tmp_path / f'est{len(batch_size)}.csv'
+        res = run(config, ckpt, str(imgs), '--out', str(out), *batch_size)
+        assert res.returncode == 0, res.stderr[-3000:]
+        with open(out) as f:
+            results.append(list(csv.DictReader(f)))
+    default, single = results
+    assert [r['image'] for r in default] == [f'img{i:02d}.png'
+                                             for i in range(10)]
+    assert [r['image'] for r in single] == [r['image'] for r in default]
+    assert [float(r['est_ece_percent']) for r in default] == pytest.approx(
+        [float(r['est_ece_percent']) for r in single], abs=1e-3)

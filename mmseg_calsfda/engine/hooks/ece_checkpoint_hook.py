@@ -5,7 +5,7 @@ from typing import Dict, Optional, Union
 
 import torch
 from mmengine.dist import is_main_process
-from mmengine.hooks import CheckpointHook
+from mmengine.hooks import CheckpointHook, LoggerHook
 from mmseg.registry import HOOKS
 
 from ...evaluation.scalars import scalar_metrics
@@ -158,9 +158,32 @@ class ECECheckpointHook(CheckpointHook):
             len(self._report_loader.dataset))
         for key, value in metrics.items():
             runner.message_hub.update_scalar(f'report/{key}', value)
+        self._log_report(runner, metrics)
         runner.logger.info(f'report (labels used for reporting only): '
                            f'{metrics}')
         return dict(metrics)
+
+    @staticmethod
+    def _log_report(runner, metrics: Dict[str, float]) -> None:
+        """Sends the report's numbers (``report/<key>``) to the visualizer's
+        backends (``scalars.json``, TensorBoard, W&B, ...).
+
+        The ``LoggerHook`` has already written this validation's scalars
+        when this hook runs, so they go out here, at the step it used
+        (epoch or iteration, as its ``log_metric_by_epoch`` says) and into
+        its json log.
+        """
+        logger = next(
+            (h for h in runner.hooks if isinstance(h, LoggerHook)), None)
+        by_epoch = logger is not None and logger.log_metric_by_epoch
+        kwargs = {}
+        if getattr(logger, 'json_log_path', None):
+            kwargs['file_path'] = logger.json_log_path
+        runner.visualizer.add_scalars(
+            {f'report/{k}': v
+             for k, v in scalar_metrics(metrics).items()},
+            step=runner.epoch if by_epoch else runner.iter,
+            **kwargs)
 
     @property
     def _history_key(self) -> str:

@@ -3,5 +3,9 @@ from .calsfda_segmentor import (
     has_value_head,
     value_head_reads_backbone,
 )
+from .calsfda_tta_model import CalSFDATTAModel
 
-__all__ = ['CalSFDASegmentor', 'has_value_head', 'value_head_reads_backbone']
+__all__ = [
+    'CalSFDASegmentor', 'CalSFDATTAModel', 'has_value_head',
+    'value_head_reads_backbone'
+]

@@ -57,7 +57,8 @@ class CalSFDASegmentor(EncoderDecoder):
     head's ``in_channels``/``in_index`` then name a backbone feature map).
 
     :meth:`predict` works as in MMSeg and, with a value head, also puts the
-    estimate in each data sample's metainfo as ``est_ece``.
+    estimate in each data sample's metainfo as ``est_ece`` (a fraction;
+    :class:`~mmseg_calsfda.apis.CalSFDAInferencer` gives it in percent).
 
     Any MMSeg network works as the encoder-decoder: set this type in place of
     ``EncoderDecoder`` or ``CascadeEncoderDecoder`` (with ``num_stages``, the
@@ -379,9 +380,10 @@ class CalSFDASegmentor(EncoderDecoder):
                 inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
         """MMSeg's prediction, plus ``est_ece`` (a 0-dim float32 tensor
-        on the model's device) in each sample's metainfo when the model has
-        a value head. In ``'whole'`` test mode the
-        backbone runs once for both."""
+        on the model's device; a fraction in [0, 1], as the value head
+        outputs it -- the tools and metrics show it in percent) in each
+        sample's metainfo when the model has a value head. In ``'whole'``
+        test mode the backbone runs once for both."""
         if not self.with_value_head:
             return super().predict(inputs, data_samples)
         if data_samples is None:

@@ -1,0 +1,9 @@
+"""Inference with a Cal-SFDA model (``from mmseg_calsfda.apis import
+CalSFDAInferencer``)."""
+from .calsfda_inferencer import (
+    EST_ECE_PERCENT,
+    CalSFDAInferencer,
+    MissingValueHeadError,
+)
+
+__all__ = ['CalSFDAInferencer', 'EST_ECE_PERCENT', 'MissingValueHeadError']
