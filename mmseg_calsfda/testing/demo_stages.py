@@ -50,7 +50,8 @@ NETWORKS = dict(
         target='deeplabv3plus_efficientnet-lite0_gta2cs.py',
         shrink=False,
         # chosen on the tuning seeds 0-2 of the lab's hard preset
-        # (docs/lab_findings.md): at 2.5e-4 even the target's true labels
+        # (projects/calsfda_lab/docs/findings.md): at 2.5e-4 even the
+        # target's true labels
         # move the pretrained network by only 1.4 mIoU in the schedule; at
         # stage 1's 0.01, with the entropy term, the pseudo-labels make it
         # overconfident within an epoch and the estimated ECE picks the

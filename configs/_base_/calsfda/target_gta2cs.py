@@ -80,7 +80,7 @@ custom_hooks = [
         bn_warmup_batches=50,
         # target BN statistics for the backbone too (the reference labels in
         # train mode, i.e. with target batch statistics); why:
-        # docs/lab_findings.md
+        # projects/calsfda_lab/docs/findings.md
         bn_warmup_modules=('backbone', 'value_head')),
     # label-free selection: BN warm-up before estimating ECE on the subset
     dict(
