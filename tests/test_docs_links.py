@@ -75,7 +75,8 @@ def broken_links(rel: str) -> List[Tuple[str, str]]:
 
 def test_the_checker_sees_the_readme():
     files = markdown_files()
-    assert 'README.md' in files and 'docs/lab_findings.md' in files
+    assert 'README.md' in files and \
+        'projects/calsfda_lab/docs/findings.md' in files
 
 
 def test_anchor_spelling():

@@ -28,9 +28,11 @@ def table_rows(markdown: str) -> list:
 
 def test_headline_table_is_the_linked_summary():
     section = headline_section()
-    links = re.findall(r'\]\((benchmarks/comparison/[^)]+/summary\.md)\)',
-                       section)
-    assert links, f'{HEADING} links no benchmarks/comparison/*/summary.md'
+    links = re.findall(
+        r'\]\((projects/calsfda_lab/records/comparison/[^)]+/summary\.md)\)',
+        section)
+    assert links, (f'{HEADING} links no '
+                   'projects/calsfda_lab/records/comparison/*/summary.md')
     with open(osp.join(ROOT, links[0])) as f:
         summary = table_rows(f.read())
     readme = table_rows(section)

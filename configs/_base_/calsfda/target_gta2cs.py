@@ -78,9 +78,10 @@ custom_hooks = [
             selection='calibrated'),  # 'reference': unscaled p, any class
         epochs_per_round=epochs_per_round,
         bn_warmup_batches=50,
-        # target BN statistics for the backbone too (the reference labels in
-        # train mode, i.e. with target batch statistics); why:
-        # docs/lab_findings.md
+        # target BN statistics for the backbone too (AdaBN): the round's
+        # pseudo-labels are made by the model it trains, with the target's
+        # statistics, as the reference labels in train mode (target batch
+        # statistics); ('value_head',) keeps the segmentor's source ones
         bn_warmup_modules=('backbone', 'value_head')),
     # label-free selection: BN warm-up before estimating ECE on the subset
     dict(

@@ -2,7 +2,7 @@
 
     python -m calsfda_lab.compare_summary work_dirs/cmp_hard_s3 \\
         work_dirs/cmp_hard_s4 work_dirs/cmp_hard_s5 \\
-        --out benchmarks/comparison/hard-report
+        --out projects/calsfda_lab/records/comparison/hard-report
 
 Reads each run's ``comparison.json`` (one preset, distinct seeds, the same
 methods) and writes ``OUT/summary.json``, ``summary.md`` and

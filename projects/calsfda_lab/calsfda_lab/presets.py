@@ -21,7 +21,7 @@ class-conditional change.
 * ``'below'``: ``'hard'`` with blends from U(0, 0.45): every target object
   keeps more of its own colour and texture than it takes from its partner
   (a diagnostic: is ``'hard'``'s appearance overlap what makes
-  self-training lose? ``docs/lab_findings.md``).
+  self-training lose? ``projects/calsfda_lab/docs/findings.md``).
 """
 from functools import partial
 from typing import Tuple
@@ -72,7 +72,8 @@ def render_hard(rng: np.random.Generator, label: np.ndarray, domain: str,
     tex = textures(rng, label, yy, xx)
     if domain == 'target':
         # a fixed blend draws nothing from rng: 'swap' images stay those
-        # the tuning history in docs/lab_findings.md was measured on
+        # the tuning history in projects/calsfda_lab/docs/findings.md was
+        # measured on
         share = blend[0] if blend[0] == blend[1] else rng.uniform(*blend)
         palette = (1 - share) * palette + share * palette[_HARD_PARTNER]
         partner_tex = textures(rng, _HARD_PARTNER[label], yy, xx)

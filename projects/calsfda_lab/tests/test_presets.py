@@ -55,7 +55,7 @@ def test_hard_shift_strength_varies_per_image():
     assert 0.2 < hard < 0.8
     assert _nearer_partner('swap') > hard
     # 'below' caps the blend under one half: fewer images cross over
-    # (measured: 0.225 against 0.425, as docs/lab_findings.md says)
+    # (measured: 0.225 against 0.425, as the lab's docs/findings.md says)
     assert _nearer_partner('below') < min(0.3, hard)
 
 

@@ -1,7 +1,8 @@
 """Gathers one compare.py run's experiments into one JSON file.
 
     python -m calsfda_lab.experiments.collect_variants \\
-        work_dirs/tune_hard_s0 benchmarks/experiments/hard-seed0.json
+        work_dirs/tune_hard_s0 \\
+        projects/calsfda_lab/records/experiments/hard-seed0.json
 
 Per stage-3 variant (``stage3_variants.py``; ``var_*`` directories are an
 earlier draft's) the target val mIoU, estimated ECE and true ECE / cECE

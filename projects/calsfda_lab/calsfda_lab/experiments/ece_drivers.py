@@ -1,8 +1,9 @@
 """What does a target image's class-level ECE follow?
 
     python -m calsfda_lab.experiments.ece_drivers work_dirs/tune_hard_s0 \\
-        [--out benchmarks/experiments/ece-drivers-hard-seed0.json] \\
-        [--stage2 stage2_value_source_shift_0_0.8_0.5_it2000/iter_300.pth]
+      [--out \\
+      projects/calsfda_lab/records/experiments/ece-drivers-hard-seed0.json] \\
+      [--stage2 stage2_value_source_shift_0_0.8_0.5_it2000/iter_300.pth]
 
 The value head is judged by the Spearman between its estimate and the true
 per-image class-level ECE on target val (``EstimatedECEMetric``, as

@@ -2,7 +2,8 @@
 
     python -m calsfda_lab.experiments.ranking_precision \\
         work_dirs/tune_hard_s0 \\
-        [--out benchmarks/experiments/ranking-hard-seed0.json] \\
+        [--out \\
+        projects/calsfda_lab/records/experiments/ranking-hard-seed0.json] \\
         [--stage2 stage2_value_source_shift_1_1_1_it2000/iter_300.pth]
 
 Labels the target training images once with the run's stage-2 model (BN

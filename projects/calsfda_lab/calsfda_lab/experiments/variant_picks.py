@@ -2,8 +2,8 @@
 several seeds' records.
 
     python -m calsfda_lab.experiments.variant_picks \\
-        benchmarks/experiments/effnet-hard-seed{0,1,2}.json \\
-        [--variants noent-lr0.003 noent-lr0.003-ceonly] [--from-epoch 2]
+      projects/calsfda_lab/records/experiments/effnet-hard-seed{0,1,2}.json \\
+      [--variants noent-lr0.003 noent-lr0.003-ceonly] [--from-epoch 2]
 
 Reads the records ``collect_variants.py`` writes (per variant and epoch:
 target val mIoU, estimated ECE and, where recorded, the true ECE and
