@@ -17,22 +17,22 @@ def pseudo_label_path(pseudo_label_dir: str, img_path: str, img_dir: str,
     return osp.join(pseudo_label_dir, rel + '.png')
 
 
-@DATASETS.register_module()
-class PseudoLabelDataset(CheckedSegDatasetMixin, CityscapesDataset):
-    """Unlabelled target images paired with the current round's pseudo-labels.
+class PseudoLabelMixin:
+    """Pairs the images a dataset lists with the current round's
+    pseudo-labels.
 
-    The images are listed like :class:`CityscapesDataset` (no ``seg_map_path``
-    in ``data_prefix``: the target's labels are never read). Pseudo-labels
-    are already in the model's class space, so no ``label_map`` applies even
-    when ``metainfo`` selects a subset of classes (SYNTHIA's 16). Each
+    Mixed in front of a segmentation dataset class that lists target images
+    without labels (no ``seg_map_path`` in ``data_prefix``). Pseudo-labels
+    are already in the model's class space, so no ``label_map`` applies
+    even when ``metainfo`` selects a subset of classes (SYNTHIA's 16). Each
     sample's label is ``<pseudo_label_dir>/<image path relative to
-    img_path, without img_suffix>.png``; ``SelfTrainingHook`` sets
-    :attr:`pseudo_label_dir` to the finished round's folder at the start of
-    every round.
+    img_path, without img_suffix>.png``, where the pseudo-label pass of
+    ``SelfTrainingHook`` writes it; the hook sets :attr:`pseudo_label_dir`
+    to the finished round's folder at the start of every round.
 
     Args:
         pseudo_label_dir (str, optional): Folder of pseudo-label PNGs.
-        **kwargs: Arguments of :class:`CityscapesDataset`.
+        **kwargs: Arguments of the dataset class it is mixed into.
     """
 
     def __init__(self, pseudo_label_dir: Optional[str] = None, **kwargs):
@@ -43,7 +43,7 @@ class PseudoLabelDataset(CheckedSegDatasetMixin, CityscapesDataset):
         info = super().get_data_info(idx)
         if self.pseudo_label_dir is None:
             raise RuntimeError(
-                'PseudoLabelDataset has no pseudo-labels yet: '
+                f'{self.__class__.__name__} has no pseudo-labels yet: '
                 'pseudo_label_dir is unset (SelfTrainingHook sets it when a '
                 'round starts)')
         info['label_map'] = None
@@ -51,3 +51,20 @@ class PseudoLabelDataset(CheckedSegDatasetMixin, CityscapesDataset):
             self.pseudo_label_dir, info['img_path'],
             self.data_prefix['img_path'], self.img_suffix)
         return info
+
+
+@DATASETS.register_module()
+class PseudoLabelDataset(PseudoLabelMixin, CheckedSegDatasetMixin,
+                         CityscapesDataset):
+    """Unlabelled target images paired with the current round's pseudo-labels.
+
+    The images are listed like :class:`CityscapesDataset` (every
+    ``*<img_suffix>`` under ``data_prefix.img_path``; no ``seg_map_path``:
+    the target's labels are never read); ``img_suffix`` lists other
+    layouts' images (``'_rgb_anon.png'`` for Dark Zurich, ``'.jpg'`` for
+    BDD100K). How the labels are found: :class:`PseudoLabelMixin`.
+
+    Args:
+        pseudo_label_dir (str, optional): Folder of pseudo-label PNGs.
+        **kwargs: Arguments of :class:`CityscapesDataset`.
+    """
