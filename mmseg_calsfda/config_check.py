@@ -28,6 +28,7 @@ from mmseg.registry import (
 
 from .models.segmentors import CalSFDASegmentor, value_head_reads_backbone
 from .models.segmentors.head_losses import check_head
+from .utils import named_dataloader
 
 # Keys of a model dict whose values are themselves models.
 _MODEL_KEYS = ('backbone', 'neck', 'decode_head', 'auxiliary_head',
@@ -52,18 +53,46 @@ def _model_entries(node, path: str) -> Iterator[Tuple[str, dict]]:
                 yield from _model_entries(sub[key], f'{sub_path}.{key}')
 
 
+# Arguments of hooks that take a dataloader: a dict, or the name of a
+# top-level dataloader of the config (mmseg_calsfda.utils.named_dataloader).
+HOOK_DATALOADER_KEYS = ('dataloader', 'report_dataloader')
+
+
+def _dataset_entries(loader, path: str) -> Iterator[Tuple[str, dict,
+                                                          object]]:
+    """The dataset of a dataloader config and its pipeline's transforms."""
+    if not isinstance(loader, dict):
+        return
+    for sub_path, node in _typed(loader.get('dataset'), f'{path}.dataset'):
+        yield sub_path, node, DATASETS
+        yield from ((p, n, TRANSFORMS) for p, n in _typed(
+            node.get('pipeline', []), f'{sub_path}.pipeline'))
+
+
+def _hook_dataloaders(cfg: Config, hooks: Iterator[Tuple[str, dict]]
+                      ) -> Iterator[Tuple[str, dict, object]]:
+    """The datasets of the hooks' dataloaders; one named by a string must
+    be a top-level dataloader of the config (a ``ValueError`` names the
+    hook's key otherwise)."""
+    for path, hook in hooks:
+        for key in HOOK_DATALOADER_KEYS:
+            loader = hook.get(key)
+            if isinstance(loader, str):
+                name = loader
+                loader = named_dataloader(cfg, name, f'{path}.{key}')
+                yield from _dataset_entries(loader, name)
+            else:
+                yield from _dataset_entries(loader, f'{path}.{key}')
+
+
 def _entries(cfg: Config) -> Iterator[Tuple[str, dict, object]]:
     """Yields ``(key path, typed dict, registry)`` for what the Runner
     builds."""
     for path, node in _model_entries(cfg.get('model'), 'model'):
         yield path, node, MODELS
     for name in ('train', 'val', 'test'):
-        loader = cfg.get(f'{name}_dataloader') or {}
-        for path, node in _typed(loader.get('dataset'),
-                                 f'{name}_dataloader.dataset'):
-            yield path, node, DATASETS
-            yield from ((p, n, TRANSFORMS) for p, n in _typed(
-                node.get('pipeline', []), f'{path}.pipeline'))
+        yield from _dataset_entries(cfg.get(f'{name}_dataloader'),
+                                    f'{name}_dataloader')
         for path, node in _typed(cfg.get(f'{name}_cfg'), f'{name}_cfg'):
             yield path, node, LOOPS
     for name in ('val_evaluator', 'test_evaluator'):
@@ -73,11 +102,12 @@ def _entries(cfg: Config) -> Iterator[Tuple[str, dict, object]]:
         for path, node in _typed(evaluator, name):
             yield path, node, (EVALUATOR if node['type'].endswith('Evaluator')
                                else METRICS)
-    for path, node in _typed(cfg.get('custom_hooks', []), 'custom_hooks'):
-        yield path, node, HOOKS
+    hooks = list(_typed(cfg.get('custom_hooks', []), 'custom_hooks'))
     for key, hook in (cfg.get('default_hooks') or {}).items():
-        for path, node in _typed(hook, f'default_hooks.{key}'):
-            yield path, node, HOOKS
+        hooks += _typed(hook, f'default_hooks.{key}')
+    for path, node in hooks:
+        yield path, node, HOOKS
+    yield from _hook_dataloaders(cfg, hooks)
     for path, node in _typed(cfg.get('param_scheduler'), 'param_scheduler'):
         yield path, node, PARAM_SCHEDULERS
     wrapper = cfg.get('optim_wrapper') or {}
@@ -113,9 +143,11 @@ def check_config(cfg: Config) -> None:
 
     Raises:
         KeyError: Names the key path, the type and the registry.
+        ValueError: A hook's dataloader names no dataloader of the config
+            (:func:`~mmseg_calsfda.utils.named_dataloader`); see also
+            :func:`check_model`.
         ModuleNotFoundError: Names the key path and the optional package.
         FileNotFoundError: Names ``load_from`` and the path.
-        ValueError: See :func:`check_model`.
     """
     for path, node, registry in _entries(cfg):
         type_name = node['type']

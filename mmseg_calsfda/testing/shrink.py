@@ -26,10 +26,17 @@ def load_stage_config(name: str) -> Config:
 
 
 def _loaders(cfg: Config):
-    """Every dataloader config: the Runner's and those inside hooks."""
+    """Every dataloader config: the Runner's, the other top-level ones
+    (those hooks name, e.g. ``pseudo_label_dataloader``) and those inside
+    hooks."""
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(name):
             yield cfg[name]
+    for name, loader in cfg.items():
+        if name.endswith('_dataloader') and name not in (
+                'train_dataloader', 'val_dataloader', 'test_dataloader') \
+                and isinstance(loader, dict) and 'dataset' in loader:
+            yield loader
     hooks = list(cfg.get('custom_hooks', [])) + list(
         (cfg.get('default_hooks') or {}).values())
     for hook in hooks:
@@ -69,10 +76,22 @@ def resize_resnet(model: ConfigDict, depth: int,
                   base_channels: int = 64) -> None:
     """A ResNet backbone of ``depth`` and ``base_channels``; the decode head
     (and a backbone-reading value head) read its last stage's channels
-    (``8 x base_channels``, four times that for bottleneck depths >= 50)."""
-    feat_channels = base_channels * 8 * (4 if depth >= 50 else 1)
+    (``8 x base_channels``, four times that for bottleneck depths >= 50).
+    A DeepLabV3+ head's low-level input (``c1_in_channels``) gets the first
+    stage's channels, an auxiliary head those of the stage it reads
+    (``in_index``)."""
+    def stage_channels(index: int) -> int:
+        return base_channels * 2**index * (4 if depth >= 50 else 1)
+
+    feat_channels = stage_channels(3)
     model.backbone.update(depth=depth, base_channels=base_channels)
     model.decode_head.in_channels = feat_channels
+    if 'c1_in_channels' in model.decode_head:
+        model.decode_head.c1_in_channels = stage_channels(0)
+    aux = model.get('auxiliary_head')
+    for head in (aux if isinstance(aux, list) else [aux]):
+        if isinstance(head, dict) and isinstance(head.get('in_index'), int):
+            head.in_channels = stage_channels(head.in_index)
     if value_head_reads_backbone(model):
         model.value_head.in_channels = feat_channels
 

@@ -4,6 +4,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from torch.utils.data import DataLoader
 
+from ...utils import named_dataloader
 from ..bn_warmup import warmup_bn_stats
 
 EVENTS = ('train', 'val', 'test')
@@ -19,8 +20,9 @@ class BNWarmupHook(Hook):
     validation or test epoch.
 
     Args:
-        dataloader (dict | DataLoader): Target images; the pipeline needs no
-            annotations.
+        dataloader (dict | DataLoader | str): Target images; the pipeline
+            needs no annotations. A string names the config's top-level
+            dataloader that holds them (``'estimation_dataloader'``).
         num_batches (int): Batches to use. Defaults to 50.
         modules (Sequence[str]): Whose BatchNorm layers to re-estimate.
             Defaults to ``('value_head',)``; add ``'backbone'`` to adapt the
@@ -32,7 +34,7 @@ class BNWarmupHook(Hook):
     priority = 'ABOVE_NORMAL'
 
     def __init__(self,
-                 dataloader: Union[dict, DataLoader],
+                 dataloader: Union[dict, DataLoader, str],
                  num_batches: int = 50,
                  modules: Sequence[str] = ('value_head', ),
                  before: Union[str, Sequence[str]] = 'val') -> None:
@@ -50,6 +52,7 @@ class BNWarmupHook(Hook):
         self.last_summary: Optional[dict] = None
 
     def _loader(self, runner) -> DataLoader:
+        self._resolve_name(runner)
         if isinstance(self._dataloader, dict):
             self._dataloader = runner.build_dataloader(
                 self._dataloader, seed=runner.seed)
@@ -61,7 +64,13 @@ class BNWarmupHook(Hook):
                                             self.num_batches, self.modules)
         return self.last_summary
 
+    def _resolve_name(self, runner) -> None:
+        if isinstance(self._dataloader, str):
+            self._dataloader = named_dataloader(
+                runner.cfg, self._dataloader, 'BNWarmupHook: dataloader')
+
     def before_train(self, runner) -> None:
+        self._resolve_name(runner)  # a wrong name fails before training
         if 'train' in self.before:
             self.warmup(runner)
 

@@ -10,6 +10,7 @@ from mmseg.registry import HOOKS
 
 from ...evaluation.scalars import scalar_metrics
 from ...fileio import write_json_atomic
+from ...utils import named_dataloader
 
 
 @HOOKS.register_module()
@@ -46,7 +47,9 @@ class ECECheckpointHook(CheckpointHook):
         rule (str): 'less' or 'greater'. Defaults to 'less'.
         report_key (str): Metric reported beside it and used for the oracle.
             Defaults to 'mIoU'.
-        report_dataloader (dict, optional): Labelled data for reporting.
+        report_dataloader (dict | str, optional): Labelled data for
+            reporting, or the name of the config's top-level dataloader
+            that holds it (``'report_dataloader'``).
         report_evaluator (dict | list, optional): Its metrics.
         **kwargs: Arguments of :class:`CheckpointHook`.
     """
@@ -55,7 +58,7 @@ class ECECheckpointHook(CheckpointHook):
                  save_best: Optional[str] = 'cECE',
                  rule: str = 'less',
                  report_key: str = 'mIoU',
-                 report_dataloader: Optional[dict] = None,
+                 report_dataloader: Union[dict, str, None] = None,
                  report_evaluator: Union[dict, list, None] = None,
                  **kwargs) -> None:
         if save_best is not None and (not isinstance(save_best, str)
@@ -74,8 +77,15 @@ class ECECheckpointHook(CheckpointHook):
         self._report_loader = report_dataloader
         self._report_evaluator = report_evaluator
 
+    def _resolve_name(self, runner) -> None:
+        if isinstance(self._report_loader, str):
+            self._report_loader = named_dataloader(
+                runner.cfg, self._report_loader,
+                'ECECheckpointHook: report_dataloader')
+
     def before_train(self, runner) -> None:
         super().before_train(runner)
+        self._resolve_name(runner)  # a wrong name fails before training
         path = osp.join(runner.work_dir, 'selection.json')
         if runner.iter == 0 or not osp.isfile(path):
             return
@@ -104,6 +114,7 @@ class ECECheckpointHook(CheckpointHook):
 
     def _report(self, runner) -> Dict[str, float]:
         """Evaluates the current model on the labelled reporting set."""
+        self._resolve_name(runner)
         if isinstance(self._report_loader, dict):
             self._report_loader = runner.build_dataloader(
                 self._report_loader, seed=runner.seed)

@@ -16,7 +16,7 @@ from ...pseudo_label.pseudo_label_pass import (
     run_pseudo_label_pass,
 )
 from ...pseudo_label.top1_cache import PLACES
-from ...utils import check_choice, unwrap_model
+from ...utils import check_choice, named_dataloader, unwrap_model
 from ..bn_warmup import OneValueGuard, warmup_bn_stats
 
 NORM_LAYERS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
@@ -55,8 +55,11 @@ class SelfTrainingHook(Hook):
     uninterrupted one (tested).
 
     Args:
-        dataloader (dict | DataLoader): Target training images with the
-            test pipeline and no annotations (the pseudo-labelling pass).
+        dataloader (dict | DataLoader | str): Target training images with
+            the test pipeline and no annotations (the pseudo-labelling
+            pass), or the name of the config's top-level dataloader that
+            holds them (``'pseudo_label_dataloader'``), read when training
+            starts.
         pseudo_labeler (dict): Config of a :class:`CalibratedPseudoLabeler`;
             ``num_classes`` defaults to the decode head's.
         epochs_per_round (int): Epochs per round.
@@ -94,7 +97,7 @@ class SelfTrainingHook(Hook):
     priority = 'ABOVE_NORMAL'
 
     def __init__(self,
-                 dataloader: Union[dict, DataLoader],
+                 dataloader: Union[dict, DataLoader, str],
                  pseudo_labeler: dict,
                  epochs_per_round: int,
                  bn_warmup_batches: int = 50,
@@ -160,6 +163,9 @@ class SelfTrainingHook(Hook):
                 f'{head_classes}, pseudo_labeler.num_classes='
                 f'{self.labeler.num_classes}, train dataset classes='
                 f'{data_classes}')
+        if isinstance(self._dataloader, str):
+            self._dataloader = named_dataloader(
+                runner.cfg, self._dataloader, 'SelfTrainingHook: dataloader')
         if isinstance(self._dataloader, dict):
             self._dataloader = runner.build_dataloader(
                 self._dataloader, seed=runner.seed)
