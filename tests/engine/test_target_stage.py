@@ -297,3 +297,21 @@ def test_subset_iou_metric():
                              gt_sem_seg=dict(data=gt[:, :1]))])
     with pytest.raises(ValueError, match=r"\['z'\]"):
         metric.evaluate(1)
+
+
+def test_hooks_read_a_dataloader_by_name():
+    """A hook given the name of a top-level dataloader reads it from the
+    config when training starts; a name the config lacks is named."""
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+
+    from mmseg_calsfda.engine.hooks import BNWarmupHook
+    loader = dict(batch_size=1, dataset=dict(type='ACDCDataset'))
+    runner = SimpleNamespace(cfg=Config(dict(estimation_dataloader=loader)))
+    hook = BNWarmupHook('estimation_dataloader')
+    hook.before_train(runner)
+    assert hook._dataloader == loader
+    with pytest.raises(ValueError, match=r"^BNWarmupHook: dataloader = "
+                       r"'estimation' names no dataloader of the config"):
+        BNWarmupHook('estimation').before_train(runner)
