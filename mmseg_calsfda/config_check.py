@@ -60,18 +60,44 @@ def _hooks(cfg: Config) -> Iterator[Tuple[str, dict]]:
         yield from _typed(hook, f'default_hooks.{key}')
 
 
+# Arguments of hooks that take a dataloader (a dict, or a built DataLoader;
+# in a config a '${key}' reference reads a top-level one).
+HOOK_DATALOADER_ARGS = (
+    ('SelfTrainingHook', 'dataloader'),
+    ('SelfTrainingHook', 'bn_warmup_dataloader'),
+    ('BNWarmupHook', 'dataloader'),
+    ('ECECheckpointHook', 'report_dataloader'),
+)
+
+
+def _dataset_entries(loader: Any,
+                     path: str) -> Iterator[Tuple[str, dict, object]]:
+    """The dataset of a dataloader config and its pipeline's transforms."""
+    if not isinstance(loader, dict):
+        return
+    for sub_path, node in _typed(loader.get('dataset'), f'{path}.dataset'):
+        yield sub_path, node, DATASETS
+        yield from ((p, n, TRANSFORMS) for p, n in _typed(
+            node.get('pipeline', []), f'{sub_path}.pipeline'))
+
+
+def _hook_dataloaders(cfg: Config) -> Iterator[Tuple[str, Any]]:
+    """``(key path, value)`` of every dataloader argument a hook of
+    :data:`HOOK_DATALOADER_ARGS` is given."""
+    for path, hook in _hooks(cfg):
+        for hook_type, arg in HOOK_DATALOADER_ARGS:
+            if arg in hook and _is_hook(hook['type'], hook_type):
+                yield f'{path}.{arg}', hook[arg]
+
+
 def _entries(cfg: Config) -> Iterator[Tuple[str, dict, object]]:
     """Yields ``(key path, typed dict, registry)`` for what the Runner
     builds."""
     for path, node in _model_entries(cfg.get('model'), 'model'):
         yield path, node, MODELS
     for name in ('train', 'val', 'test'):
-        loader = cfg.get(f'{name}_dataloader') or {}
-        for path, node in _typed(loader.get('dataset'),
-                                 f'{name}_dataloader.dataset'):
-            yield path, node, DATASETS
-            yield from ((p, n, TRANSFORMS) for p, n in _typed(
-                node.get('pipeline', []), f'{path}.pipeline'))
+        yield from _dataset_entries(cfg.get(f'{name}_dataloader'),
+                                    f'{name}_dataloader')
         for path, node in _typed(cfg.get(f'{name}_cfg'), f'{name}_cfg'):
             yield path, node, LOOPS
     for name in ('val_evaluator', 'test_evaluator'):
@@ -83,6 +109,15 @@ def _entries(cfg: Config) -> Iterator[Tuple[str, dict, object]]:
                                else METRICS)
     for path, node in _hooks(cfg):
         yield path, node, HOOKS
+    # the datasets of the other top-level dataloaders (pseudo-label pass,
+    # estimation, report) and of the hooks' dataloaders: a misspelt type
+    # is named by the key a user wrote it in, before training
+    for name in cfg.keys():
+        if name.endswith('_dataloader') and name not in (
+                'train_dataloader', 'val_dataloader', 'test_dataloader'):
+            yield from _dataset_entries(cfg[name], name)
+    for path, loader in _hook_dataloaders(cfg):
+        yield from _dataset_entries(loader, path)
     for path, node in _typed(cfg.get('param_scheduler'), 'param_scheduler'):
         yield path, node, PARAM_SCHEDULERS
     wrapper = cfg.get('optim_wrapper') or {}
@@ -194,12 +229,24 @@ def check_hook_dataloaders(cfg: Config) -> None:
     such a config. A reference (``'${pseudo_label_dataloader}'``) always
     agrees.
 
+    A hook's dataloader is a dict (or a reference that resolves to one),
+    never a bare key name: ``dataloader='pseudo_label_dataloader'`` is
+    refused, naming the reference to write instead.
+
     Args:
         cfg (Config): A loaded config, references resolved.
 
     Raises:
-        ValueError: Names both keys and both folders.
+        ValueError: Names both keys and both folders; or the hook argument
+            given a string.
     """
+    for path, loader in _hook_dataloaders(cfg):
+        if isinstance(loader, str):
+            raise ValueError(
+                f'{path} = {loader!r} is a string: a hook takes a '
+                'dataloader dict; to read a top-level dataloader, write a '
+                f"reference to it: '${{{loader}}}' (mmseg_calsfda."
+                'config_refs)')
     pairs = [('val_dataloader', cfg.get('val_dataloader'),
               'estimation_dataloader')]
     for path, hook in _hooks(cfg):

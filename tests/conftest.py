@@ -25,6 +25,14 @@ def synthetic_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope='session')
+def adverse_root(tmp_path_factory):
+    """ACDC, Dark Zurich, Nighttime Driving and BDD100K in their own
+    layouts, four 64x128 images per folder (tests/adverse_layouts.py)."""
+    from tests.adverse_layouts import write_adverse_targets
+    return write_adverse_targets(str(tmp_path_factory.mktemp('adverse')))
+
+
 @pytest.fixture
 def free_port():
     import socket

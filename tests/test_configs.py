@@ -11,8 +11,10 @@ from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_calsfda.config_check import check_config
+from mmseg_calsfda.config_refs import resolve_references
 from tests.utils import ROOT, stage_config
 
+MODEL_ZOO = 'https://download.openmmlab.com/mmsegmentation/'
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
                          recursive=True) if '_base_' not in p)
@@ -26,7 +28,15 @@ def test_there_are_configs():
                  'deeplabv2_r101_synthia_value.py', 'deeplabv2_gta2cs.py',
                  'deeplabv2_synthia2cs.py', 'segformer_mit-b2_gta5_source.py',
                  'segformer_mit-b2_gta5_value.py',
-                 'segformer_mit-b2_gta2cs.py'):
+                 'segformer_mit-b2_gta2cs.py',
+                 'deeplabv3plus_r101_cityscapes_source.py',
+                 'deeplabv3plus_r101_cityscapes_value.py',
+                 'deeplabv3plus_r101_cs2acdc.py',
+                 'deeplabv3plus_r101_cs2darkzurich.py',
+                 'deeplabv3plus_r101_cs2nightdriving.py',
+                 'deeplabv3plus_r101_cs2bdd100k.py',
+                 'deeplabv3plus_r101_mmseg-zoo_cityscapes_value.py',
+                 'deeplabv3plus_r101_mmseg-zoo_cs2acdc-fog.py'):
         assert name in names
 
 
@@ -37,7 +47,9 @@ def test_config_builds(path):
     assert cfg.custom_imports == dict(
         imports=['mmseg_calsfda'], allow_failed_imports=False)
     if cfg.load_from:  # a later stage names the previous stage's output
-        assert cfg.load_from.startswith('work_dirs/'), cfg.load_from
+        # (or a checkpoint of MMSeg's model zoo)
+        assert cfg.load_from.startswith(('work_dirs/', MODEL_ZOO)), \
+            cfg.load_from
         # ... and must not fetch ImageNet weights it would overwrite
         assert cfg.model.get('pretrained') is None
         assert cfg.model.backbone.get('init_cfg') is None or \
@@ -138,6 +150,10 @@ def test_target_stage_reads_no_target_labels_for_training_or_selection():
     ('deeplabv2_r101_gta5_value.py', 'deeplabv2_gta2cs.py'),
     ('deeplabv2_r101_synthia_value.py', 'deeplabv2_synthia2cs.py'),
     ('segformer_mit-b2_gta5_value.py', 'segformer_mit-b2_gta2cs.py'),
+    ('deeplabv3plus_r101_cityscapes_value.py',
+     'deeplabv3plus_r101_cs2darkzurich.py'),
+    ('deeplabv3plus_r101_mmseg-zoo_cityscapes_value.py',
+     'deeplabv3plus_r101_mmseg-zoo_cs2acdc-fog.py'),
 ])
 def test_target_stage_builds_the_value_head_stage_two_trained(value, target):
     """The head's pooling leaves no trace in the weights: a stage-3 config
@@ -381,3 +397,106 @@ def test_class_defaults_are_the_recipes_values(recipe):
               and (tuple(value) if isinstance(value, list) else value)
               != default]
     assert not differ
+
+
+# ------------------------------------------- every dataloader's data (#40)
+HOOK_DATALOADER_KEYS = ('dataloader', 'bn_warmup_dataloader',
+                        'report_dataloader')
+
+
+def dataloaders(cfg: Config):
+    """``(key, dataloader)`` of every dataloader in a config, its
+    ``'${key}'`` references resolved as the Runner resolves them: the
+    Runner's, the other top-level ones and the hooks'."""
+    cfg = resolve_references(cfg)
+    for name, loader in cfg.items():
+        if name.endswith('_dataloader') and isinstance(loader, dict):
+            yield name, loader
+    hooks = [(f'custom_hooks[{i}]', h)
+             for i, h in enumerate(cfg.get('custom_hooks', []))]
+    hooks += [(f'default_hooks.{k}', h)
+              for k, h in (cfg.get('default_hooks') or {}).items()]
+    for where, hook in hooks:
+        for key in HOOK_DATALOADER_KEYS:
+            loader = (hook or {}).get(key)
+            assert loader is None or isinstance(loader, dict), \
+                f'{where}.{key} = {loader!r}'
+            if loader is not None:
+                yield f'{where}.{key}', loader
+
+
+# the data each config reads, by a part of its name (first match)
+DATA_ROOTS = (('cs2acdc', 'data/acdc/'),
+              ('cs2darkzurich', 'data/dark_zurich/'),
+              ('cs2nightdriving', 'data/NighttimeDrivingTest/'),
+              ('cs2bdd100k', 'data/bdd100k/'),
+              ('2folder', 'data/target_images/'), ('2cs', 'data/cityscapes/'),
+              ('cityscapes_', 'data/cityscapes/'), ('gta5_', 'data/gta/'),
+              ('synthia_', 'data/synthia/'))
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
+def test_every_dataloader_reads_the_configs_data(path):
+    """Including the copies or references inside custom_hooks and
+    default_hooks.checkpoint: a child config that changes the data must
+    change them too."""
+    name = osp.basename(path)
+    root = next(root for part, root in DATA_ROOTS if part in name)
+    cfg = Config.fromfile(path)
+    loaders = dict(dataloaders(cfg))
+    assert {'train_dataloader', 'val_dataloader'} <= set(loaders)
+    for key, loader in loaders.items():
+        assert loader['dataset']['data_root'] == root, key
+    if cfg.model.stage != 'target':
+        return
+    # the pass and the BN warm-up (SelfTrainingHook's own, BNWarmupHook's)
+    # or the report
+    hooks = [key for key in loaders if 'hooks' in key]
+    assert len(hooks) == 3, list(loaders)
+
+    def prefix(loader):
+        return loader['dataset'].get('data_prefix') or {}
+
+    def images(loader):
+        dataset = loader['dataset']
+        return (prefix(loader).get('img_path'), dataset.get('split'),
+                dataset.get('conditions'))
+
+    # the pass, the BN warm-up and the estimation read the train images;
+    # the report and the test (where the config has them) the labelled ones
+    unlabelled = [k for k in loaders if 'seg_map_path' not in
+                  prefix(loaders[k])]
+    labelled = sorted(set(loaders) - set(unlabelled))
+    assert len({images(loaders[k]) for k in unlabelled}) == 1, unlabelled
+    if cfg.get('report_dataloader') is not None:
+        assert len({images(loaders[k]) for k in labelled}) == 1, labelled
+        assert 'test_dataloader' in labelled and len(labelled) >= 2
+    else:
+        assert not labelled, labelled
+    if 'acdc-fog' in name:
+        assert {images(loaders[k])[2] for k in loaders} == {('fog', )}
+
+
+def test_a_wrong_hook_dataloader_is_named_before_training():
+    """A reference to a key the config lacks, a bare key name where a
+    dataloader belongs, a misspelt dataset type in a top-level dataloader
+    only a hook reads: each is named before anything is built."""
+    cfg = stage_config('deeplabv3plus_r101_cs2acdc.py')
+    cfg.load_from = None
+    check_config(cfg)
+    cfg.custom_hooks[1].dataloader = '${estimation_dataloder}'
+    with pytest.raises(KeyError, match=r"custom_hooks\[1\]\.dataloader = "
+                       r"'\$\{estimation_dataloder\}', but the config has "
+                       "no key 'estimation_dataloder'"):
+        check_config(cfg)
+    cfg.custom_hooks[1].dataloader = 'estimation_dataloader'
+    with pytest.raises(ValueError, match=r"^custom_hooks\[1\]\.dataloader = "
+                       r"'estimation_dataloader' is a string: .* write a "
+                       r"reference to it: '\$\{estimation_dataloader\}'"):
+        check_config(cfg)
+    cfg = stage_config('deeplabv3plus_r101_cs2acdc.py')
+    cfg.load_from = None
+    cfg.pseudo_label_dataloader.dataset.type = 'ACDCDatset'
+    with pytest.raises(KeyError, match=r"^\"pseudo_label_dataloader\.dataset"
+                       r"\.type = 'ACDCDatset' is not registered"):
+        check_config(cfg)

@@ -22,18 +22,25 @@ def pseudo_label_path(pseudo_label_dir: str, img_path: str, img_dir: str,
 
 
 class PseudoLabelMixin:
-    """Pairs each image of a dataset with the current round's pseudo-label.
+    """Pairs the images a dataset lists with the current round's
+    pseudo-labels.
 
-    Each sample's label is ``<pseudo_label_dir>/<image path relative to
-    data_prefix.img_path, without img_suffix>.png``; ``SelfTrainingHook``
-    sets :attr:`pseudo_label_dir` to the finished round's folder at the
-    start of every round. Pseudo-labels are already in the model's class
-    space, so no ``label_map`` applies even when ``metainfo`` selects a
-    subset of classes (SYNTHIA's 16). Mixed in front of the dataset class.
+    Mixed in front of a segmentation dataset class that lists target images
+    without labels (no ``seg_map_path`` in ``data_prefix``):
+    :class:`PseudoLabelDataset` (Cityscapes-style folders),
+    :class:`PseudoLabelFolderDataset` (any folder of images) and
+    :class:`ACDCPseudoLabelDataset` (ACDC's conditions). Pseudo-labels are
+    already in the model's class space, so no ``label_map`` applies even
+    when ``metainfo`` selects a subset of classes (SYNTHIA's 16). Each
+    sample's label is ``<pseudo_label_dir>/<image path relative to
+    data_prefix.img_path, without img_suffix>.png``
+    (:func:`pseudo_label_path`), where the pseudo-label pass of
+    ``SelfTrainingHook`` writes it; the hook sets :attr:`pseudo_label_dir`
+    to the finished round's folder at the start of every round.
 
     Args:
         pseudo_label_dir (str, optional): Folder of pseudo-label PNGs.
-        **kwargs: Arguments of the dataset class.
+        **kwargs: Arguments of the dataset class it is mixed into.
     """
 
     def __init__(self, *args, pseudo_label_dir: Optional[str] = None,
@@ -59,10 +66,13 @@ class PseudoLabelMixin:
 class PseudoLabelDataset(PseudoLabelMixin, CheckedSegDatasetMixin,
                          CityscapesDataset):
     """Unlabelled Cityscapes-style target images paired with the current
-    round's pseudo-labels (:class:`PseudoLabelMixin`).
+    round's pseudo-labels.
 
-    The images are listed like :class:`CityscapesDataset` (no ``seg_map_path``
-    in ``data_prefix``: the target's labels are never read).
+    The images are listed like :class:`CityscapesDataset` (every
+    ``*<img_suffix>`` under ``data_prefix.img_path``; no ``seg_map_path``:
+    the target's labels are never read); ``img_suffix`` lists other
+    layouts' images (``'_rgb_anon.png'`` for Dark Zurich, ``'.jpg'`` for
+    BDD100K). How the labels are found: :class:`PseudoLabelMixin`.
 
     Args:
         pseudo_label_dir (str, optional): Folder of pseudo-label PNGs.

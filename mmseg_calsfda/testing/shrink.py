@@ -93,10 +93,22 @@ def resize_resnet(model: ConfigDict, depth: int,
                   base_channels: int = 64) -> None:
     """A ResNet backbone of ``depth`` and ``base_channels``; the decode head
     (and a backbone-reading value head) read its last stage's channels
-    (``8 x base_channels``, four times that for bottleneck depths >= 50)."""
-    feat_channels = base_channels * 8 * (4 if depth >= 50 else 1)
+    (``8 x base_channels``, four times that for bottleneck depths >= 50).
+    A DeepLabV3+ head's low-level input (``c1_in_channels``) gets the first
+    stage's channels, an auxiliary head those of the stage it reads
+    (``in_index``)."""
+    def stage_channels(index: int) -> int:
+        return base_channels * 2**index * (4 if depth >= 50 else 1)
+
+    feat_channels = stage_channels(3)
     model.backbone.update(depth=depth, base_channels=base_channels)
     model.decode_head.in_channels = feat_channels
+    if 'c1_in_channels' in model.decode_head:
+        model.decode_head.c1_in_channels = stage_channels(0)
+    aux = model.get('auxiliary_head')
+    for head in (aux if isinstance(aux, list) else [aux]):
+        if isinstance(head, dict) and isinstance(head.get('in_index'), int):
+            head.in_channels = stage_channels(head.in_index)
     if value_head_reads_backbone(model):
         model.value_head.in_channels = feat_channels
 

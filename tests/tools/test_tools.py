@@ -160,7 +160,7 @@ def test_demo_help_says_what_it_writes_and_the_defaults():
     assert res.returncode == 0, res.stderr[-3000:]
     text = ' '.join(res.stdout.split())
     for phrase in ('results.json', 'results.md', 'reliability_diagram.png',
-                   'console.log', '6-13 minutes',
+                   'console.log', 'About 5 minutes',
                    '(default: work_dirs/demo)', '(default: 0)',
                    '(default: cpu)'):
         assert phrase in text, phrase

@@ -1,11 +1,18 @@
 import os.path as osp
+from typing import Callable, Union
 
 from mmengine.runner import Runner
-from mmengine.runner.checkpoint import find_latest_checkpoint
+from mmengine.runner.checkpoint import (
+    _load_checkpoint,
+    _load_checkpoint_to_model,
+    find_latest_checkpoint,
+)
 from mmseg.registry import RUNNERS
 
 from ...config_check import check_config
 from ...config_refs import resolve_references
+from ...utils import unwrap_model
+from ..checkpoint_fit import check_checkpoint_fits
 
 
 @RUNNERS.register_module()
@@ -26,6 +33,13 @@ class CalSFDARunner(Runner):
     ``tools/train.py`` (and ``mim train``) use it too; it also resolves the
     config's ``'${key}'`` references (:mod:`mmseg_calsfda.config_refs`)
     before building.
+
+    A checkpoint whose tensors do not fit the model's shapes (a head of
+    another class count) is refused before training, naming the key and
+    both shapes; MMEngine would only warn and keep that layer's random
+    initialisation. The model's keys the checkpoint lacks (a model-zoo
+    checkpoint has no value head) are named in the log
+    (:func:`~mmseg_calsfda.engine.checkpoint_fit.check_checkpoint_fits`).
 
     Args:
         *args, **kwargs: Those of MMEngine's :class:`Runner`, unchanged
@@ -61,6 +75,27 @@ class CalSFDARunner(Runner):
                     f'the stage from load_from={self._load_from}')
                 self._resume = False
         super().load_or_resume()
+
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location: Union[str, Callable] = 'cpu',
+                        strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]) -> dict:
+        """MMEngine's ``Runner.load_checkpoint``, with the checkpoint
+        checked against the model (:func:`check_checkpoint_fits`) between
+        reading it and loading it."""
+        checkpoint = _load_checkpoint(filename, map_location=map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = unwrap_model(self.model)
+        name = (f'load_from = {filename!r}' if filename == self._load_from
+                else f'checkpoint {filename!r}')
+        check_checkpoint_fits(model, checkpoint, name, revise_keys,
+                              logger=self.logger)
+        checkpoint = _load_checkpoint_to_model(
+            model, checkpoint, strict, revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
 
     def _inside_work_dir(self, path: str) -> bool:
         work_dir = osp.realpath(self.work_dir)

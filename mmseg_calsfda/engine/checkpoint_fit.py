@@ -1,0 +1,114 @@
+"""Checks that a checkpoint fits the model before its weights go in.
+
+MMEngine loads ``load_from`` with ``strict=False``: a tensor whose shape
+differs from the model's (a head trained for another class count, a layer of
+another width) is only mentioned in a warning, and the layer keeps its
+random initialisation -- a stage would train on a random classifier. Here
+such a checkpoint is refused, naming the key and both shapes, and the keys
+the checkpoint lacks (the value head a model-zoo checkpoint has never had)
+are named in the log.
+"""
+import logging
+import re
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+from mmengine.logging import print_log
+from torch import nn
+
+# What a checkpoint may lack without comment: MMEngine leaves these out
+# too (BatchNorm's counter, absent from older checkpoints).
+IGNORED_MISSING = ('num_batches_tracked', )
+# Parts of a Cal-SFDA model that a checkpoint of an earlier stage or of
+# MMSeg's model zoo does not have: their absence is expected.
+NEW_MODULES = ('value_head.', )
+MAX_NAMED = 30
+
+
+def checkpoint_state(checkpoint: Mapping,
+                     revise_keys: Sequence[Tuple[str, str]] = (
+                         (r'^module\.', ''), )) -> dict:
+    """The state dict of a checkpoint (MMEngine's ``{'meta', 'state_dict',
+    ...}`` or a bare state dict) with ``revise_keys`` applied to its keys,
+    as MMEngine applies them before loading."""
+    state = checkpoint.get('state_dict', checkpoint)
+    for pattern, replacement in revise_keys:
+        state = {re.sub(pattern, replacement, k): v for k, v in state.items()}
+    return state
+
+
+def mismatched_shapes(model: nn.Module, state: Mapping
+                      ) -> List[Tuple[str, tuple, tuple]]:
+    """``(key, checkpoint shape, model shape)`` of every tensor of the model
+    (parameters and buffers, in the model's order) whose shape in ``state``
+    differs."""
+    found = []
+    for key, tensor in model.state_dict().items():
+        loaded = state.get(key)
+        shape = getattr(loaded, 'shape', None)
+        if shape is not None and tuple(shape) != tuple(tensor.shape):
+            found.append((key, tuple(shape), tuple(tensor.shape)))
+    return found
+
+
+def missing_keys(model: nn.Module, state: Mapping) -> List[str]:
+    """Keys of the model's state that ``state`` lacks (BatchNorm counters
+    left out)."""
+    return [key for key in model.state_dict()
+            if key not in state and not key.endswith(IGNORED_MISSING)]
+
+
+def _named(keys: Sequence[str]) -> str:
+    more = len(keys) - MAX_NAMED
+    return ', '.join(keys[:MAX_NAMED]) + (f' and {more} more'
+                                          if more > 0 else '')
+
+
+def check_checkpoint_fits(model: nn.Module,
+                          checkpoint: Mapping,
+                          name: str,
+                          revise_keys: Sequence[Tuple[str, str]] = (
+                              (r'^module\.', ''), ),
+                          logger: Optional[object] = 'current') -> None:
+    """Refuses a checkpoint whose tensors do not fit the model's shapes and
+    logs the model's keys that the checkpoint lacks.
+
+    Args:
+        model (nn.Module): The model (unwrapped).
+        checkpoint (Mapping): The loaded checkpoint.
+        name (str): How the error and the log call the checkpoint, e.g.
+            ``"load_from = 'x.pth'"``.
+        revise_keys (Sequence[tuple[str, str]]): Key substitutions applied
+            before loading (MMEngine's ``revise_keys``).
+        logger: Where the missing keys are logged (MMEngine's
+            ``print_log``). Defaults to the current logger.
+
+    Raises:
+        ValueError: Names the first key (in the model's order) whose shapes
+            differ, the checkpoint's shape, the model's, and the others.
+    """
+    state = checkpoint_state(checkpoint, revise_keys)
+    mismatched = mismatched_shapes(model, state)
+    if mismatched:
+        key, loaded, expected = mismatched[0]
+        others = [k for k, _, _ in mismatched[1:]]
+        more = f' (and {len(others)} more: {_named(others)})' if others \
+            else ''
+        if key.startswith(NEW_MODULES):
+            fix = ('model.value_head and model.value_input must be as in the '
+                   'stage-2 config that trained it')
+        else:
+            fix = ('the checkpoint holds another network or class count '
+                   "(e.g. a head trained for another dataset's classes): "
+                   "load a checkpoint of this config's network, or set the "
+                   "network (num_classes, channels) to the checkpoint's")
+        raise ValueError(
+            f'{name}: {key} has shape {loaded}, the model\'s {expected}'
+            f'{more}; {fix}')
+    missing = missing_keys(model, state)
+    if missing:
+        expected_new = all(k.startswith(NEW_MODULES) for k in missing)
+        print_log(
+            f'{name}: {len(missing)} key(s) of the model are not in the '
+            f'checkpoint and keep their initialisation: {_named(missing)}',
+            logger=logger,
+            level=logging.INFO if expected_new else logging.WARNING)
