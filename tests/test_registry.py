@@ -14,8 +14,8 @@ from tests.utils import ROOT
 # The markdown table under COMPONENTS_HEADING in this file documents every
 # registered component: `Name`s (several per row allowed; a parenthesis
 # holds helpers that are not registered) | registry | what.
-COMPONENTS_DOC = osp.join(ROOT, 'README.md')
-COMPONENTS_HEADING = '## Components'
+COMPONENTS_DOC = osp.join(ROOT, 'docs', 'components.md')
+COMPONENTS_HEADING = '# Components'
 PACKAGE = 'mmseg_calsfda'
 
 

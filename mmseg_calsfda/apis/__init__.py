@@ -4,6 +4,8 @@ from .calsfda_inferencer import (
     EST_ECE_PERCENT,
     CalSFDAInferencer,
     MissingValueHeadError,
+    inference_pipeline,
 )
 
-__all__ = ['CalSFDAInferencer', 'EST_ECE_PERCENT', 'MissingValueHeadError']
+__all__ = ['CalSFDAInferencer', 'EST_ECE_PERCENT', 'MissingValueHeadError',
+           'inference_pipeline']

@@ -2,15 +2,49 @@ from typing import List, Optional
 
 import numpy as np
 import torch.nn as nn
-from mmengine.config import ConfigDict
+from mmengine.config import Config, ConfigDict
 from mmseg.apis import MMSegInferencer
 from mmseg.utils import SampleList
 
+from ..config_refs import resolve_references
 from ..models.segmentors import has_value_head
 
 #: The key of the estimated ECE, in percent, in :class:`CalSFDAInferencer`'s
 #: results (and the column of the tools' CSV files).
 EST_ECE_PERCENT = 'est_ece_percent'
+
+
+def inference_pipeline(cfg: Config) -> list:
+    """The pipeline a config's model predicts with: its test dataloader's,
+    else its ``test_pipeline``, else its (validation) dataloader's -- a
+    stage config without labelled test data, such as the folder target
+    (``configs/calsfda/deeplabv2_gta2folder.py``), validates on unlabelled
+    images with the pipeline inference needs. ``'${key}'`` references are
+    resolved; ``LoadAnnotations`` is left out.
+
+    Args:
+        cfg (Config): A loaded config.
+
+    Returns:
+        list: The transforms, as configs.
+
+    Raises:
+        ValueError: The config has none of the three.
+    """
+    cfg = resolve_references(cfg)
+    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    if cfg.get('test_dataloader'):
+        pipeline = loader['dataset']['pipeline']
+    elif cfg.get('test_pipeline'):
+        pipeline = cfg.test_pipeline
+    elif loader:
+        pipeline = loader['dataset']['pipeline']
+    else:
+        raise ValueError('the config has no test_dataloader, test_pipeline '
+                         'or val_dataloader to take the inference pipeline '
+                         'from')
+    return [step for step in pipeline
+            if step['type'] != 'LoadAnnotations']
 
 
 class MissingValueHeadError(ValueError):
@@ -39,6 +73,14 @@ class CalSFDAInferencer(MMSegInferencer):
         See :class:`mmseg.apis.MMSegInferencer` (``model``: a config file
         or ``Config``, ``weights``: the checkpoint, ``device``, ...).
     """
+
+    def _init_pipeline(self, cfg: ConfigDict):
+        """MMSeg's pipeline set-up, on :func:`inference_pipeline` (a
+        config without test data, e.g. the folder target, works too)."""
+        cfg = Config(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg)
+        cfg.test_dataloader = dict(dataset=dict(
+            pipeline=inference_pipeline(cfg)))
+        return super()._init_pipeline(cfg)
 
     def _load_weights_to_model(self, model: nn.Module,
                                checkpoint: Optional[dict],

@@ -2,9 +2,12 @@
 folders, no label anywhere), with MMSeg's real Runner, from a tiny stage-2
 checkpoint: configs/calsfda/deeplabv2_gta2folder.py as a user would run it
 -- a child config that sets only the folder."""
+import csv
 import glob
 import json
 import os.path as osp
+import subprocess
+import sys
 from itertools import islice
 
 import pytest
@@ -15,7 +18,7 @@ from mmseg_calsfda.datasets.image_folder import scan_images
 from mmseg_calsfda.datasets.label_maps import CITYSCAPES_CLASSES
 from mmseg_calsfda.datasets.random_subset import random_subset
 from mmseg_calsfda.engine.hooks import BNWarmupHook, SelfTrainingHook
-from tests.utils import ROOT, tiny_cfg
+from tests.utils import ROOT, run_cli, tiny_cfg
 
 # the synthetic target images under names a camera or a user would give
 NAMES = ('drive 2024-05-01/clip A/frame_0001.jpg',
@@ -127,6 +130,59 @@ def test_unlabelled_folder_end_to_end(jpeg_folder, stage2, tmp_path,
     best = tmp_path / 'work' / 'best_estECE.pth'
     assert best.is_symlink() and best.resolve().name == selection[
         'checkpoint']
+
+
+def test_the_walkthrough_ends_in_pictures_and_a_plain_model(
+        jpeg_folder, stage2, tmp_path):
+    """docs/your_data.md from end to end, as a user runs it: the folder
+    config with one path set, then tools/image_demo.py and the model
+    converter on the selected checkpoint; the exported model loads in a
+    process that never imports the plugin."""
+    config = child_config(tmp_path, f'data_root = {jpeg_folder!r}\n')
+    cfg = folder_cfg(config, tmp_path / 'work', stage2[1], epochs=1)
+    RUNNERS.build(cfg).train()
+    best = str(tmp_path / 'work' / 'best_estECE.pth')
+    cfg.dump(str(tmp_path / 'my_dashcam.py'))  # the test-size network
+    shrunk = str(tmp_path / 'my_dashcam.py')
+
+    res = run_cli([sys.executable, 'tools/image_demo.py', shrunk, best,
+                   jpeg_folder, '--out-dir', str(tmp_path / 'overlays')])
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    with open(tmp_path / 'overlays' / 'est_ece.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(NAMES)
+    assert all(0 < float(r['est_ece_percent']) < 100 for r in rows)
+    # overlays mirror the folder, relative to --out-dir
+    assert sorted(r['overlay'] for r in rows) == sorted(
+        osp.splitext(n)[0] + '.png' for n in NAMES)
+    assert all((tmp_path / 'overlays' / r['overlay']).is_file()
+               for r in rows)
+
+    res = run_cli([sys.executable, 'tools/model_converters/calsfda2mmseg.py',
+                   shrunk, best, str(tmp_path / 'exported'), '--name',
+                   'dashcam'])
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    exported = tmp_path / 'exported'
+    # a fresh process, stock MMSeg (the DeepLabV2 head needs the plugin's
+    # module, which the exported config imports itself)
+    code = (
+        'import sys, torch\n'
+        'from mmseg.apis import init_model\n'
+        f"sd = torch.load({str(exported / 'dashcam.pth')!r}, "
+        'weights_only=True)\n'
+        "assert not any(k.startswith('value_head')\n"
+        "               for k in sd['state_dict'])\n"
+        f"model = init_model({str(exported / 'dashcam.py')!r}, "
+        f"{str(exported / 'dashcam.pth')!r}, device='cpu')\n"
+        "import numpy as np\n"
+        "from mmseg.apis import inference_model\n"
+        "img = np.zeros((64, 128, 3), np.uint8)\n"
+        "assert inference_model(model, img).pred_sem_seg.shape == (64, 128)\n"
+        "print(type(model).__name__)\n")
+    out = subprocess.run([sys.executable, '-c', code], cwd=str(tmp_path),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith('EncoderDecoder')
 
 
 def test_an_override_of_one_top_level_key_reaches_its_hooks(

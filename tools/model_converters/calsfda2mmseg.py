@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Tuple
 import torch
 from mmengine.config import Config, ConfigDict
 
+from mmseg_calsfda.apis import inference_pipeline
 from mmseg_calsfda.cli import (
     BUILD_ERRORS,
     config_errors,
@@ -212,6 +213,8 @@ def plain_config(cfg: Config) -> Tuple[Config, List[str], List[str]]:
         metrics, dropped = _mmseg_metrics(cfg.get('test_evaluator') or [])
         if metrics:
             out.test_evaluator = metrics
+    else:  # no labelled test data (e.g. the folder target): inference only
+        out.test_pipeline = inference_pipeline(cfg)
     if cfg.get('tta_pipeline'):
         out.tta_pipeline = cfg.tta_pipeline
     return out, needs_plugin, dropped
