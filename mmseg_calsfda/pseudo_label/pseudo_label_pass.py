@@ -38,7 +38,11 @@ from torch import Tensor
 from ..console import TerminalBar
 from ..datasets.pseudo_label_dataset import pseudo_label_path
 from ..fileio import BackgroundWriter, write_png_atomic
-from .calibrated_pseudo_labeler import CalibratedPseudoLabeler, count_values
+from .calibrated_pseudo_labeler import (
+    CalibratedPseudoLabeler,
+    Top1,
+    count_values,
+)
 from .top1_cache import Top1Cache
 
 
@@ -91,9 +95,9 @@ def _first_half(model, dataloader: Iterable,
                 outputs: Callable = model_outputs) -> None:
     """Coarse histograms of the whole set; keeps top-1 outputs."""
     for probs, est, img_path in outputs(model, dataloader, 'thresholds'):
-        conf, pred = labeler.top1(probs)
-        labeler.update_top1(conf, pred, est)
-        cache.add(conf[0], pred[0], est, img_path)
+        top1 = labeler.top1(probs)
+        labeler.update(top1, est)
+        cache.add(top1.conf[0], top1.pred[0], est, img_path)
 
 
 def _refine(labeler: CalibratedPseudoLabeler, cache: Top1Cache,
@@ -101,7 +105,7 @@ def _refine(labeler: CalibratedPseudoLabeler, cache: Top1Cache,
     """The second look at the scores that makes the thresholds exact."""
     labeler.begin_refinement(round_idx)
     for conf, pred, est, _ in cache:
-        labeler.refine_top1(conf[None], pred[None], est)
+        labeler.refine(Top1(conf[None], pred[None]), est)
 
 
 def _labels(model, dataloader: Iterable, labeler: CalibratedPseudoLabeler,
@@ -111,13 +115,13 @@ def _labels(model, dataloader: Iterable, labeler: CalibratedPseudoLabeler,
     the first half ran on: from the cache, or (reference selection) from
     the model again."""
     thresholds = thresholds.to(labeler.histogram.device)  # once
-    if labeler.selection == 'reference':
+    if labeler.rules.needs_probabilities:
         for probs, est, img_path in outputs(model, dataloader, 'labels'):
             yield labeler.label(probs, est, thresholds, round_idx)[0], img_path
         return
     for conf, pred, est, img_path in cache:
-        yield labeler.label_top1(conf[None], pred[None], est, thresholds,
-                                 round_idx)[0], img_path
+        yield labeler.label(Top1(conf[None], pred[None]), est, thresholds,
+                            round_idx)[0], img_path
 
 
 def _write_label(label: Tensor, path: str) -> None:
@@ -213,7 +217,7 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
     cb_prop, local_prop = labeler.proportions(round_idx)
     summary = dict(
         round=round_idx, cb_prop=cb_prop, local_prop=local_prop,
-        selection=labeler.selection, top1_cache=cache.place,
+        selection=labeler.rules.selection, top1_cache=cache.place,
         class_weights=[
             round(float(w), 6) for w in labeler.class_weights(thresholds)
         ],
