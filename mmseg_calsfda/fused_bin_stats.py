@@ -18,7 +18,7 @@ path. The two agree to float32 rounding (tests; on a CPU through Triton's
 interpreter, ``TRITON_INTERPRET=1``).
 """
 import os
-from typing import Optional, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -46,6 +46,25 @@ def available(tensor: Tensor) -> bool:
     return tensor.is_cuda or os.environ.get('TRITON_INTERPRET') == '1'
 
 
+
+class PixelTerms(NamedTuple):
+    """What both kernels compute for a tile of pixels (Triton values;
+    ``C_PAD x BLOCK`` for the per-class ones, ``BLOCK`` for the others)."""
+    offsets: Any  # of the tile's logits (classes x pixels)
+    tile_mask: Any  # real classes and pixels of the tile
+    cls: Any  # the class index of each row (``C_PAD``)
+    probs: Any  # softmax of the logits
+    pred: Any  # the predicted class
+    smooth: Any  # per class, the smooth maximum's weights (or ``probs``)
+    total: Any  # their sum (or the top probability)
+    raw: Any  # the confidence before clamping at 1
+    conf: Any  # the confidence that picks the bin
+    target: Any  # the ground-truth class (0 where not valid)
+    w: Any  # the pixel's weight (0 where not valid)
+    slot: Any  # its (image, class, bin) sum
+    in_img: Any  # whether the pixel is in the image
+
+
 if triton is not None:
 
     @triton.jit
@@ -54,7 +73,8 @@ if triton is not None:
                      N_BINS: tl.constexpr, USE_T: tl.constexpr,
                      HAS_WEIGHT: tl.constexpr):
         """Softmax, confidence, prediction, slot and weight of the pixels
-        ``hw`` of image ``n`` (classes along axis 0 of the tile)."""
+        ``hw`` of image ``n`` (classes along axis 0 of the tile), as
+        :class:`PixelTerms`."""
         cls = tl.arange(0, C_PAD)
         in_cls = cls < C
         in_img = hw < HW
@@ -92,8 +112,10 @@ if triton is not None:
         for j in tl.static_range(N_BINS - 1):
             bin_idx += (conf > tl.load(bounds + j)).to(tl.int32)
         slot = (n * C + target) * N_BINS + bin_idx
-        return (offsets, tile_mask, cls, probs, pred, smooth, total, raw,
-                conf, target, w, slot, in_img)
+        return PixelTerms(offsets=offsets, tile_mask=tile_mask, cls=cls,
+                          probs=probs, pred=pred, smooth=smooth, total=total,
+                          raw=raw, conf=conf, target=target, w=w, slot=slot,
+                          in_img=in_img)
 
     @triton.jit
     def _forward_kernel(logits, label, weight, bounds, count, conf_sum,
@@ -104,16 +126,15 @@ if triton is not None:
                         COPIES: tl.constexpr):
         n = tl.program_id(1)
         hw = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        (_, _, _, _, pred, _, _, _, conf, target, w, slot,
-         in_img) = _pixel_terms(logits, label, weight, bounds, n, hw, HW,
-                                temperature, ignore_index, C, C_PAD, N_BINS,
-                                USE_T, HAS_WEIGHT)
-        where = (hw % COPIES) * num_slots + slot
-        active = in_img & (w != 0)
-        correct = (pred == target).to(tl.float32)
-        tl.atomic_add(count + where, w, mask=active)
-        tl.atomic_add(conf_sum + where, conf * w, mask=active)
-        tl.atomic_add(acc_sum + where, correct * w, mask=active)
+        px = _pixel_terms(logits, label, weight, bounds, n, hw, HW,
+                          temperature, ignore_index, C, C_PAD, N_BINS, USE_T,
+                          HAS_WEIGHT)
+        where = (hw % COPIES) * num_slots + px.slot
+        active = px.in_img & (px.w != 0)
+        correct = (px.pred == px.target).to(tl.float32)
+        tl.atomic_add(count + where, px.w, mask=active)
+        tl.atomic_add(conf_sum + where, px.conf * px.w, mask=active)
+        tl.atomic_add(acc_sum + where, correct * px.w, mask=active)
 
     @triton.jit
     def _backward_kernel(logits, label, weight, bounds, grad_conf_sum,
@@ -123,21 +144,21 @@ if triton is not None:
                          USE_T: tl.constexpr, HAS_WEIGHT: tl.constexpr):
         n = tl.program_id(1)
         hw = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        (offsets, tile_mask, cls, probs, pred, smooth, total, raw, _, _, w,
-         slot, in_img) = _pixel_terms(logits, label, weight, bounds, n, hw,
-                                      HW, temperature, ignore_index, C,
-                                      C_PAD, N_BINS, USE_T, HAS_WEIGHT)
-        grad = tl.load(grad_conf_sum + slot, mask=in_img, other=0.0) * w
+        px = _pixel_terms(logits, label, weight, bounds, n, hw, HW,
+                          temperature, ignore_index, C, C_PAD, N_BINS, USE_T,
+                          HAS_WEIGHT)
+        grad = tl.load(grad_conf_sum + px.slot, mask=px.in_img,
+                       other=0.0) * px.w
         if USE_T:  # d smooth max / d p = softmax(p / t); clamp(max=1)
-            grad = tl.where(raw <= 1.0, grad, 0.0)
-            grad_probs = smooth / total[None, :] * grad[None, :]
+            grad = tl.where(px.raw <= 1.0, grad, 0.0)
+            grad_probs = px.smooth / px.total[None, :] * grad[None, :]
         else:  # d max / d p: the predicted class
-            grad_probs = tl.where(cls[:, None] == pred[None, :],
+            grad_probs = tl.where(px.cls[:, None] == px.pred[None, :],
                                   grad[None, :], 0.0)
-        inner = tl.sum(grad_probs * probs, axis=0)
-        grad_z = probs * (grad_probs - inner[None, :])
-        tl.store(grad_logits + offsets,
-                 grad_z.to(grad_logits.dtype.element_ty), mask=tile_mask)
+        inner = tl.sum(grad_probs * px.probs, axis=0)
+        grad_z = px.probs * (grad_probs - inner[None, :])
+        tl.store(grad_logits + px.offsets,
+                 grad_z.to(grad_logits.dtype.element_ty), mask=px.tile_mask)
 
 
 def _launch_args(logits: Tensor, n_bins: int,

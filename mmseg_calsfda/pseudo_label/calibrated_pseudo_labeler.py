@@ -1,4 +1,4 @@
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -6,12 +6,7 @@ from mmengine.dist import all_reduce, is_distributed
 from mmseg.registry import TASK_UTILS
 from torch import Tensor
 
-from ..utils import check_choice
-
-SELECTIONS = ('calibrated', 'reference')
-GROWTHS = ('linear', 'reference')
-THRESHOLD_RULES = ('exact', 'reference')
-
+from .pseudo_label_rules import PseudoLabelRules
 
 # Scores are float32 in [0, 1]; their bit patterns, read as int32, sort as
 # the scores do. The threshold histogram is indexed by the upper 16 bits
@@ -53,6 +48,26 @@ def score_bits(score: Tensor) -> Tensor:
     return score.contiguous().view(torch.int32)
 
 
+class Top1(NamedTuple):
+    """Top-1 outputs of a batch: all a pass keeps between its halves."""
+    conf: Tensor  # N x H x W float32 confidence (max probability)
+    pred: Tensor  # N x H x W predicted class
+
+
+# what update(), refine() and label() take: N x C x H x W probabilities, or
+# their Top1 (enough for everything but the reference selection)
+Outputs = Union[Tensor, Top1]
+
+
+class QuantileBins(NamedTuple):
+    """Per class (all ranks), where the first look placed its threshold."""
+    round_idx: int  # the round whose cb_prop set the ranks
+    coarse: Tensor  # the coarse bin holding the threshold
+    rank: Tensor  # the threshold's ascending rank inside that bin
+    count: Tensor  # the scores in that bin
+    total: Tensor  # the class's scores
+
+
 @TASK_UTILS.register_module()
 class CalibratedPseudoLabeler:
     """ECE-calibrated, class-balanced pseudo-labels (docs/method.md, stage 3).
@@ -65,12 +80,13 @@ class CalibratedPseudoLabeler:
     pixels (ties with ``tau_c`` aside). Classes never predicted get
     ``default_threshold``. A pixel keeps its prediction if
 
-    * global: ``s >= tau_{argmax}`` (``selection='calibrated'``), or -- the
-      reference code -- any class ``c`` has an *unscaled* ``p_c >= tau_c``
-      (``selection='reference'``); or
+    * global: ``s >= tau_{argmax}``; or
     * local: it is among the top ``local_prop`` of its image by ``max p``.
 
-    Everything else is ``ignore_index``.
+    Everything else is ``ignore_index``. ``growth``, ``selection`` and
+    ``threshold_rule`` select the official code's way instead, each on its
+    own (:class:`PseudoLabelRules`; all three:
+    :class:`ReferencePseudoLabeler`).
 
     The quantile is found with two histograms of each score's float32 bit
     pattern, as a radix select does: the upper 16 bits first (a bin as
@@ -89,14 +105,18 @@ class CalibratedPseudoLabeler:
     :meth:`refine` saw every score :meth:`update` saw. Use it as::
 
         labeler.reset()
-        for probs, est in target_outputs:            # pass 1: coarse
-            labeler.update(probs, est)
+        for outputs, est in target_outputs:          # pass 1: coarse
+            labeler.update(outputs, est)
         labeler.begin_refinement(round_idx)           # all-reduced
-        for probs, est in target_outputs:            # the same, again: exact
-            labeler.refine(probs, est)
+        for outputs, est in target_outputs:          # the same, again: exact
+            labeler.refine(outputs, est)
         tau = labeler.thresholds(round_idx)           # all-reduced
-        for probs, est in target_outputs:            # pass 2
-            labels = labeler.label(probs, est, tau, round_idx)
+        for outputs, est in target_outputs:          # pass 2
+            labels = labeler.label(outputs, est, tau, round_idx)
+
+    ``outputs`` are ``N x C x H x W`` probabilities or their :class:`Top1`
+    (:meth:`top1`), which is all a pass needs to keep between its halves
+    (but for ``selection='reference'``, whose labels need every class).
 
     Args:
         num_classes (int): Number of classes.
@@ -106,20 +126,17 @@ class CalibratedPseudoLabeler:
             0.1.
         local_prop_step (float): Growth per round. Defaults to 0.05.
         growth (str): ``'linear'``: ``prop_0 + step * r`` for both
-            (docs/method.md); ``'reference'``: as the reference code grows
-            them,
-            ``cb_prop`` cumulatively, ``cb_prop_0 + step * r (r + 1) / 2``
-            (0.15, 0.20, 0.30, 0.45, ...), ``local_prop`` linearly (0.10,
-            0.15, 0.20, 0.25, ...).
-        selection (str): ``'calibrated'`` or ``'reference'`` (see above).
-        threshold_rule (str): ``'exact'``: ``tau_c`` is the
-            ``ceil(cb_prop * n_c)``-th largest score and a pixel passes with
-            ``>= tau``; ``'reference'``: as the official code, the
-            ``floor(cb_prop * n_c)``-th largest (the smallest score when
-            that is 0) and a pixel passes with ``> tau``. (The official code
-            also estimates the order statistic from every 5th sorted score
-            of each image; here every pixel counts.) Defaults to
-            ``'exact'``.
+            (docs/method.md); ``'reference'``: ``cb_prop`` as the official
+            code grows it (:class:`PseudoLabelRules`). Defaults to
+            ``'linear'``.
+        selection (str): ``'calibrated'`` (above) or ``'reference'``: any
+            class's *unscaled* ``p_c`` passing ``tau_c``
+            (:class:`PseudoLabelRules`). Defaults to ``'calibrated'``.
+        threshold_rule (str): ``'exact'`` (above) or ``'reference'``: the
+            official code's ``floor`` and ``>`` (:class:`PseudoLabelRules`;
+            the official code also estimates the order statistic from every
+            5th sorted score of each image; here every pixel counts).
+            Defaults to ``'exact'``.
         default_threshold (float): Threshold of unpredicted classes.
         min_class_threshold (float): ``tau`` used in place of 0 for the class
             weights ``softmax(1 / tau)``. Defaults to 0.01.
@@ -143,64 +160,48 @@ class CalibratedPseudoLabeler:
                  min_class_threshold: float = 0.01,
                  ignore_index: int = 255,
                  ece_scaling: bool = True) -> None:
-        check_choice('selection', selection, SELECTIONS)
-        check_choice('threshold_rule', threshold_rule, THRESHOLD_RULES)
-        check_choice('growth', growth, GROWTHS)
+        self.rules = PseudoLabelRules(growth, selection, threshold_rule)
         for name, value in (('cb_prop', cb_prop), ('local_prop', local_prop)):
             if not 0 <= value <= 1:
                 raise ValueError(f'{name} must be in [0, 1], got {value}')
         self.num_classes = num_classes
         self.cb_prop, self.cb_prop_step = cb_prop, cb_prop_step
         self.local_prop, self.local_prop_step = local_prop, local_prop_step
-        self.growth = growth
-        self.selection = selection
-        self.threshold_rule = threshold_rule
         self.default_threshold = default_threshold
         self.min_class_threshold = min_class_threshold
         self.ignore_index = ignore_index
         self.ece_scaling = ece_scaling
         self.reset()
 
-    # ------------------------------------------------------------ schedule
-    @staticmethod
-    def _grow(base: float, step: float, round_idx: int,
-              cumulative: bool) -> float:
-        factor = round_idx * (round_idx + 1) / 2 if cumulative else round_idx
-        return min(1.0, base + step * factor)
-
     def proportions(self, round_idx: int) -> Tuple[float, float]:
         """``(cb_prop, local_prop)`` of a round."""
-        cumulative = self.growth == 'reference'  # cb_prop only
-        return (self._grow(self.cb_prop, self.cb_prop_step, round_idx,
-                           cumulative),
-                self._grow(self.local_prop, self.local_prop_step, round_idx,
-                           False))
+        factor = self.rules.cb_prop_factor(round_idx)
+        return (min(1.0, self.cb_prop + self.cb_prop_step * factor),
+                min(1.0, self.local_prop + self.local_prop_step * round_idx))
 
-    # -------------------------------------------------------------- pass 1
-    def reset(self) -> None:
-        """Starts a new pass-1 accumulation."""
-        self.histogram: Optional[Tensor] = None  # C x COARSE_BINS, this rank
-        self._target: Optional[Tuple[Tensor, ...]] = None  # _locate()
-        self._target_round: Optional[int] = None  # its round
-        self._fine: Optional[Tensor] = None  # C x FINE_BINS, this rank
-
-    def top1(self, probs: Tensor) -> Tuple[Tensor, Tensor]:
-        """Top-1 confidence and prediction (``N x H x W`` each) of
-        ``N x C x H x W`` probabilities; checks the class count."""
-        if probs.shape[1] != self.num_classes:
+    # ------------------------------------------------------------ scores
+    def top1(self, outputs: Outputs) -> Top1:
+        """Top-1 confidence (float32) and prediction (``N x H x W`` each)
+        of ``N x C x H x W`` probabilities, checking the class count; of a
+        :class:`Top1`, itself."""
+        if isinstance(outputs, Top1):
+            return Top1(outputs.conf.float(), outputs.pred)
+        if outputs.shape[1] != self.num_classes:
             raise ValueError(
                 f'CalibratedPseudoLabeler(num_classes={self.num_classes}) got '
-                f'outputs with {probs.shape[1]} classes')
-        return probs.float().max(dim=1)
+                f'outputs with {outputs.shape[1]} classes')
+        return Top1(*outputs.float().max(dim=1))
 
-    def scores(self, probs: Tensor, est_ece: Tensor) -> Tuple[Tensor, Tensor]:
+    def scores(self, outputs: Outputs,
+               est_ece: Tensor) -> Tuple[Tensor, Tensor]:
         """ECE-scaled scores ``s`` and predictions, both ``N x H x W``.
 
         Args:
-            probs (Tensor): ``N x C x H x W`` softmax probabilities.
+            outputs (Tensor | Top1): ``N x C x H x W`` softmax
+                probabilities, or their :class:`Top1`.
             est_ece (Tensor): ``N`` estimated ECE per image.
         """
-        conf, pred = self.top1(probs)
+        conf, pred = self.top1(outputs)
         return self.scale(conf, est_ece), pred
 
     def scale(self, conf: Tensor, est_ece: Tensor) -> Tensor:
@@ -212,14 +213,17 @@ class CalibratedPseudoLabeler:
         est_ece = est_ece.float().to(conf.device, non_blocking=True)
         return conf.float() * (1 - est_ece.clamp(0, 1)).view(-1, 1, 1)
 
-    def update(self, probs: Tensor, est_ece: Tensor) -> None:
-        """Adds a batch's scores to the per-predicted-class histograms."""
-        self.update_top1(*self.top1(probs), est_ece)
+    # ------------------------------------------------- thresholds: look 1
+    def reset(self) -> None:
+        """Starts a new pass-1 accumulation."""
+        self.histogram: Optional[Tensor] = None  # C x COARSE_BINS, this rank
+        self._bins: Optional[QuantileBins] = None  # begin_refinement()
+        self._fine: Optional[Tensor] = None  # C x FINE_BINS, this rank
 
-    def update_top1(self, conf: Tensor, pred: Tensor,
-                    est_ece: Tensor) -> None:
-        """:meth:`update` from top-1 confidences and predictions."""
-        coarse = score_bits(self.scale(conf, est_ece)) >> 16
+    def update(self, outputs: Outputs, est_ece: Tensor) -> None:
+        """Adds a batch's scores to the per-predicted-class histograms."""
+        score, pred = self.scores(outputs, est_ece)
+        coarse = score_bits(score) >> 16
         counts = count_values(pred.long() * COARSE_BINS + coarse,
                               self.num_classes * COARSE_BINS)
         counts = counts.view(self.num_classes, COARSE_BINS)
@@ -233,59 +237,41 @@ class CalibratedPseudoLabeler:
             all_reduce(counts)
         return counts
 
-    def _quantile_rank(self, round_idx: int) -> Tuple[Tensor, Tensor]:
-        """Per class, the all-ranks coarse histogram, the pixel count ``n``
-        and the ascending 0-based rank of the threshold (``n - k`` for the
-        ``k``-th largest; see ``threshold_rule``)."""
+    def _locate(self, round_idx: int) -> QuantileBins:
+        """Per class (all ranks), the coarse bin holding the threshold's
+        rank (``rules.threshold_rank``) and the rank inside it."""
         if self.histogram is None:
             raise RuntimeError('thresholds() before any update()')
         hist = self._all_ranks(self.histogram)
-        cb_prop, _ = self.proportions(round_idx)
         total = hist.sum(1)
-        wanted = total.double() * cb_prop
-        if self.threshold_rule == 'exact':
-            # ceil, forgiving float error (0.15 * 100 = 15.000000000000002)
-            keep = torch.ceil(wanted - 1e-6).long()
-            return hist, total, total - keep
-        keep = torch.floor(wanted + 1e-6).long()  # the official int()
-        return hist, total, torch.where(keep > 0, total - keep, 0)
-
-    def _locate(self, round_idx: int) -> Tuple[Tensor, ...]:
-        """Per class (all ranks): the coarse bin holding the threshold's
-        rank, the rank inside that bin, the bin's count and the class's
-        pixel count."""
-        hist, total, rank = self._quantile_rank(round_idx)
+        rank = self.rules.threshold_rank(total, self.proportions(round_idx)[0])
         cdf = hist.cumsum(1)
         # the bin holding ascending rank ``rank``: first with cdf > rank
         coarse = torch.searchsorted(cdf, rank[:, None], right=True)
         coarse = coarse.squeeze(1).clamp_(max=COARSE_BINS - 1)
         below = torch.where(coarse > 0, cdf.gather(
             1, (coarse - 1).clamp(min=0)[:, None]).squeeze(1), 0)
-        inside = hist.gather(1, coarse[:, None]).squeeze(1)
-        return coarse, rank - below, inside, total
+        count = hist.gather(1, coarse[:, None]).squeeze(1)
+        return QuantileBins(round_idx, coarse, rank - below, count, total)
 
+    # ------------------------------------------------- thresholds: look 2
     def begin_refinement(self, round_idx: int) -> None:
         """Finds each class's coarse bin of the quantile (all ranks), so
         that :meth:`refine` can histogram the scores inside it."""
-        self._target = self._locate(round_idx)
-        self._target_round = round_idx
+        self._bins = self._locate(round_idx)
         self._fine = torch.zeros(self.num_classes, FINE_BINS,
                                  dtype=torch.long,
                                  device=self.histogram.device)
 
-    def refine(self, probs: Tensor, est_ece: Tensor) -> None:
+    def refine(self, outputs: Outputs, est_ece: Tensor) -> None:
         """Second look at a batch's scores (after :meth:`begin_refinement`)
         for exact thresholds."""
-        self.refine_top1(*self.top1(probs), est_ece)
-
-    def refine_top1(self, conf: Tensor, pred: Tensor,
-                    est_ece: Tensor) -> None:
-        """:meth:`refine` from top-1 confidences and predictions."""
-        if self._target is None:
+        if self._bins is None:
             raise RuntimeError('refine() before begin_refinement()')
-        bits = score_bits(self.scale(conf, est_ece))
+        score, pred = self.scores(outputs, est_ece)
+        bits = score_bits(score)
         pred = pred.long()
-        coarse = self._target[0].to(bits.device, non_blocking=True)
+        coarse = self._bins.coarse.to(bits.device, non_blocking=True)
         inside = (bits >> 16) == coarse[pred]
         # pixels outside their class's bin go to an extra, dropped value
         fine = torch.where(inside, pred * FINE_BINS + (bits & 0xFFFF),
@@ -313,14 +299,15 @@ class CalibratedPseudoLabeler:
                 naming what to call.
         """
         fine = self._refined_counts(round_idx)
-        coarse, rank, _, total = self._target
-        low = torch.searchsorted(fine.cumsum(1), rank[:, None], right=True)
-        bits = (coarse << 16) | low.squeeze(1).clamp_(max=FINE_BINS - 1)
+        bins = self._bins
+        low = torch.searchsorted(fine.cumsum(1), bins.rank[:, None],
+                                 right=True)
+        bits = (bins.coarse << 16) | low.squeeze(1).clamp_(max=FINE_BINS - 1)
         tau = bits.int().view(torch.float32)
         # k = 0 (cb_prop * n rounds to nothing): above every score
-        none_kept = rank >= total
+        none_kept = bins.rank >= bins.total
         tau = torch.where(none_kept, torch.full_like(tau, 1.0 + 2**-23), tau)
-        tau = torch.where(total > 0, tau,
+        tau = torch.where(bins.total > 0, tau,
                           torch.full_like(tau, self.default_threshold))
         return tau.float().cpu()
 
@@ -328,7 +315,7 @@ class CalibratedPseudoLabeler:
         """The all-ranks fine histogram of :meth:`refine`, checked to hold
         every score of each class's quantile bin (as counted by
         :meth:`update`) for round ``round_idx``."""
-        if self._target is None or self._target_round != round_idx:
+        if self._bins is None or self._bins.round_idx != round_idx:
             raise RuntimeError(
                 f'thresholds({round_idx}) needs the second look at the '
                 f'scores: call begin_refinement({round_idx}), then refine() '
@@ -336,7 +323,7 @@ class CalibratedPseudoLabeler:
                 '(the first look alone cannot place the quantile inside '
                 'its bf16-wide bin)')
         fine = self._all_ranks(self._fine)
-        inside = self._target[2].to(fine.device)
+        inside = self._bins.count.to(fine.device)
         seen = fine.sum(1)
         if not torch.equal(seen, inside):
             c = int((seen != inside).nonzero()[0])
@@ -347,42 +334,24 @@ class CalibratedPseudoLabeler:
                 f'begin_refinement({round_idx})) before thresholds()')
         return fine
 
-    # -------------------------------------------------------------- pass 2
-    def label(self, probs: Tensor, est_ece: Tensor, thresholds: Tensor,
+    # ------------------------------------------------------------ labels
+    def label(self, outputs: Outputs, est_ece: Tensor, thresholds: Tensor,
               round_idx: int) -> Tensor:
         """Pseudo-labels of a batch: ``N x H x W`` uint8 (``ignore_index``
-        where not selected)."""
-        conf, pred = self.top1(probs)
-        if self.selection == 'calibrated':
-            return self.label_top1(conf, pred, est_ece, thresholds,
-                                   round_idx)
-        # the reference: unscaled probabilities, any class passes
-        tau = thresholds.to(probs.device, non_blocking=True)
-        keep = self._passes(probs.float(), tau.view(1, -1, 1, 1)).any(dim=1)
-        return self._finish(keep, conf, pred, round_idx)
+        where not selected).
 
-    def _passes(self, score: Tensor, tau: Tensor) -> Tensor:
-        """The global test: ``score >= tau``, or ``>`` under the
-        reference threshold rule."""
-        if self.threshold_rule == 'reference':
-            return score > tau
-        return score >= tau
-
-    def label_top1(self, conf: Tensor, pred: Tensor, est_ece: Tensor,
-                   thresholds: Tensor, round_idx: int) -> Tensor:
-        """:meth:`label` from top-1 confidences and predictions alone
-        (``selection='calibrated'`` needs nothing else), so a pass can keep
-        3 bytes per pixel between its two halves instead of running the
-        model twice."""
-        if self.selection != 'calibrated':
-            raise RuntimeError("selection='reference' needs every class's "
-                               'probability: use label()')
+        Args:
+            outputs (Tensor | Top1): ``N x C x H x W`` probabilities, or
+                their :class:`Top1` (not with ``selection='reference'``).
+            est_ece (Tensor): ``N`` estimated ECE per image.
+            thresholds (Tensor): ``C`` thresholds (:meth:`thresholds`).
+            round_idx (int): The round.
+        """
+        conf, pred = self.top1(outputs)
         tau = thresholds.to(conf.device, non_blocking=True)
-        keep = self._passes(self.scale(conf, est_ece), tau[pred.long()])
-        return self._finish(keep, conf.float(), pred, round_idx)
-
-    def _finish(self, keep: Tensor, conf: Tensor, pred: Tensor,
-                round_idx: int) -> Tensor:
+        probs = None if isinstance(outputs, Top1) else outputs
+        keep = self.rules.global_keep(self.scale(conf, est_ece), pred, probs,
+                                      tau)
         keep = keep | self.local_mask(conf, round_idx)
         pred = pred.long()
         return torch.where(keep, pred, torch.full_like(

@@ -14,14 +14,18 @@ model again.
 ``<out_root>/round_<r>.tmp/`` and renames the folder to ``round_<r>/`` only
 when every rank has finished, after writing ``summary.json``. A finished round
 is reused as it is; an unfinished one (a run killed mid-pass) is removed and
-redone, so the training dataset never reads a torn or mixed-round label.
+redone, so the training dataset never reads a torn or mixed-round label. Its
+steps: :func:`_begin_round` (clear an interrupted round),
+:func:`_make_labels` (both halves), :func:`_round_summary`, and
+:func:`_publish` (``summary.json``, the rename, the log line).
 """
 import json
 import os
 import os.path as osp
 import shutil
 import time
-from typing import Callable, Dict, Iterable
+from functools import partial
+from typing import Callable, Dict, Iterable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +42,14 @@ from torch import Tensor
 from ..console import TerminalBar
 from ..datasets.pseudo_label_dataset import pseudo_label_path
 from ..fileio import BackgroundWriter, write_png_atomic
-from .calibrated_pseudo_labeler import CalibratedPseudoLabeler, count_values
+from .calibrated_pseudo_labeler import (
+    CalibratedPseudoLabeler,
+    Top1,
+    count_values,
+)
 from .top1_cache import Top1Cache
+
+CACHE_FOLDER = '.outputs'  # of a disk cache, inside the round's tmp folder
 
 
 def round_dir(out_root: str, round_idx: int) -> str:
@@ -86,14 +96,23 @@ def model_outputs(model, dataloader: Iterable, desc: str):
 # ahead on reader threads, and counts are sorted, not bincount-ed.
 
 
+class PassCounts(NamedTuple):
+    """What the two halves of a pass give, summed over ranks."""
+    thresholds: Tensor  # C, float32, on the CPU
+    kept: Tensor  # kept pixels per class (float64, on the CPU)
+    predicted: Tensor  # predicted pixels per class (float64, on the CPU)
+    top1_cache: str  # where the top-1 outputs waited: 'memory' or 'disk'
+    seconds: Dict[str, float]  # of the halves on this rank
+
+
 def _first_half(model, dataloader: Iterable,
                 labeler: CalibratedPseudoLabeler, cache: Top1Cache,
                 outputs: Callable = model_outputs) -> None:
     """Coarse histograms of the whole set; keeps top-1 outputs."""
     for probs, est, img_path in outputs(model, dataloader, 'thresholds'):
-        conf, pred = labeler.top1(probs)
-        labeler.update_top1(conf, pred, est)
-        cache.add(conf[0], pred[0], est, img_path)
+        top1 = labeler.top1(probs)
+        labeler.update(top1, est)
+        cache.add(top1.conf[0], top1.pred[0], est, img_path)
 
 
 def _refine(labeler: CalibratedPseudoLabeler, cache: Top1Cache,
@@ -101,7 +120,7 @@ def _refine(labeler: CalibratedPseudoLabeler, cache: Top1Cache,
     """The second look at the scores that makes the thresholds exact."""
     labeler.begin_refinement(round_idx)
     for conf, pred, est, _ in cache:
-        labeler.refine_top1(conf[None], pred[None], est)
+        labeler.refine(Top1(conf[None], pred[None]), est)
 
 
 def _labels(model, dataloader: Iterable, labeler: CalibratedPseudoLabeler,
@@ -111,13 +130,13 @@ def _labels(model, dataloader: Iterable, labeler: CalibratedPseudoLabeler,
     the first half ran on: from the cache, or (reference selection) from
     the model again."""
     thresholds = thresholds.to(labeler.histogram.device)  # once
-    if labeler.selection == 'reference':
+    if labeler.rules.needs_probabilities:
         for probs, est, img_path in outputs(model, dataloader, 'labels'):
             yield labeler.label(probs, est, thresholds, round_idx)[0], img_path
         return
     for conf, pred, est, img_path in cache:
-        yield labeler.label_top1(conf[None], pred[None], est, thresholds,
-                                 round_idx)[0], img_path
+        yield labeler.label(Top1(conf[None], pred[None]), est, thresholds,
+                            round_idx)[0], img_path
 
 
 def _write_label(label: Tensor, path: str) -> None:
@@ -145,6 +164,90 @@ def _write_labels(labels: Iterable, labeler: CalibratedPseudoLabeler,
 def _writer_threads() -> int:
     """Threads for PNG and cache writes: this rank's share of the cores."""
     return max(2, min(16, (os.cpu_count() or 2) // get_world_size()))
+
+
+def _begin_round(out_root: str, round_idx: int) -> str:
+    """Removes what an interrupted pass of the round left; returns the
+    folder its labels go to until they are published."""
+    tmp = round_dir(out_root, round_idx) + '.tmp'
+    if is_main_process() and osp.isdir(tmp):
+        shutil.rmtree(tmp)  # an interrupted pass: redo it
+    barrier()
+    return tmp
+
+
+def _make_labels(model, dataloader: Iterable,
+                 labeler: CalibratedPseudoLabeler, round_idx: int,
+                 tmp: str, label_path: Callable[[str], str], top1_cache: str,
+                 outputs: Callable) -> PassCounts:
+    """Both halves of the pass: thresholds, then the PNGs under ``tmp``
+    (named by ``label_path(img_path)``)."""
+    labeler.reset()
+    start = time.perf_counter()
+    with BackgroundWriter(_writer_threads()) as writer:
+        cache = Top1Cache(top1_cache, osp.join(tmp, CACHE_FOLDER),
+                          len(getattr(dataloader, 'dataset', dataloader)),
+                          writer)
+        _first_half(model, dataloader, labeler, cache, outputs)
+        _refine(labeler, cache, round_idx)
+        thresholds = labeler.thresholds(round_idx)  # syncs the device
+        halfway = time.perf_counter()
+        kept = _write_labels(
+            _labels(model, dataloader, labeler, thresholds, round_idx,
+                    cache, outputs), labeler, writer, label_path)
+        predicted = labeler.histogram.sum(1).double().cpu()
+        cache.clear()
+    seconds = dict(thresholds=round(halfway - start, 3),
+                   labels=round(time.perf_counter() - halfway, 3))
+    if is_distributed():
+        all_reduce(kept)
+        all_reduce(predicted)
+    return PassCounts(thresholds, kept, predicted, cache.place, seconds)
+
+
+def _round_summary(labeler: CalibratedPseudoLabeler, round_idx: int,
+                   counts: PassCounts) -> Dict:
+    """The JSON-able summary of a round (``summary.json``)."""
+    cb_prop, local_prop = labeler.proportions(round_idx)
+    return dict(
+        round=round_idx, cb_prop=cb_prop, local_prop=local_prop,
+        selection=labeler.rules.selection, top1_cache=counts.top1_cache,
+        class_weights=[
+            round(float(w), 6)
+            for w in labeler.class_weights(counts.thresholds)
+        ],
+        **labeler.summary(counts.thresholds, counts.kept, counts.predicted),
+        seconds=counts.seconds)
+
+
+def _publish(tmp: str, final: str, summary: Dict,
+             counts: PassCounts) -> None:
+    """Once every rank's PNGs are in place: writes ``summary.json``,
+    renames ``tmp`` to ``final`` and logs the round (rank 0)."""
+    barrier()  # every rank's PNGs are in place
+    if is_main_process():
+        shutil.rmtree(osp.join(tmp, CACHE_FOLDER), ignore_errors=True)
+        with open(osp.join(tmp, 'summary.json'), 'w') as f:
+            json.dump(summary, f, indent=2)
+        os.replace(tmp, final)
+        _log_round(summary, counts)
+    barrier()
+
+
+def _log_round(summary: Dict, counts: PassCounts) -> None:
+    """One log line: the seconds, proportions, kept share, and each
+    class's threshold and kept fraction."""
+    seconds = summary['seconds']
+    kept_all = float(counts.kept.sum() / counts.predicted.sum().clamp(min=1))
+    per_class = ', '.join(
+        f'{c}: {t:.3f}/{f:.0%}' for c, (t, f) in enumerate(
+            zip(summary['thresholds'], summary['kept_fraction'])))
+    print_log(
+        f'pseudo-labels round {summary["round"]} ({seconds["thresholds"]:.1f}'
+        f' s thresholds, {seconds["labels"]:.1f} s labels on rank 0): '
+        f'cb_prop={summary["cb_prop"]:.3f} '
+        f'local_prop={summary["local_prop"]:.3f}, kept {kept_all:.1%} of '
+        f'pixels; per class threshold/kept: {per_class}', logger='current')
 
 
 def run_pseudo_label_pass(model, dataloader: Iterable,
@@ -182,58 +285,11 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         print_log(f'pseudo-labels: reusing finished round {round_idx} in '
                   f'{round_dir(out_root, round_idx)}', logger='current')
         return summary
-    final, tmp = round_dir(out_root, round_idx), round_dir(
-        out_root, round_idx) + '.tmp'
-    if is_main_process() and osp.isdir(tmp):
-        shutil.rmtree(tmp)  # an interrupted pass: redo it
-    barrier()
-
-    labeler.reset()
-    start = time.perf_counter()
-    with BackgroundWriter(_writer_threads()) as writer:
-        cache = Top1Cache(top1_cache, osp.join(tmp, '.outputs'),
-                          len(getattr(dataloader, 'dataset', dataloader)),
-                          writer)
-        _first_half(model, dataloader, labeler, cache, outputs)
-        _refine(labeler, cache, round_idx)
-        thresholds = labeler.thresholds(round_idx)  # syncs the device
-        halfway = time.perf_counter()
-        kept = _write_labels(
-            _labels(model, dataloader, labeler, thresholds, round_idx,
-                    cache, outputs), labeler, writer,
-            lambda path: pseudo_label_path(tmp, path, img_dir, img_suffix))
-        predicted = labeler.histogram.sum(1).double().cpu()
-        cache.clear()
-    seconds = dict(thresholds=round(halfway - start, 3),
-                   labels=round(time.perf_counter() - halfway, 3))
-    if is_distributed():
-        all_reduce(kept)
-        all_reduce(predicted)
-
-    cb_prop, local_prop = labeler.proportions(round_idx)
-    summary = dict(
-        round=round_idx, cb_prop=cb_prop, local_prop=local_prop,
-        selection=labeler.selection, top1_cache=cache.place,
-        class_weights=[
-            round(float(w), 6) for w in labeler.class_weights(thresholds)
-        ],
-        **labeler.summary(thresholds, kept, predicted),
-        seconds=seconds)
-    barrier()  # every rank's PNGs are in place
-    if is_main_process():
-        shutil.rmtree(cache.folder, ignore_errors=True)
-        with open(osp.join(tmp, 'summary.json'), 'w') as f:
-            json.dump(summary, f, indent=2)
-        os.replace(tmp, final)
-        kept_all = float(kept.sum() / predicted.sum().clamp(min=1))
-        per_class = ', '.join(
-            f'{c}: {t:.3f}/{f:.0%}' for c, (t, f) in enumerate(
-                zip(summary['thresholds'], summary['kept_fraction'])))
-        print_log(
-            f'pseudo-labels round {round_idx} ({seconds["thresholds"]:.1f} s '
-            f'thresholds, {seconds["labels"]:.1f} s labels on rank 0): '
-            f'cb_prop={cb_prop:.3f} '
-            f'local_prop={local_prop:.3f}, kept {kept_all:.1%} of pixels; '
-            f'per class threshold/kept: {per_class}', logger='current')
-    barrier()
+    tmp = _begin_round(out_root, round_idx)
+    label_path = partial(pseudo_label_path, tmp, img_dir=img_dir,
+                         img_suffix=img_suffix)
+    counts = _make_labels(model, dataloader, labeler, round_idx, tmp,
+                          label_path, top1_cache, outputs)
+    _publish(tmp, round_dir(out_root, round_idx),
+             _round_summary(labeler, round_idx, counts), counts)
     return load_round(out_root, round_idx)

@@ -88,17 +88,17 @@ def test_pseudo_labels_per_image_never_wait_for_the_gpu():
         inputs = probs.to(device)
         torch.cuda.synchronize()
         with sync_debug_errors():
-            conf, pred = labeler.top1(inputs)
-            labeler.update_top1(conf, pred, est)
+            top1 = labeler.top1(inputs)
+            labeler.update(top1, est)
         labeler.begin_refinement(1)
         with sync_debug_errors():
-            labeler.refine_top1(conf, pred, est)
+            labeler.refine(top1, est)
         tau = labeler.thresholds(1)  # once per pass: may sync
         tau_device = tau.to(device)
         torch.cuda.synchronize()
         with sync_debug_errors():
-            label = labeler.label_top1(conf, pred, est, tau_device, 1)
-            counts = count_values(pred, 20)
+            label = labeler.label(top1, est, tau_device, 1)
+            counts = count_values(top1.pred, 20)
         results[device] = (label.cpu(), counts.cpu(), tau)
     for cpu, gpu in zip(results['cpu'], results['cuda']):
         torch.testing.assert_close(gpu, cpu)

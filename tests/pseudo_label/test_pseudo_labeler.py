@@ -19,6 +19,7 @@ from mmseg_calsfda import fileio
 from mmseg_calsfda.fileio import BackgroundWriter, prefetch
 from mmseg_calsfda.pseudo_label import (
     CalibratedPseudoLabeler,
+    Top1,
     top1_cache,
     write_png_atomic,
 )
@@ -83,7 +84,7 @@ def test_the_first_look_locates_the_quantile_bf16_bin():
     probs, est = outputs(h=120, w=100)
     labeler.update(probs, est)
     labeler.begin_refinement(0)
-    coarse = labeler._target[0]
+    coarse = labeler._bins.coarse
     for c, s in enumerate(scores_by_class(labeler, probs, est)):
         if len(s):
             ref = np.float32(kth_largest(s, 0.15))
@@ -555,3 +556,52 @@ def test_without_ece_scaling_thresholds_and_labels_ignore_the_estimates():
         probs, torch.zeros_like(est), tau_other, 0))
     scaled = refined_thresholds(build(), probs, est, 0)
     assert not torch.allclose(scaled, tau)
+
+
+def test_reference_pseudo_labeler_is_the_three_reference_options():
+    """ReferencePseudoLabeler labels as CalibratedPseudoLabeler with
+    growth, selection and threshold_rule all 'reference' (schedule,
+    thresholds and labels), and each can be set back on its own."""
+    probs, est = outputs(5, h=60, w=50)
+    options = dict(growth='reference', selection='reference',
+                   threshold_rule='reference')
+    for round_idx in (0, 2):
+        ref = TASK_UTILS.build(dict(type='ReferencePseudoLabeler',
+                                    num_classes=C))
+        same = build(**options)
+        assert ref.rules == same.rules
+        assert ref.proportions(round_idx) == same.proportions(round_idx)
+        tau = refined_thresholds(ref, probs, est, round_idx)
+        assert torch.equal(tau, refined_thresholds(same, probs, est,
+                                                   round_idx))
+        assert torch.equal(ref.label(probs, est, tau, round_idx),
+                           same.label(probs, est, tau, round_idx))
+    mixed = TASK_UTILS.build(dict(type='ReferencePseudoLabeler',
+                                  num_classes=C, selection='calibrated'))
+    assert mixed.rules == build(**dict(options,
+                                       selection='calibrated')).rules
+    assert not mixed.rules.needs_probabilities
+
+
+@pytest.mark.parametrize('threshold_rule', ['exact', 'reference'])
+def test_top1_outputs_give_what_the_probabilities_give(threshold_rule):
+    """update(), refine() and label() of a Top1 equal those of the
+    probabilities it came from; the reference selection needs the
+    probabilities and says so."""
+    probs, est = outputs(6, h=40, w=30)
+    labeler = build(threshold_rule=threshold_rule)
+    top1 = labeler.top1(probs)
+    tau = refined_thresholds(labeler, probs, est, 1)
+    labeler.reset()
+    labeler.update(top1, est)
+    labeler.begin_refinement(1)
+    labeler.refine(top1, est)
+    assert torch.equal(labeler.thresholds(1), tau)
+    assert torch.equal(labeler.label(top1, est, tau, 1),
+                       labeler.label(probs, est, tau, 1))
+    uint8 = Top1(top1.conf, top1.pred.to(torch.uint8))  # as cached
+    assert torch.equal(labeler.label(uint8, est, tau, 1),
+                       labeler.label(probs, est, tau, 1))
+    reference = build(selection='reference')
+    with pytest.raises(RuntimeError, match="selection='reference' needs"):
+        reference.label(top1, est, tau, 1)

@@ -2,7 +2,6 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmseg.models.decode_heads import PointHead
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
@@ -12,6 +11,7 @@ from torch import Tensor
 
 from ...calibration import CLASS_AVERAGES, check_n_bins, classwise_ece
 from ...utils import check_choice
+from .cascade import CascadeHeads, check_num_stages
 from .head_losses import with_head_losses
 
 STAGES = ('source', 'value', 'target')
@@ -62,7 +62,8 @@ class CalSFDASegmentor(EncoderDecoder):
 
     Any MMSeg network works as the encoder-decoder: set this type in place of
     ``EncoderDecoder`` or ``CascadeEncoderDecoder`` (with ``num_stages``, the
-    decode heads form a cascade, e.g. OCRNet, PointRend). A stage's losses
+    decode heads form a cascade, e.g. OCRNet, PointRend, which
+    :class:`~.cascade.CascadeHeads` runs). A stage's losses
     are arguments, placed in the network's own heads (see
     :mod:`.head_losses`), so a stage config works for any network; the value
     head, the pseudo-labels and the estimates read the *final* semantic
@@ -113,8 +114,8 @@ class CalSFDASegmentor(EncoderDecoder):
                  decode_losses: Optional[List[dict]] = None,
                  auxiliary_losses: Union[str, List[dict]] = 'keep',
                  **kwargs) -> None:
-        self.num_stages = self._check_num_stages(num_stages,
-                                                 kwargs.get('decode_head'))
+        self.num_stages = check_num_stages(num_stages,
+                                           kwargs.get('decode_head'))
         kwargs['decode_head'], kwargs['auxiliary_head'] = with_head_losses(
             kwargs.get('decode_head'), kwargs.get('auxiliary_head'),
             calibration_loss, calibrate_auxiliary, decode_losses,
@@ -139,30 +140,13 @@ class CalSFDASegmentor(EncoderDecoder):
         for module in self.frozen_modules():
             module.requires_grad_(False)
 
-    @staticmethod
-    def _check_num_stages(num_stages: Optional[int],
-                          decode_head) -> Optional[int]:
-        """A cascade has a list of ``num_stages`` heads, one head has no
-        ``num_stages``."""
-        is_list = isinstance(decode_head, (list, tuple))
-        if num_stages is None and not is_list:
-            return None
-        if not is_list or len(decode_head) != num_stages:
-            found = len(decode_head) if is_list else 'one dict'
-            raise ValueError(
-                f'model.num_stages = {num_stages!r} but model.decode_head '
-                f'is {found}: a cascade (CascadeEncoderDecoder) lists '
-                'num_stages heads; one head takes no num_stages')
-        return num_stages
-
     def _init_decode_head(self, decode_head) -> None:
         """One head, or a cascade of ``num_stages`` heads."""
         if self.num_stages is None:
             super()._init_decode_head(decode_head)
             return
-        self.decode_head = nn.ModuleList(
-            MODELS.build(cfg) for cfg in decode_head)
-        last = self.decode_head[-1]
+        self.decode_head = CascadeHeads.build(decode_head)
+        last = self.decode_head.final
         self.align_corners = last.align_corners
         self.num_classes = last.num_classes
         self.out_channels = last.out_channels
@@ -172,7 +156,7 @@ class CalSFDASegmentor(EncoderDecoder):
         """The decode head that makes the final semantic logits."""
         if self.num_stages is None:
             return self.decode_head
-        return self.decode_head[-1]
+        return self.decode_head.final
 
     def decode_logits(self,
                       feats: Sequence[Tensor],
@@ -195,16 +179,7 @@ class CalSFDASegmentor(EncoderDecoder):
         if self.num_stages is None:
             out = self.decode_head.forward(feats)
             return out[-1] if isinstance(out, (list, tuple)) else out
-        out = None
-        for head in self.decode_head[:-1]:
-            out = self._stage_forward(head, feats, out)
-        last = self.decode_head[-1]
-        if isinstance(last, PointHead):
-            if batch_img_metas is None:
-                raise ValueError('PointRend refines logits at the input '
-                                 'size: decode_logits needs batch_img_metas')
-            return last.predict(feats, out, batch_img_metas, self.test_cfg)
-        return last.forward(feats, out)
+        return self.decode_head.logits(feats, batch_img_metas, self.test_cfg)
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:
@@ -216,29 +191,10 @@ class CalSFDASegmentor(EncoderDecoder):
     def _decode_head_forward_train(self, inputs: List[Tensor],
                                    data_samples: SampleList) -> dict:
         """The decode heads' losses; a cascade's as in
-        ``CascadeEncoderDecoder`` (each stage on the previous one's output).
-        """
+        ``CascadeEncoderDecoder`` (:meth:`CascadeHeads.loss`)."""
         if self.num_stages is None:
             return super()._decode_head_forward_train(inputs, data_samples)
-        losses = dict()
-        out = None
-        for i, head in enumerate(self.decode_head):
-            if out is None:
-                loss = head.loss(inputs, data_samples, self.train_cfg)
-            else:
-                loss = head.loss(inputs, out, data_samples, self.train_cfg)
-            losses.update(add_prefix(loss, f'decode_{i}'))
-            if i < self.num_stages - 1:
-                out = self._stage_forward(head, inputs, out)
-        return losses
-
-    @staticmethod
-    def _stage_forward(head: nn.Module, feats: Sequence[Tensor],
-                       prev: Optional[Tensor]) -> Tensor:
-        """One cascade stage: the first reads the features only, the
-        others also the previous stage's logits."""
-        return head.forward(feats) if prev is None else head.forward(
-            feats, prev)
+        return self.decode_head.loss(inputs, data_samples, self.train_cfg)
 
     def _forward(self,
                  inputs: Tensor,
