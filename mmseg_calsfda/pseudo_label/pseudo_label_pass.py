@@ -250,6 +250,39 @@ def _log_round(summary: Dict, counts: PassCounts) -> None:
         f'pixels; per class threshold/kept: {per_class}', logger='current')
 
 
+def check_finite(model, round_idx: int) -> None:
+    """Refuses a model whose weights or BatchNorm statistics are not finite:
+    a diverged training would otherwise give NaN scores, which the
+    class histograms cannot count.
+
+    One reduction over all floating-point tensors (a single host sync per
+    pass).
+
+    Args:
+        model: The segmentor (possibly DDP-wrapped).
+        round_idx (int): The round, for the message.
+
+    Raises:
+        FloatingPointError: Names the first tensor that is not finite.
+    """
+    if not isinstance(model, torch.nn.Module):
+        return  # a stand-in with test_step only (tests)
+    tensors = [(name, t) for name, t in [*model.named_parameters(),
+                                         *model.named_buffers()]
+               if t.is_floating_point()]
+    if not tensors:
+        return
+    finite = torch.stack([torch.isfinite(t).all() for _, t in tensors])
+    if bool(finite.all()):
+        return
+    name = tensors[int((~finite).nonzero()[0])][0]
+    raise FloatingPointError(
+        f'pseudo-labels round {round_idx}: the model\'s {name!r} is not '
+        'finite (NaN or Inf): the training diverged. Lower the learning '
+        'rate (optim_wrapper.optimizer.lr) or resume from an earlier '
+        'checkpoint')
+
+
 def run_pseudo_label_pass(model, dataloader: Iterable,
                           labeler: CalibratedPseudoLabeler, round_idx: int,
                           out_root: str, img_dir: str, img_suffix: str,
@@ -279,12 +312,17 @@ def run_pseudo_label_pass(model, dataloader: Iterable,
         dict: The round summary (thresholds, class weights, kept fractions
         and pixel counts, where the cache was, the seconds of the two
         halves); the labels are in :func:`round_dir`.
+
+    Raises:
+        FloatingPointError: The model's weights are not finite
+            (:func:`check_finite`).
     """
     summary = load_round(out_root, round_idx)
     if summary:
         print_log(f'pseudo-labels: reusing finished round {round_idx} in '
                   f'{round_dir(out_root, round_idx)}', logger='current')
         return summary
+    check_finite(model, round_idx)
     tmp = _begin_round(out_root, round_idx)
     label_path = partial(pseudo_label_path, tmp, img_dir=img_dir,
                          img_suffix=img_suffix)

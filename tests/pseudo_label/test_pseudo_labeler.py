@@ -441,6 +441,38 @@ def test_pass_is_resumable(tmp_path, monkeypatch, place):
     assert again.calls == 0
 
 
+class DivergedModel(torch.nn.Module):
+    """A model whose training diverged: a NaN weight, a finite buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Conv2d(2, C, 1)
+        self.register_buffer('running_mean', torch.zeros(2))
+        with torch.no_grad():
+            self.head.weight[0, 0] = float('nan')
+
+    def test_step(self, batch):  # never reached
+        raise AssertionError('the pass ran a diverged model')
+
+
+def test_a_diverged_model_is_refused_before_the_pass(tmp_path):
+    """NaN weights would give NaN scores, which the class histograms cannot
+    count (an index error deep in the pass): the pass names the tensor and
+    the round instead, and writes nothing."""
+    out = str(tmp_path / 'pl')
+    with pytest.raises(FloatingPointError,
+                       match=r"round 1: the model's 'head.weight' is not "
+                       r'finite \(NaN or Inf\): the training diverged'):
+        pass_mod.run_pseudo_label_pass(
+            DivergedModel(), fake_loader(tmp_path), build(), 1, out,
+            str(tmp_path / 'img'), '_leftImg8bit.png')
+    assert not osp.exists(out)
+    finite = DivergedModel()
+    with torch.no_grad():
+        finite.head.weight.fill_(0.5)
+    pass_mod.check_finite(finite, 0)  # a finite model passes
+
+
 def saturated_loader(tmp_path, n=3):
     """Fake model outputs of over-confident images (see
     :func:`saturated_outputs`)."""

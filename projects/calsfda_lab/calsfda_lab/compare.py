@@ -36,6 +36,7 @@ console output goes to ``WORK_DIR/console.log``.
 """
 import argparse
 import json
+import math
 import os.path as osp
 import sys
 import warnings
@@ -225,7 +226,11 @@ def adapting(args, size, data_dir, stage2: str, name: str) -> List[dict]:
         cfg = cbst_cfg(cfg)
     elif name == 'target_supervised':
         cfg = supervised_cfg(cfg)
-    RUNNERS.build(cfg).train()
+    try:
+        RUNNERS.build(cfg).train()
+    except FloatingPointError as error:  # the training diverged
+        print(f'{name}: {error}; its checkpoints so far are kept',
+              flush=True)
     with open(osp.join(cfg.work_dir, 'selection.json')) as f:
         history = json.load(f)['history']
     return [dict(epoch=row['epoch'], target_mIoU=row['mIoU'],
@@ -236,12 +241,22 @@ def adapting(args, size, data_dir, stage2: str, name: str) -> List[dict]:
 
 # ---------------------------------------------------------------- summary
 def pick(checkpoints: List[dict], criterion: str) -> dict:
-    """The checkpoint a label-free criterion selects."""
+    """The checkpoint a label-free criterion selects; checkpoints whose
+    criterion is not finite (a diverged training) are never selected
+    unless every one is."""
     rule = CRITERIA[criterion]
     if rule is None:
         return checkpoints[-1]
     sign = 1 if rule == 'less' else -1
-    return min(checkpoints, key=lambda row: sign * row[criterion])
+    finite = [row for row in checkpoints if math.isfinite(row[criterion])]
+    return min(finite or checkpoints, key=lambda row: sign * row[criterion])
+
+
+def diverged_epoch(checkpoints: List[dict]) -> Optional[int]:
+    """The first epoch whose label-free estimate is not finite (the
+    training diverged), or None."""
+    return next((row['epoch'] for row in checkpoints
+                 if not math.isfinite(row['estECE'])), None)
 
 
 def summarise(checkpoints: List[dict]) -> dict:
@@ -255,6 +270,7 @@ def summarise(checkpoints: List[dict]) -> dict:
         selected_epoch={c: row['epoch'] for c, row in selected.items()},
         regret={c: round(oracle - row['target_mIoU'], 4)
                 for c, row in selected.items()},
+        diverged_at_epoch=diverged_epoch(checkpoints),
         target_ECE=selected['estECE']['target_ECE'],
         target_cECE=selected['estECE']['target_cECE'],
         checkpoints=checkpoints)

@@ -558,3 +558,20 @@ def test_round_quality_counts_kept_and_right_pixels(tmp_path):
     assert rows[0]['precision'] == pytest.approx(60.0)
     assert rows[1]['kept_share'] == pytest.approx(100.0)
     assert rows[1]['precision'] == pytest.approx(100.0)
+
+
+def test_a_diverged_method_is_picked_before_it_diverged():
+    """After a training diverges (NaN estimates, mIoU near zero), no
+    criterion picks a non-finite checkpoint; the summary names the epoch."""
+    from calsfda_lab import compare
+    nan = float('nan')
+    rows = [dict(epoch=1, target_mIoU=25.0, target_ECE=10.0,
+                 target_cECE=30.0, estECE=16.0, entropy=17.0, max_prob=84.0),
+            dict(epoch=2, target_mIoU=0.7, target_ECE=nan, target_cECE=nan,
+                 estECE=nan, entropy=nan, max_prob=nan)]
+    summary = compare.summarise(rows)
+    assert summary['selected_epoch'] == dict(estECE=1, entropy=1,
+                                             max_prob=1, last=2)
+    assert summary['target_mIoU_oracle'] == 25.0
+    assert summary['diverged_at_epoch'] == 2
+    assert compare.summarise(rows[:1])['diverged_at_epoch'] is None
