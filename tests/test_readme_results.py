@@ -1,10 +1,13 @@
-"""The README's headline table is the committed summary it links to, row
-for row (a number in the README is a measured one)."""
+"""The README's results table is the first table of the committed summary
+it links to, row for row, and every table row of docs/results.md is a row
+of the summary it links to (a number in the docs is a measured one)."""
 import os.path as osp
 import re
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-HEADING = '## Headline result'
+HEADING = '## Results'
+SUMMARY_LINK = (r'\]\(((?:\.\./)?projects/calsfda_lab/records/comparison/'
+                r'[^)]+/summary\.md)\)')
 
 
 def headline_section() -> str:
@@ -28,9 +31,7 @@ def table_rows(markdown: str) -> list:
 
 def test_headline_table_is_the_linked_summary():
     section = headline_section()
-    links = re.findall(
-        r'\]\((projects/calsfda_lab/records/comparison/[^)]+/summary\.md)\)',
-        section)
+    links = re.findall(SUMMARY_LINK, section)
     assert links, (f'{HEADING} links no '
                    'projects/calsfda_lab/records/comparison/*/summary.md')
     with open(osp.join(ROOT, links[0])) as f:
@@ -43,3 +44,17 @@ def test_headline_table_is_the_linked_summary():
     assert len(readme) == len(summary), (
         f'README {HEADING!r} has {len(readme)} table lines, {links[0]} '
         f'{len(summary)}')
+
+
+def test_results_page_tables_are_rows_of_its_summary():
+    with open(osp.join(ROOT, 'docs', 'results.md')) as f:
+        page = f.read()
+    links = re.findall(SUMMARY_LINK, page)
+    assert links, 'docs/results.md links no records/comparison/*/summary.md'
+    with open(osp.normpath(osp.join(ROOT, 'docs', links[0]))) as f:
+        summary = f.read().splitlines()
+    rows = [line for line in page.splitlines() if line.startswith('|')]
+    assert rows
+    missing = [row for row in rows if row not in summary]
+    assert not missing, (f'docs/results.md has table rows that are not in '
+                         f'{links[0]}: {missing}')
