@@ -212,9 +212,12 @@ def _round_summary(labeler: CalibratedPseudoLabeler, round_idx: int,
     return dict(
         round=round_idx, cb_prop=cb_prop, local_prop=local_prop,
         selection=labeler.rules.selection, top1_cache=counts.top1_cache,
+        # unrounded: the SCE trains with these weights (on resume too), and
+        # softmax(1 / tau) leaves all but the least confident class near
+        # 1e-7; rounding them to zero left batches without that class with
+        # no weight at all (a NaN loss)
         class_weights=[
-            round(float(w), 6)
-            for w in labeler.class_weights(counts.thresholds)
+            float(w) for w in labeler.class_weights(counts.thresholds)
         ],
         **labeler.summary(counts.thresholds, counts.kept, counts.predicted),
         seconds=counts.seconds)

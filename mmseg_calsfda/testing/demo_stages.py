@@ -161,6 +161,32 @@ def target_bn_warmup(cfg: Config, size: dict, data_dir: str,
                 dataloader=target_dataloader(cfg, data_dir, 'train'))
 
 
+def finished(cfg: Config) -> bool:
+    """Whether ``cfg.work_dir`` holds a finished training of ``cfg``: the
+    checkpoint ``last_checkpoint`` names is the schedule's last one."""
+    path = osp.join(cfg.work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        return False
+    with open(path) as f:
+        last = f.read().strip()
+    train = cfg.train_cfg
+    final = f"iter_{train['max_iters']}.pth" if 'max_iters' in train \
+        else f"epoch_{train['max_epochs']}.pth"
+    return osp.basename(last) == final and osp.isfile(last)
+
+
+def train_stage(cfg: Config) -> None:
+    """Trains ``cfg``, unless its work dir already holds the finished
+    training (:func:`finished`): rerunning the demo or the lab's comparison
+    in the same work dir then reuses what finished and trains the rest
+    (delete a stage's folder to train it again)."""
+    if finished(cfg):
+        print(f'reusing the finished training in {cfg.work_dir}',
+              flush=True)
+        return
+    RUNNERS.build(cfg).train()
+
+
 def best_checkpoint(work_dir: str, key: str = 'cECE') -> str:
     names = [f for f in os.listdir(work_dir) if f.startswith(f'best_{key}_')]
     if len(names) != 1:
@@ -184,7 +210,7 @@ def run_source_stage(args, size, data_dir, ece_loss: bool = True,
         cfg.custom_hooks = [dict(type='ProgressBarHook')]
     if edit_cfg is not None:
         edit_cfg(cfg)
-    RUNNERS.build(cfg).train()
+    train_stage(cfg)
     ckpt = best_checkpoint(cfg.work_dir)
     target = evaluate(cfg, ckpt, target_dataloader(cfg, data_dir, 'val'),
                       'target_val')
@@ -208,7 +234,7 @@ def run_value_stage(args, size, data_dir, stage1: str,
     cfg.load_from = osp.join(args.work_dir, stage1)
     if edit_cfg is not None:
         edit_cfg(cfg)
-    RUNNERS.build(cfg).train()
+    train_stage(cfg)
     ckpt = osp.join(cfg.work_dir, f'iter_{size["value_iters"]}.pth')
     target_val = target_dataloader(cfg, data_dir, 'val')
     metric = [dict(type='EstimatedECEMetric', with_labels=True)]
@@ -283,7 +309,7 @@ def run_target_stage(args, size, data_dir, stage2: str) -> tuple:
     """Stage 3; returns (adapted, selection) from selection.json."""
     cfg = target_stage_config(args, size, data_dir, stage2, 'stage3_target',
                               size['rounds'], size['epochs_per_round'])
-    RUNNERS.build(cfg).train()
+    train_stage(cfg)
     with open(osp.join(cfg.work_dir, 'selection.json')) as f:
         selection = json.load(f)
     chosen = selection['selected']

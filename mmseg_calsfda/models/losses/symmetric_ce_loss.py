@@ -94,21 +94,27 @@ class SymmetricCELoss(nn.Module):
     def _ce(self, cls_score: Tensor, target: Tensor, valid: Tensor,
             class_weight: Optional[Tensor]) -> Tensor:
         """The CE term: each labelled pixel's (smoothed) CE weighted by its
-        label's class weight, averaged by those weights."""
-        if self.label_smoothing == 0:
-            return F.cross_entropy(cls_score,
-                                   torch.where(valid, target, -100),
-                                   weight=class_weight, ignore_index=-100)
-        # not F.cross_entropy's smoothing: it weighs each class's smoothing
-        # term by that class's weight but averages by the labelled classes'
-        # weights, which explodes when the labelled classes weigh little
+        label's class weight, averaged by those weights (as
+        ``F.cross_entropy(weight=...)``). A batch whose labelled pixels weigh
+        nothing (none labelled, or only classes whose weight underflowed to
+        0) gives 0, where ``F.cross_entropy`` gives 0 / 0 = NaN (and so does
+        the reference)."""
         log_p = F.log_softmax(cls_score, dim=1)
-        per_pixel = -(1 - self.label_smoothing) * log_p.gather(
-            1, target[:, None])[:, 0] - self.label_smoothing * log_p.mean(1)
+        per_pixel = -log_p.gather(1, target[:, None])[:, 0]
+        if self.label_smoothing > 0:
+            # not F.cross_entropy's smoothing: it weighs each class's
+            # smoothing term by that class's weight but averages by the
+            # labelled classes' weights, which explodes when the labelled
+            # classes weigh little
+            per_pixel = (1 - self.label_smoothing) * per_pixel \
+                - self.label_smoothing * log_p.mean(1)
         weight = valid.float()
         if class_weight is not None:
             weight = weight * class_weight[target]
-        return (per_pixel * weight).sum() / weight.sum().clamp(min=1e-12)
+        total = weight.sum()
+        # no host sync: a zero total divides a zero sum by 1
+        return (per_pixel * weight).sum() / torch.where(
+            total > 0, total, torch.ones_like(total))
 
     @property
     def loss_name(self) -> str:

@@ -44,7 +44,6 @@ from typing import Dict, List, Optional, Tuple
 
 warnings.filterwarnings('ignore', message='.*pkg_resources is deprecated')
 
-from mmseg.registry import RUNNERS  # noqa: E402
 
 from mmseg_calsfda.console import QuietConsole  # noqa: E402
 from mmseg_calsfda.datasets.synthetic import SHIFTS  # noqa: E402
@@ -227,7 +226,7 @@ def adapting(args, size, data_dir, stage2: str, name: str) -> List[dict]:
     elif name == 'target_supervised':
         cfg = supervised_cfg(cfg)
     try:
-        RUNNERS.build(cfg).train()
+        demo.train_stage(cfg)
     except FloatingPointError as error:  # the training diverged
         print(f'{name}: {error}; its checkpoints so far are kept',
               flush=True)
