@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from mmseg.registry import RUNNERS
 from PIL import Image
 
@@ -49,7 +50,19 @@ def test_two_rounds_with_label_free_selection(synthetic_root, stage2,
     assert dataset.pseudo_label_dir == str(labels / 'round_1')
     sce = [m for m in runner.model.modules()
            if isinstance(m, SymmetricCELoss)][0]
-    assert sce.class_weight is not None
+    # the weights the SCE trains with are the round's softmax(1 / tau) at
+    # full precision, as the reference's float32 tensor (rounding them once
+    # turned ~1e-7 weights into 0 and a batch's CE into 0 / 0)
+    summary = json.loads((labels / 'round_1' / 'summary.json').read_text())
+    tau = [t if t != 0 else 0.01 for t in summary['thresholds']]
+    reference = torch.softmax(torch.tensor([1 / t for t in tau]), 0)
+    # (the summary's thresholds are rounded to 6 decimals: rtol, no atol)
+    torch.testing.assert_close(sce.class_weight, reference, rtol=1e-2,
+                               atol=0)
+    torch.testing.assert_close(
+        sce.class_weight,
+        torch.tensor(summary['class_weights'], dtype=torch.float32),
+        rtol=0, atol=0)
     # lr divided by sqrt(2) in round 1
     group = runner.optim_wrapper.param_groups[0]
     assert group['lr'] == pytest.approx(group['round_base_lr'] / 2**0.5)

@@ -60,6 +60,37 @@ def test_symmetric_ce_label_smoothing_matches_definition():
     assert float(loss(logits, only)) < 100
 
 
+
+@pytest.mark.parametrize('smoothing', [0.0, 0.1])
+def test_symmetric_ce_batch_that_weighs_nothing(smoothing):
+    """A batch whose labelled pixels all weigh 0 (none labelled, or only
+    classes whose ``softmax(1 / tau)`` weight underflowed) gives a CE term
+    of 0 and finite gradients, where ``F.cross_entropy`` gives 0 / 0 = NaN;
+    with tiny but non-zero weights the term is the ordinary weighted mean."""
+    logits, label = data(3)
+    label[label == 4] = 0  # classes 0-3 labelled, weighing nothing
+    w = [0.0, 0.0, 0.0, 0.0, 1.0]
+    loss = MODELS.build(dict(type='SymmetricCELoss', class_weight=w,
+                             alpha=1.0, beta=0.0, label_smoothing=smoothing))
+    for batch in (label, torch.full_like(label, 255)):
+        z = logits.clone().requires_grad_()
+        value = loss(z, batch)
+        value.backward()
+        assert float(value) == 0.0
+        assert torch.isfinite(z.grad).all()
+    assert F.cross_entropy(logits, torch.where(label == 255, -100, label),
+                           weight=torch.tensor(w),
+                           ignore_index=-100).isnan()
+    tiny = torch.tensor([4e-7, 1e-6, 2e-7, 3e-7, 1 - 1.9e-6])
+    loss.class_weight = tiny
+    if smoothing == 0:
+        want = F.cross_entropy(logits, torch.where(label == 255, -100, label),
+                               weight=tiny, ignore_index=-100)
+        assert float(loss(logits, label)) == pytest.approx(float(want),
+                                                           rel=1e-5)
+    assert 0 < float(loss(logits, label)) < 100
+
+
 def test_symmetric_ce_label_smoothing_checked():
     with pytest.raises(ValueError, match='label_smoothing=1.0'):
         MODELS.build(dict(type='SymmetricCELoss', label_smoothing=1.0))

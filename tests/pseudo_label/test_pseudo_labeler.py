@@ -226,6 +226,23 @@ def test_class_weights_softmax_of_inverse_thresholds():
     torch.testing.assert_close(w, ref)
 
 
+
+def test_round_summary_keeps_the_class_weights_unrounded():
+    """The summary's class weights are what the SCE trains with (and what a
+    resumed run reads back): one unconfident class (tau 0.063, as on a
+    benchmark seed) leaves the others ~4e-7, which must not round to 0."""
+    tau = torch.full((C, ), 0.83)
+    tau[2] = 0.063
+    labeler = build()
+    counts = pass_mod.PassCounts(tau, torch.ones(C, dtype=torch.float64),
+                                 torch.ones(C, dtype=torch.float64),
+                                 'memory', dict(thresholds=0., labels=0.))
+    summary = pass_mod._round_summary(labeler, 0, counts)
+    want = labeler.class_weights(tau)
+    assert 0 < float(want.min()) < 1e-6
+    assert summary['class_weights'] == [float(w) for w in want]
+
+
 @pytest.mark.parametrize('kwargs,match', [
     (dict(selection='any'), 'selection'), (dict(growth='exp'), 'growth'),
     (dict(local_prop=-0.1), 'local_prop'), (dict(cb_prop=1.5), 'cb_prop')])

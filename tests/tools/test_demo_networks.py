@@ -100,3 +100,34 @@ def test_entropy_weight_sets_or_drops_the_term():
     set_entropy_weight(cfg, 0)
     assert [loss.type for loss in cfg.model.decode_losses] == [
         'SymmetricCELoss']
+
+
+@pytest.mark.parametrize('loop,last,done', [
+    (dict(max_iters=400), 'iter_400.pth', True),
+    (dict(max_iters=400), 'iter_200.pth', False),  # interrupted
+    (dict(max_epochs=8), 'epoch_8.pth', True),
+    (dict(max_epochs=8), 'iter_8.pth', False),
+    (dict(max_epochs=8), None, False),  # never started
+])
+def test_train_stage_reuses_only_a_finished_training(tmp_path, monkeypatch,
+                                                     loop, last, done):
+    """A rerun in the same work dir skips a stage whose ``last_checkpoint``
+    is its schedule's final checkpoint and trains every other one."""
+    from mmengine.config import Config
+
+    from mmseg_calsfda.testing import demo_stages
+    if last is not None:
+        (tmp_path / last).write_bytes(b'')
+        (tmp_path / 'last_checkpoint').write_text(str(tmp_path / last))
+    cfg = Config(dict(work_dir=str(tmp_path), train_cfg=loop))
+    built = []
+
+    class Runner:
+
+        def train(self):
+            built.append(True)
+
+    monkeypatch.setattr(demo_stages.RUNNERS, 'build', lambda c: Runner())
+    assert demo_stages.finished(cfg) is done
+    demo_stages.train_stage(cfg)
+    assert built == ([] if done else [True])
