@@ -92,6 +92,12 @@ def parse_args():
         '--target-lr', type=float, default=None,
         help="stage-3 learning rate of every adapting method (default: the "
         "network's, mmseg_calsfda.testing.demo_stages.NETWORKS)")
+    parser.add_argument(
+        '--self-training-lr', type=float, default=None,
+        help="stage-3 learning rate of the pseudo-labelling methods alone "
+        f"({', '.join(PSEUDO_LABELLING)}: the shipped rounds and their "
+        "twins); tent and target_supervised keep --target-lr's (default: "
+        "--target-lr's)")
     args = parser.parse_args()
     check_choices(args)
     return args
@@ -117,6 +123,8 @@ def claim_work_dir(args) -> None:
         run['network'] = args.network
     if args.target_lr is not None:
         run['target_lr'] = args.target_lr
+    if args.self_training_lr is not None:
+        run['self_training_lr'] = args.self_training_lr
     if osp.isfile(path):
         with open(path) as f:
             previous = json.load(f)
@@ -216,8 +224,18 @@ def supervised_cfg(cfg):
     return cfg
 
 
+def self_training_lr(args) -> float:
+    """The pseudo-labelling methods' stage-3 rate: ``--self-training-lr``
+    when set, else every adapting method's (``--target-lr`` or the
+    network's)."""
+    return getattr(args, 'self_training_lr', None) or demo.target_lr(args)
+
+
 def adapting(args, size, data_dir, stage2: str, name: str) -> List[dict]:
     """Trains one adapting method; its checkpoints, one per epoch."""
+    if name in PSEUDO_LABELLING:
+        args = argparse.Namespace(**dict(vars(args),
+                                         target_lr=self_training_lr(args)))
     cfg = _adapting_cfg(args, size, data_dir, stage2, name)
     if name == 'tent':
         cfg = tent_cfg(cfg)
@@ -384,6 +402,7 @@ def main():
                 osp.join(args.work_dir, name), data_dir)
     result = dict(seed=args.seed, shift=args.shift, network=args.network,
                   target_lr=demo.target_lr(args),
+                  self_training_lr=self_training_lr(args),
                   entropy_weight=demo.network_settings(args)[
                       'entropy_weight'],
                   stage1=dict(diffece=target_scores(stage1),

@@ -57,8 +57,12 @@ def load_runs(run_dirs: List[str]) -> List[dict]:
     # runs from before --network / --target-lr / the entropy weight: the
     # from-scratch ResNet-18 at its stage-3 rate, with the entropy term
     for key, default in (('shift', None), ('network', 'resnet18'),
-                         ('target_lr', 2.5e-4), ('entropy_weight', 1.0)):
-        values = {run.get(key, default) for run in runs}
+                         ('target_lr', 2.5e-4), ('entropy_weight', 1.0),
+                         ('self_training_lr', None)):
+        # runs from before --self-training-lr: that of every method
+        values = {run.get(key, run.get('target_lr', 2.5e-4))
+                  if key == 'self_training_lr' else run.get(key, default)
+                  for run in runs}
         if len(values) > 1:
             sys.exit(f'error: the runs mix {key} values {sorted(values)}')
     seeds = [run['seed'] for run in runs]
@@ -111,6 +115,10 @@ def summarise(runs: List[dict]) -> dict:
                 [run['methods'][name]['pseudo_labels'] for run in runs])
     result = dict(shift=runs[0]['shift'],
                   seeds=[run['seed'] for run in runs], methods=methods)
+    if 'target_lr' in runs[0]:
+        result['target_lr'] = runs[0]['target_lr']
+        result['self_training_lr'] = runs[0].get('self_training_lr',
+                                                 runs[0]['target_lr'])
     if all('stage1' in run for run in runs):
         result['stage1'] = {
             key: dict(diffece=spread([run['stage1']['diffece'][key]
@@ -233,9 +241,16 @@ def _fmt(s: dict) -> str:
 
 def markdown(summary: dict) -> str:
     seeds = ', '.join(map(str, summary['seeds']))
+    rates = ''
+    if 'target_lr' in summary:
+        rates = f" (stage-3 rate {summary['target_lr']:g}"
+        if summary['self_training_lr'] != summary['target_lr']:
+            rates += (', the pseudo-labelling methods '
+                      f"{summary['self_training_lr']:g}")
+        rates += ')'
     lines = [
-        f"shift {summary['shift']}, seeds {seeds}: target val mIoU, mean ± "
-        'sample std over the seeds', '',
+        f"shift {summary['shift']}, seeds {seeds}{rates}: target val mIoU, "
+        'mean ± sample std over the seeds', '',
         '| method | last | oracle | estECE pick | entropy pick | '
         'max_prob pick | estECE pick − adabn | regret estECE | '
         'regret entropy | regret max_prob | regret last |',

@@ -575,3 +575,36 @@ def test_a_diverged_method_is_picked_before_it_diverged():
     assert summary['target_mIoU_oracle'] == 25.0
     assert summary['diverged_at_epoch'] == 2
     assert compare.summarise(rows[:1])['diverged_at_epoch'] is None
+
+
+def test_self_training_lr_sets_the_pseudo_labelling_methods_rate(
+        tiny_run, monkeypatch):
+    """--self-training-lr changes cbst's, calsfda's and calsfda_ce_only's
+    stage-3 rate and leaves tent's and target_supervised's at the run's."""
+    import os.path as osp
+
+    from calsfda_lab import compare
+    run, size = compare.load_run(str(tiny_run))
+    everyone = compare.demo.target_lr(run)
+    run.self_training_lr = everyone / 10
+    rates = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(cfg):
+        rates[osp.basename(cfg.work_dir)] = cfg.optim_wrapper.optimizer.lr
+        raise Stop
+
+    monkeypatch.setattr(compare.demo, 'train_stage', capture)
+    for name in ('tent', 'cbst', 'calsfda', 'target_supervised',
+                 'calsfda_ce_only'):
+        with pytest.raises(Stop):
+            compare.adapting(run, size, str(tiny_run / 'data'),
+                             'stage2_value/iter_2.pth', name)
+    assert rates == dict(tent=everyone, cbst=everyone / 10,
+                         calsfda=everyone / 10,
+                         target_supervised=everyone,
+                         calsfda_ce_only=everyone / 10)
+    # the run's own arguments are untouched
+    assert getattr(run, 'target_lr', None) is None

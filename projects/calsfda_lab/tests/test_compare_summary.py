@@ -55,7 +55,7 @@ def test_summary_means_spreads_and_paired_differences(tmp_path):
     assert abs(summary['ece_spearman']['mean'] - 0.7) < 1e-9
     table = (out / 'summary.md').read_text()
     assert '| calsfda | 25.17 ± 0.76 |' in table
-    assert 'seeds 3, 4, 5' in table
+    assert 'seeds 3, 4, 5:' in table  # runs without rates name none
     assert (out / 'summary.png').stat().st_size > 0
 
 
@@ -77,6 +77,14 @@ def test_summary_refuses_mixed_runs(tmp_path):
     e = _write_run(tmp_path / 'e', 6, 20.0, [21.0], entropy_weight=0.0)
     res = run_lab('compare_summary', *cmd + [a, e, '--out', out])
     assert "the runs mix entropy_weight values [0.0, 1.0]" in res.stderr
+    # the pseudo-labelling methods' rate: a run without one had that of
+    # every method
+    f = _write_run(tmp_path / 'f', 7, 20.0, [21.0], target_lr=0.003,
+                   self_training_lr=0.0003)
+    g = _write_run(tmp_path / 'g', 8, 20.0, [21.0], target_lr=0.003)
+    res = run_lab('compare_summary', *cmd + [f, g, '--out', out])
+    assert ("the runs mix self_training_lr values [0.0003, 0.003]"
+            in res.stderr)
     res = run_lab('compare_summary', *cmd + [a, c, '--out', out])
     assert 'a seed appears twice among [3, 3]' in res.stderr
     res = run_lab('compare_summary',
@@ -218,3 +226,17 @@ def test_summary_ablation_pairs_each_ingredient_with_its_twin(tmp_path):
             '(-2.00, -1.00) |') in table
     assert 'Value head Spearman per seed: seed 3: 0.500, seed 4: 0.250.' \
         in table
+
+
+def test_summary_names_the_stage3_rates(tmp_path):
+    runs = [_write_run(tmp_path / f's{seed}', seed, 20.0, [22.0],
+                       target_lr=0.003, self_training_lr=0.0003)
+            for seed in (3, 4)]
+    out = tmp_path / 'out'
+    res = run_lab('compare_summary', *[*runs, '--out', str(out)])
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / 'summary.json').read_text())
+    assert (summary['target_lr'], summary['self_training_lr']) == (0.003,
+                                                                    0.0003)
+    assert ('seeds 3, 4 (stage-3 rate 0.003, the pseudo-labelling methods '
+            '0.0003):') in (out / 'summary.md').read_text()
