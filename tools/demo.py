@@ -26,6 +26,9 @@
    (``mmseg_calsfda.testing.demo_stages.NETWORKS``);
 5. writes ``WORK_DIR/results.json`` and ``results.md``.
 
+Run again with the same ``--work-dir``, it reuses every stage that finished
+there (``demo_stages.train_stage``) and trains the rest.
+
 Each stage runs the real config from ``configs/calsfda/`` at CPU size
 (``mmseg_calsfda.testing``: ``shrink_config``; the stages are
 ``mmseg_calsfda.testing.demo_stages``). The console shows a header per
