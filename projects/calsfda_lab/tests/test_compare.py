@@ -397,6 +397,11 @@ def test_stage3_variant_configs(tiny_run, tmp_path):
     # imgece starts from the image-level-ECE value head's stage 2
     assert 'stage2_value_imgece/iter_' in stage3_variants.variant_cfg(
         run, size, 'ceonly-imgece', 1, 2).load_from
+    # present starts from the present-class value head's stage 2
+    assert 'stage2_value_present/iter_' in stage3_variants.variant_cfg(
+        run, size, 'present-lr0.0003', 1, 2).load_from
+    assert stage3_variants.stage2_dir(['imgece', 'present']) == \
+        'stage2_value_imgece_present'
     # vlr<rate> starts from a stage 2 at that learning rate
     assert 'stage2_value_lr0.001/iter_' in stage3_variants.variant_cfg(
         run, size, 'ceonly-vlr0.001', 1, 2).load_from

@@ -62,6 +62,10 @@ variant is a ``-``-joined list of changes:
   (:class:`~calsfda_lab.variants.ImageECESegmentor`; trained once into
   ``WORK_DIR/stage2_value_imgece`` from the run's stage-1 checkpoint), so
   that the selection and the scaling follow the estimated plain ECE;
+* ``present``: start from a stage 2 whose value head learned each image's
+  class-level ECE averaged over the classes present in it
+  (``CalSFDASegmentor(ece_class_average='present')``; trained once into
+  ``WORK_DIR/stage2_value_present``) instead of over all classes;
 * ``vlr`` and a decimal number, e.g. ``vlr0.001``: start from a stage 2
   whose value head trained at that Adam learning rate instead of the
   stage-2 config's 1e-4 (trained once into
@@ -97,7 +101,7 @@ from .value_head_shift import with_shift
 CHANGES = ('shipped', 'noent', 'sceonly', 'nocw', 'lr5', 'lr0', 'cbst',
            'cb50', 'fullnet', 'gtmask', 'gtfull', 'gtfix50', 'gtfix75',
            'ccaug', 'srcbn', 'trueece', 'nolocal', 'photo', 'mix', 'notent',
-           'ceonly', 'imgece')
+           'ceonly', 'imgece', 'present')
 # any other stage-3 learning rate: 'lr' and a decimal number, e.g. lr0.001
 RATE = re.compile(r'lr(\d*\.\d+)')
 # the SCE's label smoothing: 'ls' and a decimal number, e.g. ls0.1
@@ -159,11 +163,13 @@ def stage2_size(size: dict, changes: list) -> dict:
 
 def stage2_dir(changes: list) -> str:
     """The stage-2 run a variant starts from (relative to the work dir):
-    the run's own unless ``imgece``, ``vlr<rate>`` or ``vit<N>`` asks for
-    another."""
+    the run's own unless ``imgece``, ``present``, ``vlr<rate>`` or
+    ``vit<N>`` asks for another."""
     name = 'stage2_value'
     if 'imgece' in changes:
         name += '_imgece'
+    if 'present' in changes:
+        name += '_present'
     rate, iters = value_rate(changes), value_iters(changes)
     if rate is not None:
         name += f'_lr{rate:g}'
@@ -196,6 +202,8 @@ def train_variant_stage2(run, size: dict, changes: list) -> None:
     def edit(cfg) -> None:
         if 'imgece' in changes:
             cfg.model.type = 'ImageECESegmentor'
+        if 'present' in changes:
+            cfg.model.ece_class_average = 'present'
         if rate is not None:
             cfg.optim_wrapper.optimizer.lr = rate
 
