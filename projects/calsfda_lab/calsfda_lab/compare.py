@@ -44,7 +44,6 @@ from typing import Dict, List, Optional, Tuple
 
 warnings.filterwarnings('ignore', message='.*pkg_resources is deprecated')
 
-
 from mmseg_calsfda.console import QuietConsole  # noqa: E402
 from mmseg_calsfda.datasets.synthetic import SHIFTS  # noqa: E402
 from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402

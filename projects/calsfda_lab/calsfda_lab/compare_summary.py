@@ -44,6 +44,21 @@ def parse_args():
     return parser.parse_args()
 
 
+# runs from before --network / --target-lr / the entropy weight: the
+# from-scratch ResNet-18 at its stage-3 rate, with the entropy term
+SETTING_DEFAULTS = dict(network='resnet18', target_lr=2.5e-4,
+                        entropy_weight=1.0)
+
+
+def setting(run: dict, key: str):
+    """A run's setting, with the default of the runs from before it was
+    recorded; runs from before --self-training-lr trained every method at
+    ``target_lr``."""
+    if key == 'self_training_lr':
+        return run.get(key, setting(run, 'target_lr'))
+    return run.get(key, SETTING_DEFAULTS.get(key))
+
+
 def load_runs(run_dirs: List[str]) -> List[dict]:
     """The runs' results; one preset, distinct seeds, the same methods."""
     runs = []
@@ -54,15 +69,8 @@ def load_runs(run_dirs: List[str]) -> List[dict]:
                      'finished there?)')
         with open(path) as f:
             runs.append(json.load(f))
-    # runs from before --network / --target-lr / the entropy weight: the
-    # from-scratch ResNet-18 at its stage-3 rate, with the entropy term
-    for key, default in (('shift', None), ('network', 'resnet18'),
-                         ('target_lr', 2.5e-4), ('entropy_weight', 1.0),
-                         ('self_training_lr', None)):
-        # runs from before --self-training-lr: that of every method
-        values = {run.get(key, run.get('target_lr', 2.5e-4))
-                  if key == 'self_training_lr' else run.get(key, default)
-                  for run in runs}
+    for key in ('shift', *SETTING_DEFAULTS, 'self_training_lr'):
+        values = {setting(run, key) for run in runs}
         if len(values) > 1:
             sys.exit(f'error: the runs mix {key} values {sorted(values)}')
     seeds = [run['seed'] for run in runs]
@@ -117,8 +125,7 @@ def summarise(runs: List[dict]) -> dict:
                   seeds=[run['seed'] for run in runs], methods=methods)
     if 'target_lr' in runs[0]:
         result['target_lr'] = runs[0]['target_lr']
-        result['self_training_lr'] = runs[0].get('self_training_lr',
-                                                 runs[0]['target_lr'])
+        result['self_training_lr'] = setting(runs[0], 'self_training_lr')
     if all('stage1' in run for run in runs):
         result['stage1'] = {
             key: dict(diffece=spread([run['stage1']['diffece'][key]
