@@ -128,3 +128,57 @@ def test_check_checkpoint_fits_names_missing_and_misfit_keys(caplog):
     with pytest.raises(ValueError, match=r"^ckpt: 0\.weight has shape "
                        r"\(5, 3, 1, 1\), the model's \(4, 3, 1, 1\); "):
         check_checkpoint_fits(model, state, 'ckpt')
+
+
+def _saved(model_cfg: dict) -> dict:
+    """A checkpoint of ``probs_segmentor()``'s weights whose meta holds a
+    config with ``model_cfg``, as MMEngine saves it."""
+    from tests.utils import probs_segmentor
+    return dict(state_dict=probs_segmentor().state_dict(),
+                meta=dict(cfg=Config(dict(model=model_cfg)).pretty_text))
+
+
+@pytest.mark.parametrize('saved_head, stage, refused', [
+    # the same settings, written out or left to the defaults
+    (dict(type='ECEValueNetHead', channels=16), 'value', None),
+    (dict(type='ECEValueNetHead', channels=16, pool='avg', act_cfg=None),
+     'target', None),
+    # a weightless setting the model does not share
+    (dict(type='ECEValueNetHead', channels=16, act_cfg=dict(type='ReLU')),
+     'value', "value_head.act_cfg={'type': 'ReLU'}, the model has None"),
+    (dict(type='ECEValueNetHead', channels=16, pool='bilinear'), 'target',
+     "value_head.pool='bilinear', the model has 'avg'"),
+    # a stage-1 checkpoint trained no value head: nothing to compare
+    (dict(type='ECEValueNetHead', channels=16, act_cfg=dict(type='ReLU')),
+     'source', None),
+])
+def test_a_value_head_trained_with_other_weightless_settings_is_refused(
+        saved_head, stage, refused):
+    """pool, act_cfg and align_corners have no weights: a stage-2 head
+    trained with a ReLU loads into a head without one with no shape error.
+    The checkpoint's saved config tells them apart."""
+    from tests.utils import probs_segmentor
+    model = probs_segmentor(stage='target')
+    checkpoint = _saved(dict(type='CalSFDASegmentor', stage=stage,
+                             value_input='probs', value_head=saved_head))
+    if refused is None:
+        check_checkpoint_fits(model, checkpoint, 'ckpt')
+        return
+    with pytest.raises(ValueError) as err:
+        check_checkpoint_fits(model, checkpoint, 'ckpt')
+    assert str(err.value).startswith('ckpt: its value head was trained with '
+                                     + refused)
+    assert 'as in the stage-2 config that trained it' in str(err.value)
+
+
+def test_checkpoints_without_a_saved_value_head_config_load():
+    """A bare state dict, a config that does not parse, a model without a
+    value head: nothing to compare, the checkpoint loads."""
+    from tests.utils import probs_segmentor
+    model = probs_segmentor(stage='target')
+    state = model.state_dict()
+    check_checkpoint_fits(model, state, 'ckpt')
+    check_checkpoint_fits(model, dict(state_dict=state,
+                                      meta=dict(cfg='model = dict(')), 'ckpt')
+    check_checkpoint_fits(model, _saved(dict(type='CalSFDASegmentor',
+                                             stage='value')), 'ckpt')

@@ -45,6 +45,29 @@ def test_avg_pool_sees_every_pixel_bilinear_does_not():
         MODELS.build(dict(type='ECEValueNetHead', pool='max'))
 
 
+def test_without_activation_the_estimate_is_linear_in_the_pooled_input():
+    """The reference head (no activation) is affine in its input before the
+    sigmoid: on class probabilities it sees where each class is predicted,
+    not how confident a pixel is -- two maps with the same per-cell means
+    get the same estimate. With ``act_cfg`` a ReLU after the 1x1 conv tells
+    them apart, and adds no weights (a checkpoint fits either head)."""
+    torch.manual_seed(0)
+    # cell-wise the same class means (pool 1x1 over 2x2): a confident
+    # half-and-half map against a uniformly unsure one
+    sure = torch.tensor([[1., 0.], [0., 1.]]).expand(1, 1, 2, 2)
+    sure = torch.cat([sure, 1 - sure], dim=1)
+    unsure = torch.full((1, 2, 2, 2), 0.5)
+    plain = MODELS.build(dict(type='ECEValueNetHead', in_channels=2,
+                              channels=16, pool_size=1)).eval()
+    assert torch.allclose(plain((sure, )), plain((unsure, )))
+    relu = MODELS.build(dict(type='ECEValueNetHead', in_channels=2,
+                             channels=16, pool_size=1,
+                             act_cfg=dict(type='ReLU'))).eval()
+    relu.load_state_dict(plain.state_dict())
+    assert not torch.allclose(relu((sure, )), relu((unsure, )))
+    assert set(relu.state_dict()) == set(plain.state_dict())
+
+
 def test_head_channel_mismatch_names_both_numbers():
     head = MODELS.build(dict(type='ECEValueNetHead', in_channels=2048))
     with pytest.raises(ValueError, match=r'in_channels=2048.*512 channels'):

@@ -3,6 +3,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
@@ -16,11 +17,12 @@ POOLS = ('bilinear', 'avg')
 class ECEValueNetHead(BaseModule):
     """The Cal-SFDA "value net": predicts an image's class-level ECE.
 
-    ``BatchNorm2d(in_channels) -> 1x1 conv (no bias) -> pool to
-    pool_size x pool_size -> flatten -> Linear -> sigmoid``: one scalar in
-    (0, 1) per image, trained on the labelled source to regress the image's
-    class-level ECE (see :func:`mmseg_calsfda.calibration.classwise_ece`), so
-    that ECE can be *estimated* on unlabelled target images. Its BatchNorm
+    ``BatchNorm2d(in_channels) -> 1x1 conv (no bias) [-> activation] ->
+    pool to pool_size x pool_size -> flatten -> Linear -> sigmoid``: one
+    scalar in (0, 1) per image, trained on the labelled source to regress
+    the image's class-level ECE (see
+    :func:`mmseg_calsfda.calibration.classwise_ece`), so that ECE can be
+    *estimated* on unlabelled target images. Its BatchNorm
     statistics are re-estimated on target data before use (``BNWarmupHook``).
     What it reads -- the decode head's class probabilities or a backbone
     output (the reference) -- is chosen by ``CalSFDASegmentor.value_input``;
@@ -40,6 +42,12 @@ class ECEValueNetHead(BaseModule):
             (adaptive average pooling: every pixel counts) or
             ``'bilinear'`` (the reference: at stride 8 it samples a few
             pixels of the map). Defaults to ``'avg'``.
+        act_cfg (dict, optional): An activation after the 1x1 conv, e.g.
+            ``dict(type='ReLU')``. Without one (the reference) the estimate
+            is a linear function of the pooled input before the sigmoid:
+            reading class probabilities, it can weigh which classes are
+            predicted where, but not how confident each pixel is. Defaults
+            to None.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -51,6 +59,7 @@ class ECEValueNetHead(BaseModule):
                  loss_weight: float = 1.0,
                  align_corners: bool = False,
                  pool: str = 'avg',
+                 act_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         for name, value in (('in_channels', in_channels),
@@ -67,6 +76,8 @@ class ECEValueNetHead(BaseModule):
         self.align_corners = align_corners
         self.bn = nn.BatchNorm2d(in_channels)
         self.conv = nn.Conv2d(in_channels, channels, 1, bias=False)
+        self.act_cfg = act_cfg
+        self.act = build_activation_layer(act_cfg) if act_cfg else None
         self.fc = nn.Linear(channels * pool_size * pool_size, 1)
 
     def _select(self, feats: Sequence[Tensor]) -> Tensor:
@@ -90,6 +101,8 @@ class ECEValueNetHead(BaseModule):
             Tensor: ``N x 1`` estimates in (0, 1).
         """
         x = self.conv(self.bn(self._select(feats)))
+        if self.act is not None:
+            x = self.act(x)
         size = (self.pool_size, self.pool_size)
         if self.pool == 'avg':
             x = F.adaptive_avg_pool2d(x, size)

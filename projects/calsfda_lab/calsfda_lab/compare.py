@@ -22,7 +22,10 @@ shared; every method then starts from the same stage-2 checkpoint:
   gives after adaptation.
 
 Stage 1's CE-only twin (no DiffECE, otherwise the same) is trained too,
-to measure what DiffECE does to the target's calibration; for ``cbst``
+to measure what DiffECE does to the target's calibration. Both stage-2
+runs (the shared one and the twin's) follow ``--stage2-recipe`` (default:
+the shipped, reference recipe; the others are
+:data:`calsfda_lab.stage2_recipes.STAGE2_RECIPES`). For ``cbst``
 and ``calsfda`` every round's pseudo-labels are scored against the
 target's true training labels (kept share and precision; benchmark only).
 
@@ -52,6 +55,11 @@ from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402
 # presets, transforms and variants are registered
 from .compare_summary import pseudo_label_lines, write_report  # noqa: E402
 from .experiments.pseudo_label_precision import round_quality  # noqa: E402
+from .stage2_recipes import (  # noqa: E402
+    STAGE2_RECIPES,
+    recipe_edit,
+    value_head_of,
+)
 
 METHODS = ('source_only', 'adabn', 'tent', 'cbst', 'calsfda',
            'target_supervised')
@@ -97,6 +105,10 @@ def parse_args():
         f"({', '.join(PSEUDO_LABELLING)}: the shipped rounds and their "
         "twins); tent and target_supervised keep --target-lr's (default: "
         "--target-lr's)")
+    parser.add_argument(
+        '--stage2-recipe', default='shipped', choices=list(STAGE2_RECIPES),
+        help="how the value head is trained (stage 2, shared by every "
+        "method; calsfda_lab.stage2_recipes) (default: %(default)s)")
     args = parser.parse_args()
     check_choices(args)
     return args
@@ -124,6 +136,8 @@ def claim_work_dir(args) -> None:
         run['target_lr'] = args.target_lr
     if args.self_training_lr is not None:
         run['self_training_lr'] = args.self_training_lr
+    if args.stage2_recipe != 'shipped':
+        run['stage2_recipe'] = args.stage2_recipe
     if osp.isfile(path):
         with open(path) as f:
             previous = json.load(f)
@@ -170,6 +184,7 @@ def single_checkpoint(args, size, data_dir, stage2: str,
                             'adabn' if adabn else 'source_only', 0,
                             lr=None, max_epochs=1)
     ckpt = osp.join(args.work_dir, stage2)
+    cfg.model.update(value_head_of(ckpt))
     # the value head always gets target statistics (as stage 3 gives it);
     # adabn also the backbone's
     modules = ('backbone', 'value_head') if adabn else ('value_head', )
@@ -190,8 +205,10 @@ def _adapting_cfg(args, size, data_dir, stage2: str, name: str,
     """Stage 3 from ``stage2``; ``schedule``: (rounds, epochs per round),
     by default :data:`SCHEDULE`'s."""
     rounds, per_round = schedule or SCHEDULE['tiny' if args.tiny else 'full']
-    return demo.target_stage_config(args, size, data_dir, stage2, name,
-                                    rounds, per_round)
+    cfg = demo.target_stage_config(args, size, data_dir, stage2, name,
+                                   rounds, per_round)
+    cfg.model.update(value_head_of(osp.join(args.work_dir, stage2)))
+    return cfg
 
 
 def tent_cfg(cfg):
@@ -375,8 +392,9 @@ def main():
     with console.stage('stage 1: source pre-training (shared)'):
         stage1 = demo.run_source_stage(args, size, data_dir)
     with console.stage('stage 2: the value head (shared)'):
-        estimation, adabn = demo.run_value_stage(args, size, data_dir,
-                                                 stage1['checkpoint'])
+        estimation, adabn = demo.run_value_stage(
+            args, size, data_dir, stage1['checkpoint'],
+            edit_cfg=recipe_edit(args.stage2_recipe))
         stage2 = estimation['checkpoint']
     with console.stage("stage 1's CE-only twin (no DiffECE)"):
         twin = demo.run_source_stage(args, size, data_dir, ece_loss=False)
@@ -385,7 +403,7 @@ def main():
         with console.stage("stage 2 on the CE-only twin"):
             twin_estimation, _ = demo.run_value_stage(
                 args, size, data_dir, twin['checkpoint'],
-                'stage2_value_ce_only')
+                'stage2_value_ce_only', recipe_edit(args.stage2_recipe))
         starts['calsfda_ce_only'] = twin_estimation['checkpoint']
     methods: Dict[str, dict] = {}
     for name in args.methods:
@@ -402,6 +420,7 @@ def main():
     result = dict(seed=args.seed, shift=args.shift, network=args.network,
                   target_lr=demo.target_lr(args),
                   self_training_lr=self_training_lr(args),
+                  stage2_recipe=args.stage2_recipe,
                   entropy_weight=demo.network_settings(args)[
                       'entropy_weight'],
                   stage1=dict(diffece=target_scores(stage1),

@@ -44,10 +44,11 @@ def parse_args():
     return parser.parse_args()
 
 
-# runs from before --network / --target-lr / the entropy weight: the
-# from-scratch ResNet-18 at its stage-3 rate, with the entropy term
+# runs from before --network / --target-lr / the entropy weight /
+# --stage2-recipe: the from-scratch ResNet-18 at its stage-3 rate, with the
+# entropy term, the shipped stage 2
 SETTING_DEFAULTS = dict(network='resnet18', target_lr=2.5e-4,
-                        entropy_weight=1.0)
+                        entropy_weight=1.0, stage2_recipe='shipped')
 
 
 def setting(run: dict, key: str):
@@ -126,6 +127,8 @@ def summarise(runs: List[dict]) -> dict:
     if 'target_lr' in runs[0]:
         result['target_lr'] = runs[0]['target_lr']
         result['self_training_lr'] = setting(runs[0], 'self_training_lr')
+    if setting(runs[0], 'stage2_recipe') != 'shipped':
+        result['stage2_recipe'] = runs[0]['stage2_recipe']
     if all('stage1' in run for run in runs):
         result['stage1'] = {
             key: dict(diffece=spread([run['stage1']['diffece'][key]
@@ -255,6 +258,8 @@ def markdown(summary: dict) -> str:
             rates += (', the pseudo-labelling methods '
                       f"{summary['self_training_lr']:g}")
         rates += ')'
+    if 'stage2_recipe' in summary:
+        rates += f", stage-2 recipe {summary['stage2_recipe']}"
     lines = [
         f"shift {summary['shift']}, seeds {seeds}{rates}: target val mIoU, "
         'mean ± sample std over the seeds', '',

@@ -181,28 +181,50 @@ def test_stage3_variants_diagnostics(tiny_run):
 
 
 @pytest.mark.slow
-def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run):
+def test_value_head_shift_puts_the_transform_in_stage_2(tiny_run, tmp_path):
     res = run_lab('experiments.value_head_shift', tiny_run, '--no-baseline',
-                  '--prob', '1', '--iters', '3', timeout=900)
+                  '--prob', '1', '--iters', '3', '--augment', 'photometric',
+                  '--act', 'relu', timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
-    rows = json.loads(
-        (tiny_run / 'value_head_shift_1_0.8_0.5_it3.json').read_text())
-    assert list(rows) == ['stage2_value_shift_1_0.8_0.5_it3']
-    row = rows['stage2_value_shift_1_0.8_0.5_it3']
+    tag = '1_0.8_0.5_photometric_relu_it3'
+    rows = json.loads((tiny_run / f'value_head_shift_{tag}.json').read_text())
+    assert list(rows) == [f'stage2_value_shift_{tag}']
+    row = rows[f'stage2_value_shift_{tag}']
     assert 'spearman' in row
     # --iters: the run's stage 2 (2 iterations at --tiny) runs 3
     assert row['checkpoint'].endswith('iter_3.pth')
-    cfg = next((tiny_run / 'stage2_value_shift_1_0.8_0.5_it3').glob(
+    cfg = next((tiny_run / f'stage2_value_shift_{tag}').glob(
         '*/vis_data/config.py')).read_text()
     assert "type='ClassConditionalColorShift'" in cfg and 'prob=1' in cfg
+    assert "type='PhotoMetricDistortion'" in cfg
+    assert "type='RandomBlurNoise'" in cfg
     assert 'max_iters=3' in cfg
+    # the ReLU has no weights: the experiments that read the checkpoint
+    # build its head from the config saved in it, and measure what stage 2
+    # measured
+    from calsfda_lab import compare
+    run, size = compare.load_run(str(tiny_run))
+    ckpt = f'stage2_value_shift_{tag}/iter_3.pth'
+    stage3 = compare._adapting_cfg(run, size, str(tiny_run / 'data'), ckpt,
+                                   'unused')
+    assert stage3.model.value_head.act_cfg == dict(type='ReLU')
+    out = tmp_path / 'drivers.json'
+    res = run_lab('experiments.ece_drivers', tiny_run, '--out', out,
+                  '--stage2', ckpt, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    drivers = json.loads(out.read_text())
+    assert drivers['spearman']['cECE_all']['estECE'] == pytest.approx(
+        row['spearman'], abs=1e-3)
+    assert 100 * np.mean([r['estECE'] for r in drivers['images']]) == \
+        pytest.approx(row['mean_estimated_ECE'], abs=1e-3)
 
 
 def test_value_head_shift_edit_sets_what_the_value_head_regresses():
     """``--class-average present`` changes what stage 2 regresses,
     ``--train-split val`` the source images it learns on, ``--lr`` its
-    learning rate; ``--prob 0`` leaves the pipeline as it is; the defaults
-    change only the pipeline."""
+    learning rate, ``--augment`` adds corruptions after the shift, ``--seed``
+    the stage's seed; ``--prob 0`` leaves the pipeline as it is; the
+    defaults change only the pipeline."""
     from calsfda_lab.experiments.value_head_shift import with_shift
     pipeline = [dict(type='LoadImageFromFile'),
                 dict(type='LoadAnnotations'),
@@ -231,6 +253,61 @@ def test_value_head_shift_edit_sets_what_the_value_head_regresses():
     assert cfg.train_dataloader.dataset.pipeline == pipeline
     assert cfg.model.ece_class_average == 'present'
     assert cfg.train_dataloader.dataset.ann_file == 'val.txt'
+    assert 'randomness' not in cfg
+    # --augment photometric: the corruptions after the shift; --seed: the
+    # stage's seed alone
+    cfg = edited(shift, augment='photometric', seed=7)
+    assert [s['type'] for s in cfg.train_dataloader.dataset.pipeline] == [
+        'LoadImageFromFile', 'LoadAnnotations',
+        'ClassConditionalColorShift', 'PhotoMetricDistortion',
+        'RandomBlurNoise', 'PackSegInputs']
+    assert cfg.randomness.seed == 7
+    cfg = edited(dict(shift, prob=0.0), augment='photometric')
+    assert [s['type'] for s in cfg.train_dataloader.dataset.pipeline] == [
+        'LoadImageFromFile', 'LoadAnnotations', 'PhotoMetricDistortion',
+        'RandomBlurNoise', 'PackSegInputs']
+
+
+def test_stage2_recipes_edit_the_value_stage_and_are_recorded(tmp_path):
+    """--stage2-recipe: 'shipped' edits nothing, the others are
+    value_head_shift's edits without the class-conditional shift; an
+    unknown name is refused; run.json records a non-shipped recipe, so a
+    work dir of one recipe is not reused for another."""
+    from calsfda_lab import compare
+    from calsfda_lab.stage2_recipes import STAGE2_RECIPES, recipe_edit
+    assert recipe_edit('shipped') is None
+    cfg = Config(dict(model=dict(type='CalSFDASegmentor'),
+                      train_dataloader=dict(dataset=dict(
+                          ann_file='train.txt',
+                          pipeline=[dict(type='LoadImageFromFile'),
+                                    dict(type='LoadAnnotations'),
+                                    dict(type='PackSegInputs')])),
+                      optim_wrapper=dict(optimizer=dict(lr=1e-4))))
+    recipe_edit('present-photometric')(cfg)
+    assert [s['type'] for s in cfg.train_dataloader.dataset.pipeline] == [
+        'LoadImageFromFile', 'LoadAnnotations', 'PhotoMetricDistortion',
+        'RandomBlurNoise', 'PackSegInputs']
+    assert cfg.model.ece_class_average == 'present'
+    assert cfg.optim_wrapper.optimizer.lr == 1e-4
+    with pytest.raises(ValueError, match="unknown stage-2 recipe 'x'"):
+        recipe_edit('x')
+    assert set(STAGE2_RECIPES) >= {'shipped', 'present',
+                                   'present-photometric'}
+
+    def claim(recipe):
+        args = SimpleNamespace(work_dir=str(tmp_path), seed=3,
+                               shift='default', tiny=True,
+                               network='efficientnet_lite0', target_lr=None,
+                               self_training_lr=None, stage2_recipe=recipe)
+        compare.claim_work_dir(args)
+        return json.loads((tmp_path / 'run.json').read_text())
+
+    assert 'stage2_recipe' not in claim('shipped')
+    (tmp_path / 'run.json').unlink()
+    assert claim('present-photometric')['stage2_recipe'] == \
+        'present-photometric'
+    with pytest.raises(SystemExit, match='holds a run of'):
+        claim('shipped')
 
 
 @pytest.mark.slow

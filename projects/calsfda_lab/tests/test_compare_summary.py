@@ -85,6 +85,12 @@ def test_summary_refuses_mixed_runs(tmp_path):
     res = run_lab('compare_summary', *cmd + [f, g, '--out', out])
     assert ("the runs mix self_training_lr values [0.0003, 0.003]"
             in res.stderr)
+    # the stage-2 recipe: a run without one had the shipped stage 2
+    h = _write_run(tmp_path / 'h', 9, 20.0, [21.0],
+                   stage2_recipe='present-photometric')
+    res = run_lab('compare_summary', *cmd + [a, h, '--out', out])
+    assert ("the runs mix stage2_recipe values ['present-photometric', "
+            "'shipped']") in res.stderr
     res = run_lab('compare_summary', *cmd + [a, c, '--out', out])
     assert 'a seed appears twice among [3, 3]' in res.stderr
     res = run_lab('compare_summary',
@@ -240,3 +246,23 @@ def test_summary_names_the_stage3_rates(tmp_path):
                                                                     0.0003)
     assert ('seeds 3, 4 (stage-3 rate 0.003, the pseudo-labelling methods '
             '0.0003):') in (out / 'summary.md').read_text()
+
+
+def test_summary_names_the_stage2_recipe(tmp_path):
+    runs = [_write_run(tmp_path / f's{seed}', seed, 20.0, [22.0],
+                       target_lr=0.003, stage2_recipe='present')
+            for seed in (3, 4)]
+    out = tmp_path / 'out'
+    res = run_lab('compare_summary', *[*runs, '--out', str(out)])
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['stage2_recipe'] == 'present'
+    assert 'seeds 3, 4 (stage-3 rate 0.003), stage-2 recipe present:' in \
+        (out / 'summary.md').read_text()
+    # the shipped recipe is not named (summaries from before it read the
+    # same)
+    shipped = [_write_run(tmp_path / f't{seed}', seed, 20.0, [22.0])
+               for seed in (3, 4)]
+    res = run_lab('compare_summary', *[*shipped, '--out', str(out)])
+    assert 'stage2_recipe' not in json.loads(
+        (out / 'summary.json').read_text())

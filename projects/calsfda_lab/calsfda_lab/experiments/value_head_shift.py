@@ -4,7 +4,8 @@ training pipeline, from a finished compare.py run's stage-1 checkpoint.
     python -m calsfda_lab.experiments.value_head_shift \\
         work_dirs/tune_hard_s0 --max-share 0.8 --class-prob 0.5 \\
         [--value-input backbone] [--class-average present] \\
-        [--train-split val] [--lr 1e-3] [--iters 3000]
+        [--train-split val] [--lr 1e-3] [--iters 3000] \\
+        [--augment photometric] [--seed 100] [--act relu]
 
 Prints the Spearman / Pearson between estimated and true per-image
 class-level ECE on target val (BN warm-up on target) for the run's own
@@ -23,17 +24,28 @@ stage 1's own training images (the shipped recipe: ``train.txt``); its
 stage-2 validation is then on its training images. ``--lr`` replaces the
 stage-2 config's Adam learning rate (1e-4), ``--iters`` the run's stage-2
 iterations (its schedule, evaluations and checkpoints scale with them).
-``--prob 0`` puts no transform in the pipeline (the other changes alone).
+``--augment photometric`` adds a generic corruption of the source images
+after the shift (MMSeg's ``PhotoMetricDistortion`` at its defaults, then
+the lab's ``RandomBlurNoise``; the stage's pipeline already ends in a
+strong colour distortion, but has no blur or noise), so that the network's
+errors and calibration vary more from image to image while the value head
+learns. ``--seed`` replaces the
+run's seed in stage 2 alone (the value head's initialisation and the order
+of its batches). ``--act relu`` puts an activation after the value head's
+1x1 conv (``ECEValueNetHead(act_cfg=dict(type='ReLU'))``; the reference has
+none, so that, reading class probabilities, its estimate is linear in their
+pooled values). ``--prob 0`` puts no class-conditional shift in the
+pipeline (the other changes alone).
 An experiment, not a benchmark: it reads the run's target val labels.
 """
 import argparse
 import json
 import os.path as osp
-from typing import Optional
 
 from mmseg_calsfda.testing import demo_stages as demo  # noqa: E402
 
 from .. import compare  # noqa: E402
+from ..stage2_recipes import ACTIVATIONS, AUGMENTS, with_shift  # noqa: E402
 
 
 def shift_parser(description: str) -> argparse.ArgumentParser:
@@ -72,40 +84,20 @@ def parse_args():
                         "the stage-2 config's)")
     parser.add_argument('--iters', type=int,
                         help="stage 2's iterations (default: the run's)")
+    parser.add_argument('--augment', choices=list(AUGMENTS),
+                        default='none',
+                        help="a corruption of the source images in stage 2's "
+                        'pipeline (after the shift)')
+    parser.add_argument('--act', choices=list(ACTIVATIONS),
+                        help="an activation after the value head's 1x1 conv")
+    parser.add_argument('--seed', type=int,
+                        help="stage 2's random seed (default: the run's)")
     parser.add_argument('--no-baseline', action='store_true',
                         help="skip retraining the run's own stage-2 recipe")
     args = parser.parse_args()
     if args.iters is not None and args.iters < 1:
         parser.error(f'--iters must be >= 1, got {args.iters}')
     return args
-
-
-def with_shift(shift: dict, value_input: str, class_average: str = 'all',
-               train_split: str = 'train', lr: Optional[float] = None):
-    """Inserts ``ClassConditionalColorShift`` after ``LoadAnnotations``
-    (none at ``prob`` 0); points the value head at the backbone, sets what
-    it regresses (``ece_class_average``), the source split it learns on
-    (``<train_split>.txt``) and its learning rate if asked."""
-
-    def edit(cfg) -> None:
-        if lr is not None:
-            cfg.optim_wrapper.optimizer.lr = lr
-        if train_split != 'train':
-            cfg.train_dataloader.dataset.ann_file = f'{train_split}.txt'
-        pipeline = cfg.train_dataloader.dataset.pipeline
-        at = [step['type'] for step in pipeline].index('LoadAnnotations')
-        if shift['prob'] > 0:
-            pipeline.insert(at + 1,
-                            dict(type='ClassConditionalColorShift', **shift))
-        if class_average != 'all':
-            cfg.model.ece_class_average = class_average
-        if value_input == 'backbone':
-            cfg.model.value_input = 'backbone'
-            # the shrunk ResNet's last stage, as the decode head reads it
-            head = cfg.model.value_head
-            head.in_channels = cfg.model.decode_head.in_channels
-
-    return edit
 
 
 def main():
@@ -122,6 +114,12 @@ def main():
         tag += f'_on-{args.train_split}'
     if args.lr is not None:
         tag += f'_lr{args.lr:g}'
+    if args.augment != 'none':
+        tag += f'_{args.augment}'
+    if args.act is not None:
+        tag += f'_{args.act}'
+    if args.seed is not None:
+        tag += f'_seed{args.seed}'
     if args.iters is not None:
         tag += f'_it{args.iters}'
         size = dict(size, value_iters=args.iters)
@@ -130,7 +128,8 @@ def main():
     runs = [('stage2_value_rerun', None),
             (f'stage2_value_shift_{tag}',
              with_shift(shift, args.value_input, args.class_average,
-                        args.train_split, args.lr))]
+                        args.train_split, args.lr, args.augment, args.seed,
+                        args.act))]
     rows = {}
     for name, edit in runs[args.no_baseline:]:
         rows[name], _ = demo.run_value_stage(run, size, data_dir, stage1,

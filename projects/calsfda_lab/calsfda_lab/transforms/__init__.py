@@ -1,4 +1,5 @@
 from .class_conditional_color_shift import ClassConditionalColorShift
 from .class_mix import ClassMix
+from .random_blur_noise import RandomBlurNoise
 
-__all__ = ['ClassConditionalColorShift', 'ClassMix']
+__all__ = ['ClassConditionalColorShift', 'ClassMix', 'RandomBlurNoise']
