@@ -6,6 +6,7 @@ documents (``CalSFDASegmentor.ece_class_average``,
 ``ECEValueNetHead.act_cfg``, the training pipeline); the shipped recipe is
 the reference's.
 """
+import os.path as osp
 from typing import Callable, Optional
 
 import torch
@@ -91,7 +92,11 @@ def value_head_of(checkpoint: str) -> dict:
     """``value_head`` and ``value_input`` of the model a stage-2 checkpoint
     was trained as (from the config MMEngine saves in its meta), so that a
     value head built with other settings (e.g. an activation, which has no
-    weights to tell it by) is evaluated as it was trained."""
+    weights to tell it by) is evaluated as it was trained. Nothing for a
+    checkpoint not yet trained (a config built before its stage 2 runs: the
+    plugin's runner then refuses a head trained otherwise when it loads)."""
+    if not osp.isfile(checkpoint):
+        return {}
     meta = torch.load(checkpoint, map_location='cpu',
                       weights_only=False).get('meta', {})
     if 'cfg' not in meta:
