@@ -67,10 +67,10 @@ def missing_keys(model: nn.Module, state: Mapping) -> List[str]:
             if key not in state and not key.endswith(IGNORED_MISSING)]
 
 
-def saved_value_head(checkpoint: Mapping) -> Optional[dict]:
-    """The ``model.value_head`` config a checkpoint's value head was trained
-    with, from the config MMEngine saves in its ``meta`` -- None when the
-    checkpoint has no saved config, its model trained no value head (a
+def saved_value_model(checkpoint: Mapping) -> Optional[dict]:
+    """The ``model`` config a checkpoint with a trained value head was
+    trained as, from the config MMEngine saves in its ``meta`` -- None when
+    the checkpoint has no saved config, its model trained no value head (a
     stage-1 or model-zoo checkpoint), or the config does not parse."""
     meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
     text = meta.get('cfg') if isinstance(meta, Mapping) else None
@@ -82,7 +82,13 @@ def saved_value_head(checkpoint: Mapping) -> Optional[dict]:
         return None
     if model.get('stage') not in VALUE_TRAINED_STAGES:
         return None
-    return model.get('value_head') or None
+    return model
+
+
+def saved_value_head(checkpoint: Mapping) -> Optional[dict]:
+    """The ``model.value_head`` config a checkpoint's value head was trained
+    with (:func:`saved_value_model`), or None."""
+    return (saved_value_model(checkpoint) or {}).get('value_head') or None
 
 
 def value_head_setting_differences(model: nn.Module, checkpoint: Mapping

@@ -12,6 +12,8 @@ from typing import Callable, Optional
 import torch
 from mmengine import Config
 
+from mmseg_calsfda.engine.checkpoint_fit import saved_value_model
+
 #: ``--augment``: the transforms put after ``LoadAnnotations`` (and the
 #: class-conditional shift) in stage 2's training pipeline, before its
 #: resize and on top of the stage's own strong colour distortion (the
@@ -90,17 +92,14 @@ def recipe_edit(name: str) -> Optional[Callable[[Config], None]]:
 
 def value_head_of(checkpoint: str) -> dict:
     """``value_head`` and ``value_input`` of the model a stage-2 checkpoint
-    was trained as (from the config MMEngine saves in its meta), so that a
+    was trained as (the plugin's ``saved_value_model``), so that a
     value head built with other settings (e.g. an activation, which has no
     weights to tell it by) is evaluated as it was trained. Nothing for a
     checkpoint not yet trained (a config built before its stage 2 runs: the
     plugin's runner then refuses a head trained otherwise when it loads)."""
     if not osp.isfile(checkpoint):
         return {}
-    meta = torch.load(checkpoint, map_location='cpu',
-                      weights_only=False).get('meta', {})
-    if 'cfg' not in meta:
-        return {}
-    model = Config.fromstring(meta['cfg'], '.py').model
+    model = saved_value_model(
+        torch.load(checkpoint, map_location='cpu', weights_only=False)) or {}
     return {key: model[key] for key in ('value_head', 'value_input')
             if model.get(key) is not None}
